@@ -1,0 +1,90 @@
+//! 2-D convolution, NHWC activations and OHWI weights. The int8 kernel's inner product is
+//! [`dot_i8`], the one function with a Cortex-M DSP (SMLAD) variant.
+
+use super::Window;
+use pare_format::Table;
+
+/// Int8 requantisation parameters of a conv or dense op (TFLite arithmetic).
+pub struct Requant<'t, 'a> {
+    pub bias: &'t Table<'a, i32>,
+    pub multipliers: &'t Table<'a, i32>,
+    pub shifts: &'t Table<'a, i8>,
+    pub in_zp: i32,
+    pub out_zp: i32,
+}
+
+impl Requant<'_, '_> {
+    /// Output value for accumulator `acc` of output channel `o`.
+    pub fn apply(&self, o: u32, acc: i32, relu: bool) -> Option<i8> {
+        let m = self.multipliers.get(o)?;
+        let s = i32::from(self.shifts.get(o)?);
+        let y = crate::quant::multiply_by_quantized_multiplier(acc, m, s).saturating_add(self.out_zp);
+        let low = if relu { self.out_zp.max(-128) } else { -128 };
+        Some(y.clamp(low, 127) as i8)
+    }
+}
+
+/// `Σ x·w` over little-endian f32 weight bytes.
+pub fn dot_f32(x: &[f32], w: &[u8]) -> f32 {
+    let (w, _) = w.as_chunks::<4>();
+    x.iter().zip(w).map(|(a, b)| a * f32::from_le_bytes(*b)).sum()
+}
+
+/// `Σ (x + x_offset)·w` over int8 vectors (`x_offset` is minus the input zero point).
+#[inline]
+pub fn dot_i8(x: &[i8], w: &[i8], x_offset: i32) -> i32 {
+    crate::ops::simd::dot_i8(x, w, x_offset)
+}
+
+/// f32 convolution; `None` only if slices disagree with the geometry.
+pub fn conv_f32(g: &Window, x: &[f32], w: &Table<'_, f32>, bias: &Table<'_, f32>, relu: bool, y: &mut [f32]) -> Option<()> {
+    let wb = w.bytes();
+    let row = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?.checked_mul(4)?;
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let base = (oy * g.ow + ox) * g.oc;
+            let out = y.get_mut(base..base + g.oc)?;
+            for (o, acc) in out.iter_mut().enumerate() {
+                let filter = wb.get(o * row..(o + 1) * row)?;
+                let mut sum = bias.get(o as u32)?;
+                for (ky, iy) in Window::taps(oy, g.sh, g.pt, g.kh, g.ih) {
+                    for (kx, ix) in Window::taps(ox, g.sw, g.pl, g.kw, g.iw) {
+                        let px = (iy * g.iw + ix) * g.ic;
+                        let wo = (ky * g.kw + kx) * g.ic * 4;
+                        sum += dot_f32(x.get(px..px + g.ic)?, filter.get(wo..wo + g.ic * 4)?);
+                    }
+                }
+                *acc = if relu { sum.max(0.0) } else { sum };
+            }
+        }
+    }
+    Some(())
+}
+
+/// int8 convolution with per-channel requantisation.
+pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, y: &mut [i8]) -> Option<()> {
+    let row = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?;
+    let x_offset = q.in_zp.checked_neg()?;
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let base = (oy * g.ow + ox) * g.oc;
+            let out = y.get_mut(base..base + g.oc)?;
+            for (o, val) in out.iter_mut().enumerate() {
+                let filter = w.get(o * row..(o + 1) * row)?;
+                let mut acc = q.bias.get(o as u32)?;
+                for (ky, iy) in Window::taps(oy, g.sh, g.pt, g.kh, g.ih) {
+                    let kx0 = Window::taps(ox, g.sw, g.pl, g.kw, g.iw).next();
+                    // In-bounds taps of a row are contiguous in both input and filter.
+                    let Some((kx, ix)) = kx0 else { continue };
+                    let n = Window::taps(ox, g.sw, g.pl, g.kw, g.iw).count();
+                    let px = (iy * g.iw + ix) * g.ic;
+                    let wo = (ky * g.kw + kx) * g.ic;
+                    let len = n * g.ic;
+                    acc = acc.wrapping_add(dot_i8(x.get(px..px + len)?, filter.get(wo..wo + len)?, x_offset));
+                }
+                *val = q.apply(o as u32, acc, relu)?;
+            }
+        }
+    }
+    Some(())
+}

@@ -1,0 +1,127 @@
+//! TFLite / CMSIS-NN fixed-point arithmetic, bit for bit. The host quantiser uses these same
+//! functions, which is what makes host emulation and board agree exactly.
+
+/// `round(a * b / 2^31)` with saturation, as gemmlowp's `SaturatingRoundingDoublingHighMul`.
+pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = i64::from(a) * i64::from(b);
+    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// Division by `2^exponent` rounding half away from zero, as gemmlowp's `RoundingDivideByPOT`.
+pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
+    let exponent = exponent.clamp(0, 31);
+    let mask = ((1i64 << exponent) - 1) as i32;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i32::from(x < 0);
+    (x >> exponent) + i32::from(remainder > threshold)
+}
+
+/// `x * multiplier * 2^(shift - 31)` with TFLite rounding (`MultiplyByQuantizedMultiplier`).
+pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let left = shift.clamp(0, 31);
+    let right = (-shift).clamp(0, 31);
+    let shifted = x.saturating_mul(1i32.wrapping_shl(left as u32));
+    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+}
+
+/// Splits a positive real multiplier into a Q31 multiplier and a power-of-two shift, as
+/// TFLite's `QuantizeMultiplier`: `real ≈ multiplier * 2^(shift - 31)`.
+pub fn quantize_multiplier(real: f64) -> (i32, i32) {
+    if real <= 0.0 || !real.is_finite() {
+        return (0, 0);
+    }
+    // frexp: real = q * 2^shift with q in [0.5, 1).
+    let mut shift = 0i32;
+    let mut q = real;
+    while q >= 1.0 {
+        q /= 2.0;
+        shift += 1;
+    }
+    while q < 0.5 {
+        q *= 2.0;
+        shift -= 1;
+    }
+    let mut q_fixed = round_half_away(q * (1u64 << 31) as f64) as i64;
+    if q_fixed == 1i64 << 31 {
+        q_fixed /= 2;
+        shift += 1;
+    }
+    if shift < -31 {
+        return (0, 0);
+    }
+    if shift > 30 {
+        return (i32::MAX, 30);
+    }
+    (q_fixed as i32, shift)
+}
+
+/// `f64::round` is not in `core`; half away from zero like C's `round`.
+fn round_half_away(x: f64) -> f64 {
+    let t = x as i64 as f64;
+    let frac = x - t;
+    if frac >= 0.5 {
+        t + 1.0
+    } else if frac <= -0.5 {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
+/// Quantises a real value to int8 with `round(x / scale) + zero_point`, saturating.
+pub fn quantize_f32(x: f32, scale: f32, zero_point: i32) -> i8 {
+    let q = round_half_away(f64::from(x) / f64::from(scale));
+    let q = if q.is_nan() { 0.0 } else { q.clamp(-1.0e9, 1.0e9) } as i32;
+    q.saturating_add(zero_point).clamp(-128, 127) as i8
+}
+
+/// The real value of an int8 element.
+pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
+    scale * (i32::from(q) - zero_point) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn high_mul_matches_hand_values() {
+        // 2^30 * 2^30 / 2^31 = 2^29
+        assert_eq!(saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
+        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
+        // 3 * 2^30 / 2^31 = 1.5 → 2 (round half up for positive)
+        assert_eq!(saturating_rounding_doubling_high_mul(3, 1 << 30), 2);
+        // -3 * 2^30 / 2^31 = -1.5 → -2 (away from zero)
+        assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -2);
+    }
+
+    #[test]
+    fn divide_by_pot_rounds_half_away_from_zero() {
+        assert_eq!(rounding_divide_by_pot(5, 1), 3);
+        assert_eq!(rounding_divide_by_pot(-5, 1), -3);
+        assert_eq!(rounding_divide_by_pot(4, 1), 2);
+        assert_eq!(rounding_divide_by_pot(-7, 2), -2);
+        assert_eq!(rounding_divide_by_pot(7, 0), 7);
+    }
+
+    #[test]
+    fn quantized_multiplier_reproduces_the_real_factor() {
+        for real in [0.0003_f64, 0.0078125, 0.33, 0.5, 0.999_999, 1.0, 1.7, 123.4] {
+            let (m, s) = quantize_multiplier(real);
+            let back = f64::from(m) * 2f64.powi(s - 31);
+            assert!((back - real).abs() / real < 1e-9, "{real}: {m} {s} → {back}");
+            // And applying it to an integer rounds like the real product.
+            for x in [-1000, -7, 0, 5, 999, 12345] {
+                let got = multiply_by_quantized_multiplier(x, m, s);
+                let want = (f64::from(x) * real).round();
+                assert!((f64::from(got) - want).abs() <= 1.0, "{x} * {real}: {got} vs {want}");
+            }
+        }
+        assert_eq!(quantize_multiplier(0.5), (1 << 30, 0));
+        assert_eq!(quantize_multiplier(1.0), (1 << 30, 1));
+    }
+}
