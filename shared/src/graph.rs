@@ -220,9 +220,15 @@ pub struct ChannelPlace<'a> {
     pub input: u32,
     pub output: u32,
     pub stride: u32,
-    /// Strictly increasing output channel indices, one per input channel.
+    /// One entry per input channel: its output channel, or [`ChannelPlace::DROP`] when the
+    /// channel is discarded (its target was pruned). Kept targets are strictly increasing.
     #[serde(borrow)]
     pub channels: Table<'a, u16>,
+}
+
+impl ChannelPlace<'_> {
+    /// Marks an input channel that is not placed anywhere.
+    pub const DROP: u16 = u16::MAX;
 }
 
 /// Fully connected layer over a `(1, 1, n)` buffer.

@@ -286,7 +286,7 @@ fn check_op(m: &Model<'_>, k: u32, op: &Op<'_>) -> Result<()> {
             }
             expect_len(k, "channels", &c.channels, u64::from(i.c))?;
             let mut prev: Option<u16> = None;
-            for ch in c.channels.iter() {
+            for ch in c.channels.iter().filter(|&ch| ch != crate::ChannelPlace::DROP) {
                 if prev.is_some_and(|p| ch <= p) || u32::from(ch) >= o.c {
                     return Err(GraphError::BadParameter { op: k, what: "channels not increasing or out of range" });
                 }

@@ -21,7 +21,9 @@ pub fn place<T: Copy>(g: &Geometry, x: &[T], channels: &Table<'_, u16>, zero: T,
             let dst = (oy * g.ow + ox) * g.oc;
             let pixel = x.get(src..src + g.ic)?;
             for (v, ch) in pixel.iter().zip(channels.iter()) {
-                *y.get_mut(dst + usize::from(ch))? = *v;
+                if ch != pare_format::ChannelPlace::DROP {
+                    *y.get_mut(dst + usize::from(ch))? = *v;
+                }
             }
         }
     }

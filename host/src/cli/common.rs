@@ -1,0 +1,76 @@
+//! Options shared by several subcommands, and model loading.
+
+use crate::model::{weights, zoo, Net};
+use anyhow::{bail, Context};
+use burn::tensor::Device;
+use std::path::PathBuf;
+
+/// Which compute device runs burn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceKind {
+    /// burn-flex on the CPU.
+    Cpu,
+}
+
+impl DeviceKind {
+    pub fn device(self) -> Device {
+        match self {
+            DeviceKind::Cpu => Device::flex(),
+        }
+    }
+}
+
+/// How to get a model: a zoo name, weights, or a checkpoint.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Zoo model: tiny, resnet8, resnet20/32/44/56, vgg16. Optional with a checkpoint.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Weights: a pare checkpoint (architecture inside) or a safetensors file in PyTorch
+    /// naming (then --model is required).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
+}
+
+/// Where data comes from.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataArgs {
+    /// `synthetic` (built in) or a CIFAR-10 folder / `cifar-10-binary.tar.gz`.
+    #[arg(long, default_value = "synthetic")]
+    pub data: String,
+}
+
+impl ModelArgs {
+    /// Loads or initialises the model on `device`.
+    pub fn load(&self, device: &Device) -> anyhow::Result<Net> {
+        match (&self.model, &self.weights) {
+            (_, Some(path)) => {
+                let (_, meta) = weights::read(path)?;
+                if meta.contains_key(weights::ARCH_KEY) {
+                    let (net, _) = weights::load_checkpoint(path, device)?;
+                    if let Some(m) = &self.model {
+                        if &net.arch.name != m {
+                            bail!("{} holds a {} checkpoint, not {m}", path.display(), net.arch.name);
+                        }
+                    }
+                    return Ok(net);
+                }
+                let Some(name) = &self.model else {
+                    bail!("{} has plain weights without an architecture: say which with --model", path.display());
+                };
+                let arch = zoo_arch(name)?;
+                Ok(weights::load_weights(&arch, path, device)?)
+            }
+            (Some(name), None) => Net::init(&zoo_arch(name)?, device).map_err(anyhow::Error::msg),
+            (None, None) => bail!("give --model NAME, --weights FILE, or both"),
+        }
+    }
+}
+
+/// The zoo architecture called `name` (10 classes).
+pub fn zoo_arch(name: &str) -> anyhow::Result<crate::model::Arch> {
+    zoo::by_name(name, 10).with_context(|| format!("unknown model '{name}'; the zoo has: {}", zoo::NAMES.join(", ")))
+}

@@ -1,0 +1,40 @@
+//! `pare eval`.
+
+use super::common::{DataArgs, ModelArgs};
+use crate::report;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Split: train, test, or any NAME.bin in the data folder (e.g. test_lossless).
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Evaluate only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Also write top-1, per-class accuracy and the confusion matrix as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(a: EvalArgs) -> anyhow::Result<()> {
+    let device = a.model.device.device();
+    let net = a.model.load(&device)?;
+    let mut ds = crate::data::load(&a.data.data, &a.split)?;
+    if let Some(n) = a.limit {
+        ds = ds.take(n);
+    }
+    let ev = crate::train::evaluate(&net, &ds, a.batch_size, &device);
+    println!("{} on {} ({} images): top-1 {:.2} %", net.arch.name, ds.source, ev.samples, 100.0 * ev.top1);
+    println!("{}", report::per_class_table(&net.arch.labels, &[("accuracy", &ev)]));
+    if let Some(path) = a.json {
+        report::write_json(&path, &ev)?;
+    }
+    Ok(())
+}

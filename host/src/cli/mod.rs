@@ -1,0 +1,31 @@
+//! The `pare` command line: one module per subcommand, shared options here.
+
+pub mod common;
+pub mod eval;
+pub mod train;
+
+use clap::{Parser, Subcommand};
+
+/// pare: prune CNNs by attribution, quantise them, and prove they still work on a microcontroller.
+#[derive(Parser, Debug)]
+#[command(name = "pare", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a zoo model (or continue a checkpoint) with SGD.
+    Train(train::TrainArgs),
+    /// Top-1, per-class accuracy and confusion matrix of a model on a dataset split.
+    Eval(eval::EvalArgs),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+    }
+}

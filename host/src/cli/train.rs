@@ -1,0 +1,113 @@
+//! `pare train`.
+
+use super::common::{DataArgs, ModelArgs};
+use crate::model::weights;
+use crate::train::{Schedule, TrainConfig};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Checkpoint written after every epoch (atomically).
+    #[arg(long, default_value = "runs/model.safetensors")]
+    pub out: PathBuf,
+    /// Continue from the checkpoint at --out (its epoch counter and weights).
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Stop after this many optimiser steps in total.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f64,
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub schedule: Schedule,
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Evaluate on this split after training (e.g. test, test_lossless).
+    #[arg(long)]
+    pub eval_split: Option<String>,
+}
+
+/// Ctrl-C sets this; the training loop finishes its batch, saves and stops.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    // A second handler registration fails harmlessly (e.g. in tests); the flag then stays unset.
+    let _ = ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: finishing this batch and saving (Ctrl-C again to abort)");
+    });
+    flag
+}
+
+pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    let device = a.model.device.device().autodiff();
+    device.seed(a.seed);
+    let (net, start) = if a.resume {
+        let (net, meta) = weights::load_checkpoint(&a.out, &device).context("--resume needs the checkpoint at --out")?;
+        let epoch = meta.get("pare.epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
+        eprintln!("resuming {} from epoch {epoch}", a.out.display());
+        (net, epoch)
+    } else {
+        (a.model.load(&device)?, 0)
+    };
+    let ds = crate::data::load(&a.data.data, "train")?;
+    let cfg = TrainConfig {
+        epochs: a.epochs,
+        max_steps: a.max_steps,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        momentum: a.momentum,
+        weight_decay: a.weight_decay,
+        schedule: a.schedule,
+        label_smoothing: a.label_smoothing,
+        seed: a.seed,
+        augment: true,
+    };
+    let stop = interrupt_flag();
+    let mut save_error = None;
+    let started = std::time::Instant::now();
+    let net = crate::train::train(net, &ds, &cfg, start, &device, &stop, &mut |net, s, interrupted| {
+        eprintln!(
+            "epoch {:>3}: loss {:.4}  train acc {:.2} %  {:.0} img/s{}",
+            s.epoch,
+            s.loss,
+            100.0 * s.accuracy,
+            s.images_per_second,
+            if interrupted { "  (interrupted)" } else { "" }
+        );
+        // An interrupted epoch is saved with the previous epoch number, so --resume redoes it.
+        let done = if interrupted { s.epoch - 1 } else { s.epoch };
+        if let Err(e) = weights::save_checkpoint(net, &[("pare.epoch", done.to_string())], &a.out) {
+            save_error = Some(e);
+        }
+    });
+    if let Some(e) = save_error {
+        return Err(e.into());
+    }
+    eprintln!("saved {} ({:.0} s)", a.out.display(), started.elapsed().as_secs_f64());
+    if let Some(split) = a.eval_split {
+        let ds = crate::data::load(&a.data.data, &split)?;
+        let ev = crate::train::evaluate(&net, &ds, 256, &device.inner());
+        println!("{} on {}: top-1 {:.2} %", net.arch.name, ds.source, 100.0 * ev.top1);
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! CIFAR-10 binary format: records of 1 label byte + 3072 pixel bytes (R, G, B planes).
+//! Splits: `train` = `data_batch_*.bin`, `test` = `test_batch.bin`, any other name = `NAME.bin`.
+//! Reads a folder or the official `cifar-10-binary.tar.gz` directly.
+
+use super::Dataset;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+const RECORD: usize = 3073;
+
+/// Why data could not be loaded; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {len} bytes is not a whole number of 3073-byte CIFAR records")]
+    BadSize { path: PathBuf, len: usize },
+    #[error("{path}: label {label} at byte offset {offset} is outside 0..=9")]
+    BadLabel { path: PathBuf, offset: usize, label: u8 },
+    #[error("no files for split '{split}' in {path} (expected {expected})")]
+    NoFiles { path: PathBuf, split: String, expected: String },
+    #[error("unknown synthetic split '{0}' (use train or test)")]
+    UnknownSplit(String),
+}
+
+fn split_files(split: &str) -> (Vec<String>, String) {
+    match split {
+        "train" => ((1..=5).map(|i| format!("data_batch_{i}.bin")).collect(), "data_batch_1..5.bin".into()),
+        "test" => (vec!["test_batch.bin".into()], "test_batch.bin".into()),
+        other => (vec![format!("{other}.bin")], format!("{other}.bin")),
+    }
+}
+
+/// Parses one file's bytes, appending to `ds`.
+fn parse(path: &Path, bytes: &[u8], ds: &mut Dataset) -> Result<(), DataError> {
+    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+        return Err(DataError::BadSize { path: path.into(), len: bytes.len() });
+    }
+    for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
+        if rec[0] > 9 {
+            return Err(DataError::BadLabel { path: path.into(), offset: i * RECORD, label: rec[0] });
+        }
+        ds.labels.push(rec[0]);
+        ds.images.extend_from_slice(&rec[1..]);
+    }
+    Ok(())
+}
+
+/// Loads a split from a folder of `.bin` files or from the official `.tar.gz`.
+pub fn load_cifar(path: &Path, split: &str) -> Result<Dataset, DataError> {
+    let (names, expected) = split_files(split);
+    let mut ds = Dataset {
+        images: vec![],
+        labels: vec![],
+        shape: [3, 32, 32],
+        classes: 10,
+        source: format!("{}:{split}", path.display()),
+    };
+    let io = |e| DataError::Io { path: path.into(), source: e };
+    if path.is_file() {
+        // The official archive: cifar-10-batches-bin/<name>.bin inside a gzipped tar.
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut found: Vec<(String, Vec<u8>)> = vec![];
+        for entry in archive.entries().map_err(io)? {
+            let mut entry = entry.map_err(io)?;
+            let name = entry.path().map_err(io)?.file_name().map(|s| s.to_string_lossy().into_owned());
+            if let Some(name) = name.filter(|n| names.contains(n)) {
+                let mut bytes = vec![];
+                entry.read_to_end(&mut bytes).map_err(io)?;
+                found.push((name, bytes));
+            }
+        }
+        found.sort_by_key(|(n, _)| names.iter().position(|x| x == n));
+        for (name, bytes) in &found {
+            parse(&path.join(name), bytes, &mut ds)?;
+        }
+    } else {
+        // A folder: the files themselves, or the archive's cifar-10-batches-bin/ inside it.
+        let dir = if path.join("cifar-10-batches-bin").is_dir() { path.join("cifar-10-batches-bin") } else { path.into() };
+        if !dir.is_dir() {
+            return Err(DataError::Io { path: path.into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) });
+        }
+        for name in &names {
+            let file = dir.join(name);
+            if file.is_file() {
+                let bytes = std::fs::read(&file).map_err(|e| DataError::Io { path: file.clone(), source: e })?;
+                parse(&file, &bytes, &mut ds)?;
+            }
+        }
+    }
+    if ds.is_empty() {
+        return Err(DataError::NoFiles { path: path.into(), split: split.into(), expected });
+    }
+    Ok(ds)
+}

@@ -1,0 +1,145 @@
+//! The burn module that executes an [`Arch`]: one conv+BN pair per conv node and a classifier.
+
+use super::arch::{Arch, Node, Src};
+use burn::module::{Module, Param};
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::{activation::relu, Device, Distribution, Tensor, TensorData};
+
+/// A convolution without bias, followed by BatchNorm (eps 1e-5, momentum 0.1).
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    /// `[out, in, kh, kw]`, PyTorch layout.
+    pub weight: Param<Tensor<4>>,
+    pub bn: BatchNorm,
+}
+
+/// The classifier, PyTorch layout `[out, in]`.
+#[derive(Module, Debug)]
+pub struct Dense {
+    pub weight: Param<Tensor<2>>,
+    pub bias: Param<Tensor<1>>,
+}
+
+/// A model: parameters plus the architecture that wires them.
+#[derive(Module, Debug)]
+pub struct Net {
+    pub convs: Vec<ConvBn>,
+    pub linear: Dense,
+    #[module(skip)]
+    pub arch: Arch,
+}
+
+/// Called with each node's output (a conv's after BN and ReLU); returns what flows on.
+pub type Hook<'h> = dyn FnMut(usize, Tensor<4>) -> Tensor<4> + 'h;
+
+impl Net {
+    /// A freshly initialised model (Kaiming-normal convs, PyTorch-default classifier).
+    pub fn init(arch: &Arch, device: &Device) -> Result<Self, String> {
+        let shapes = arch.shapes()?;
+        let mut convs = Vec::new();
+        let mut linear = None;
+        for node in &arch.nodes {
+            match node {
+                Node::Conv { input, out, kernel, .. } => {
+                    let cin = arch.in_channels(&shapes, *input);
+                    let std = (2.0 / (out * kernel * kernel) as f64).sqrt();
+                    let w = Tensor::random([*out, cin, *kernel, *kernel], Distribution::Normal(0.0, std), device);
+                    convs.push(ConvBn { weight: Param::from_tensor(w), bn: BatchNormConfig::new(*out).init(device) });
+                }
+                Node::Linear { input, out, .. } => {
+                    let cin = arch.in_channels(&shapes, *input);
+                    let k = (1.0 / cin as f64).sqrt();
+                    linear = Some(Dense {
+                        weight: Param::from_tensor(Tensor::random([*out, cin], Distribution::Uniform(-k, k), device)),
+                        bias: Param::from_tensor(Tensor::random([*out], Distribution::Uniform(-k, k), device)),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let linear = linear.ok_or("no classifier")?;
+        Ok(Self { convs, linear, arch: arch.clone() })
+    }
+
+    /// Logits for a batch `[n, c, h, w]` of normalised images.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_hooked(x, &mut |_, t| t)
+    }
+
+    /// Forward pass with a hook on every node output (for masks, scores and bottlenecks).
+    pub fn forward_hooked(&self, x: Tensor<4>, hook: &mut Hook<'_>) -> Tensor<2> {
+        let mut values: Vec<Tensor<4>> = Vec::with_capacity(self.arch.nodes.len());
+        let get = |s: Src, values: &Vec<Tensor<4>>| match s {
+            Src::Input => x.clone(),
+            Src::Node(j) => values[j].clone(),
+        };
+        let mut conv_index = 0;
+        for (i, node) in self.arch.nodes.iter().enumerate() {
+            let y = match node {
+                Node::Conv { input, stride, padding, relu: r, .. } => {
+                    let cb = &self.convs[conv_index];
+                    conv_index += 1;
+                    let opts = ConvOptions::new([*stride; 2], [*padding; 2], [1, 1], 1);
+                    let y = cb.bn.forward(conv2d(get(*input, &values), cb.weight.val(), None, opts));
+                    if *r { relu(y) } else { y }
+                }
+                Node::MaxPool { input, kernel, stride } => {
+                    let mut o = MaxPoolOptions::new([*kernel; 2]);
+                    o.stride = [*stride; 2];
+                    max_pool2d(get(*input, &values), o)
+                }
+                Node::AvgPool { input, kernel, stride } => {
+                    let mut o = AvgPoolOptions::new([*kernel; 2]);
+                    o.stride = [*stride; 2];
+                    avg_pool2d(get(*input, &values), o)
+                }
+                Node::GlobalAvgPool { input } => get(*input, &values).mean_dim(2).mean_dim(3),
+                Node::Add { a, b, relu: r } => {
+                    let y = get(*a, &values) + get(*b, &values);
+                    if *r { relu(y) } else { y }
+                }
+                Node::Place { input, stride, out, channels } => place(get(*input, &values), *stride, *out, channels),
+                Node::Linear { input, .. } => {
+                    let v = get(*input, &values);
+                    let [n, c, _, _] = v.dims();
+                    let flat: Tensor<2> = v.reshape([n, c]);
+                    let y = flat.matmul(self.linear.weight.val().transpose()) + self.linear.bias.val().unsqueeze_dim(0);
+                    let [n, k] = y.dims();
+                    y.reshape([n, k, 1, 1])
+                }
+            };
+            values.push(hook(i, y));
+        }
+        let out = values.pop().expect("validated architectures end in a classifier");
+        let [n, k, _, _] = out.dims();
+        out.reshape([n, k])
+    }
+}
+
+/// Option-A shortcut: `x[:, :, ::s, ::s]`, channels placed, zeros elsewhere.
+fn place(x: Tensor<4>, stride: usize, out: usize, channels: &[Option<usize>]) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let device = x.device();
+    let x = if stride > 1 {
+        // Strided subsampling as a 1×1 pool with stride s (exactly x[:, :, ::s, ::s]).
+        let mut o = MaxPoolOptions::new([1, 1]);
+        o.stride = [stride; 2];
+        max_pool2d(x, o)
+    } else {
+        x
+    };
+    let (oh, ow) = (h.div_ceil(stride), w.div_ceil(stride));
+    // Placement as a matmul with a 0/1 matrix [out, c]: simple, differentiable, any device.
+    let mut m = vec![0f32; out * c];
+    for (i, t) in channels.iter().enumerate() {
+        if let Some(t) = t {
+            m[t * c + i] = 1.0;
+        }
+    }
+    let m: Tensor<2> = Tensor::from_data(TensorData::new(m, [out, c]), &device);
+    let flat: Tensor<3> = x.reshape([n, c, oh * ow]);
+    let y = m.unsqueeze_dim::<3>(0).repeat_dim(0, n).matmul(flat);
+    y.reshape([n, out, oh, ow])
+}

@@ -1,0 +1,183 @@
+//! The model zoo (CIFAR variants, 32×32 input). Each function returns the unpruned [`Arch`];
+//! widths live in the nodes, so pruned checkpoints carry their own.
+
+use super::arch::{Arch, Node, Shape, Src};
+
+/// CIFAR-10 class names, label order.
+pub const CIFAR10_LABELS: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+/// The normalisation the pretrained CIFAR ResNets expect (ImageNet statistics).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Names accepted by [`by_name`].
+pub const NAMES: [&str; 7] = ["tiny", "resnet8", "resnet20", "resnet32", "resnet44", "resnet56", "vgg16"];
+
+/// The zoo model called `name`, with `classes` outputs.
+pub fn by_name(name: &str, classes: usize) -> Option<Arch> {
+    let arch = match name {
+        "tiny" => tiny(classes),
+        "resnet8" => resnet8(classes),
+        "vgg16" => vgg16(classes),
+        _ => {
+            let depth: usize = name.strip_prefix("resnet")?.parse().ok()?;
+            if ![20, 32, 44, 56, 110].contains(&depth) {
+                return None;
+            }
+            resnet_cifar(depth, classes)
+        }
+    };
+    Some(arch)
+}
+
+struct Builder {
+    nodes: Vec<Node>,
+}
+
+impl Builder {
+    fn push(&mut self, n: Node) -> Src {
+        self.nodes.push(n);
+        Src::Node(self.nodes.len() - 1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv(&mut self, name: &str, bn: &str, input: Src, out: usize, kernel: usize, stride: usize, relu: bool) -> Src {
+        self.push(Node::Conv {
+            name: name.into(),
+            bn: bn.into(),
+            input,
+            out,
+            kernel,
+            stride,
+            padding: kernel / 2,
+            relu,
+        })
+    }
+
+    fn finish(self, name: &str, classes: usize, mean: &[f32], std: &[f32]) -> Arch {
+        let labels = if classes == 10 {
+            CIFAR10_LABELS.iter().map(|s| s.to_string()).collect()
+        } else {
+            (0..classes).map(|i| format!("class{i}")).collect()
+        };
+        Arch {
+            name: name.into(),
+            input: Shape { c: 3, h: 32, w: 32 },
+            nodes: self.nodes,
+            mean: mean.to_vec(),
+            std: std.to_vec(),
+            labels,
+        }
+    }
+}
+
+/// A small CNN for the built-in synthetic data: learns in a minute on a CPU, runs on any board.
+pub fn tiny(classes: usize) -> Arch {
+    let mut b = Builder { nodes: vec![] };
+    let x = b.conv("conv1", "bn1", Src::Input, 16, 3, 1, true);
+    let x = b.push(Node::MaxPool { input: x, kernel: 2, stride: 2 });
+    let x = b.conv("conv2", "bn2", x, 32, 3, 1, true);
+    let x = b.push(Node::MaxPool { input: x, kernel: 2, stride: 2 });
+    let x = b.conv("conv3", "bn3", x, 32, 3, 1, true);
+    let x = b.push(Node::GlobalAvgPool { input: x });
+    b.push(Node::Linear { name: "linear".into(), input: x, out: classes });
+    b.finish("tiny", classes, &[0.5, 0.5, 0.5], &[0.25, 0.25, 0.25])
+}
+
+/// CIFAR ResNet-`depth` (He et al. 2016), option-A shortcuts, exactly the layout of
+/// `akamaster/pytorch_resnet_cifar10` (`../shared/models/resnet-cifar10`).
+pub fn resnet_cifar(depth: usize, classes: usize) -> Arch {
+    let blocks = (depth - 2) / 6;
+    let mut b = Builder { nodes: vec![] };
+    let mut x = b.conv("conv1", "bn1", Src::Input, 16, 3, 1, true);
+    let mut planes_in = 16;
+    for (stage, planes) in [16usize, 32, 64].into_iter().enumerate() {
+        for i in 0..blocks {
+            let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+            let p = format!("layer{}.{i}", stage + 1);
+            let h = b.conv(&format!("{p}.conv1"), &format!("{p}.bn1"), x, planes, 3, stride, true);
+            let h = b.conv(&format!("{p}.conv2"), &format!("{p}.bn2"), h, planes, 3, 1, false);
+            let short = if stride != 1 || planes_in != planes {
+                let pad = planes / 4;
+                let channels = (0..planes_in).map(|c| Some(c + pad)).collect();
+                b.push(Node::Place { input: x, stride, out: planes, channels })
+            } else {
+                x
+            };
+            x = b.push(Node::Add { a: h, b: short, relu: true });
+            planes_in = planes;
+        }
+    }
+    let x = b.push(Node::GlobalAvgPool { input: x });
+    b.push(Node::Linear { name: "linear".into(), input: x, out: classes });
+    b.finish(&format!("resnet{depth}"), classes, &IMAGENET_MEAN, &IMAGENET_STD)
+}
+
+/// ResNet-8 of MLPerf Tiny: 16/32/64 channels, 1×1 stride-2 projection shortcuts, 8×8 pool.
+pub fn resnet8(classes: usize) -> Arch {
+    let mut b = Builder { nodes: vec![] };
+    let mut x = b.conv("conv1", "bn1", Src::Input, 16, 3, 1, true);
+    let mut planes_in = 16;
+    for (stage, planes) in [16usize, 32, 64].into_iter().enumerate() {
+        let stride = if stage > 0 { 2 } else { 1 };
+        let p = format!("layer{}.0", stage + 1);
+        let h = b.conv(&format!("{p}.conv1"), &format!("{p}.bn1"), x, planes, 3, stride, true);
+        let h = b.conv(&format!("{p}.conv2"), &format!("{p}.bn2"), h, planes, 3, 1, false);
+        let short = if stride != 1 || planes_in != planes {
+            b.conv(&format!("{p}.shortcut.0"), &format!("{p}.shortcut.1"), x, planes, 1, stride, false)
+        } else {
+            x
+        };
+        x = b.push(Node::Add { a: h, b: short, relu: true });
+        planes_in = planes;
+    }
+    let x = b.push(Node::AvgPool { input: x, kernel: 8, stride: 8 });
+    b.push(Node::Linear { name: "linear".into(), input: x, out: classes });
+    b.finish("resnet8", classes, &[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])
+}
+
+/// VGG-16-BN for CIFAR: 13 conv+BN+ReLU, 5 max pools, one linear classifier.
+pub fn vgg16(classes: usize) -> Arch {
+    const CFG: [usize; 18] = [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0];
+    let mut b = Builder { nodes: vec![] };
+    let mut x = Src::Input;
+    let mut k = 0;
+    for &c in &CFG {
+        if c == 0 {
+            x = b.push(Node::MaxPool { input: x, kernel: 2, stride: 2 });
+        } else {
+            x = b.conv(&format!("features.{k}"), &format!("features.{}", k + 1), x, c, 3, 1, true);
+            k += 3;
+        }
+    }
+    b.push(Node::Linear { name: "classifier".into(), input: x, out: classes });
+    b.finish("vgg16", classes, &[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoo_shapes_and_published_sizes() {
+        // Parameter counts published for the CIFAR ResNets (conv + BN + linear): 0.27 M, 0.85 M.
+        let (_, p20) = resnet_cifar(20, 10).cost().unwrap();
+        assert!((p20 as f64 / 1e6 - 0.27).abs() < 0.005, "{p20}");
+        let (m20, _) = resnet_cifar(20, 10).cost().unwrap();
+        // 40.55 M MACs is the commonly quoted figure for ResNet-20 on 32×32.
+        assert!((m20 as f64 / 1e6 - 40.6).abs() < 0.5, "{m20}");
+        let (_, p56) = resnet_cifar(56, 10).cost().unwrap();
+        assert!((p56 as f64 / 1e6 - 0.85).abs() < 0.01, "{p56}");
+        // MLPerf Tiny ResNet-8: 78 k parameters, 12.5 M MACs.
+        let (m8, p8) = resnet8(10).cost().unwrap();
+        assert!((p8 as f64 / 1e3 - 78.0).abs() < 2.0, "{p8}");
+        assert!((m8 as f64 / 1e6 - 12.5).abs() < 0.3, "{m8}");
+        // VGG-16 CIFAR: 313.5 M MACs, 14.7 M parameters.
+        let (mv, pv) = vgg16(10).cost().unwrap();
+        assert!((mv as f64 / 1e6 - 313.5).abs() < 1.0, "{mv}");
+        assert!((pv as f64 / 1e6 - 14.7).abs() < 0.05, "{pv}");
+        for name in NAMES {
+            by_name(name, 10).unwrap().shapes().unwrap();
+        }
+    }
+}

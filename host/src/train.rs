@@ -1,0 +1,225 @@
+//! Training (SGD with Nesterov momentum, weight decay, cosine or step schedule, label
+//! smoothing) and evaluation (top-1, per-class accuracy, confusion matrix).
+
+use crate::data::{batch, Augment, Dataset};
+use crate::model::Net;
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Mean cross-entropy with optional label smoothing.
+pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>, smoothing: f64) -> Tensor<1> {
+    let logp = log_softmax(logits, 1);
+    let nll = logp.clone().gather(1, targets.unsqueeze_dim(1)).mean().neg();
+    if smoothing > 0.0 {
+        nll.mul_scalar(1.0 - smoothing) + logp.mean().neg().mul_scalar(smoothing)
+    } else {
+        nll
+    }
+}
+
+/// Learning-rate schedule over total steps.
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum, Serialize)]
+pub enum Schedule {
+    /// Half-cosine from `lr` to 0.
+    Cosine,
+    /// `lr`, divided by 10 at 50 % and 75 % of training.
+    Step,
+    /// Constant.
+    Constant,
+}
+
+impl Schedule {
+    pub fn lr(self, base: f64, step: usize, total: usize) -> f64 {
+        let t = step as f64 / total.max(1) as f64;
+        match self {
+            Schedule::Cosine => base * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
+            Schedule::Step => base * if t < 0.5 { 1.0 } else if t < 0.75 { 0.1 } else { 0.01 },
+            Schedule::Constant => base,
+        }
+    }
+}
+
+/// Hyper-parameters of a training run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    /// Stop after this many steps in total (for short fine-tunes); `None` = whole epochs.
+    pub max_steps: Option<usize>,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+    pub label_smoothing: f64,
+    pub seed: u64,
+    pub augment: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            max_steps: None,
+            batch_size: 64,
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            schedule: Schedule::Cosine,
+            label_smoothing: 0.0,
+            seed: 0,
+            augment: true,
+        }
+    }
+}
+
+/// What happened in one epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub images_per_second: f64,
+}
+
+/// Trains `net` (on an autodiff `device`). `start_epoch` supports resuming; `on_epoch` is called
+/// after every epoch (checkpointing); `stop` is checked after every batch (Ctrl-C): when set,
+/// the current epoch's state is handed to `on_epoch` and training ends.
+pub fn train(
+    mut net: Net,
+    ds: &Dataset,
+    cfg: &TrainConfig,
+    start_epoch: usize,
+    device: &Device,
+    stop: &AtomicBool,
+    on_epoch: &mut dyn FnMut(&Net, &EpochStats, bool),
+) -> Net {
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig { momentum: cfg.momentum, dampening: 0.0, nesterov: true }))
+        .with_weight_decay(Some(WeightDecayConfig::new(cfg.weight_decay as f32)))
+        .init();
+    let steps_per_epoch = ds.len().div_ceil(cfg.batch_size);
+    let total = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch).min(cfg.epochs * steps_per_epoch);
+    let mut step = start_epoch * steps_per_epoch;
+    for epoch in start_epoch..cfg.epochs {
+        if step >= total {
+            break;
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64));
+        let mut order: Vec<usize> = (0..ds.len()).collect();
+        order.shuffle(&mut rng);
+        let n_steps = steps_per_epoch.min(total - step);
+        let bar = crate::progress::steps(n_steps as u64, &format!("epoch {}/{}", epoch + 1, cfg.epochs));
+        let started = std::time::Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        let mut interrupted = false;
+        for idx in order.chunks(cfg.batch_size).take(n_steps) {
+            let aug = cfg.augment.then(|| Augment { rng: &mut rng });
+            let (x, y) = batch(ds, idx, &net.arch.mean, &net.arch.std, aug, device);
+            let logits = net.forward(x);
+            let loss = cross_entropy(logits.clone(), y.clone(), cfg.label_smoothing);
+            let pred = logits.argmax(1).squeeze_dim::<1>(1);
+            correct += pred.equal(y).int().sum().into_scalar::<i64>() as usize;
+            seen += idx.len();
+            loss_sum += loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(cfg.schedule.lr(cfg.lr, step, total), net, grads);
+            step += 1;
+            bar.inc(1);
+            bar.set_prefix(format!(
+                "loss {:.3} acc {:.1}% {:.0} img/s",
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64,
+                seen as f64 / started.elapsed().as_secs_f64()
+            ));
+            if stop.load(Ordering::SeqCst) {
+                interrupted = true;
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        let stats = EpochStats {
+            epoch: epoch + 1,
+            loss: loss_sum / seen.max(1) as f64,
+            accuracy: correct as f64 / seen.max(1) as f64,
+            images_per_second: seen as f64 / started.elapsed().as_secs_f64(),
+        };
+        on_epoch(&net, &stats, interrupted);
+        if interrupted {
+            break;
+        }
+    }
+    net
+}
+
+/// Accuracy figures of one evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub samples: usize,
+    pub top1: f64,
+    pub per_class: Vec<f64>,
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<usize>>,
+    #[serde(skip)]
+    pub predictions: Vec<usize>,
+}
+
+impl Evaluation {
+    pub fn from_predictions(labels: &[u8], predictions: Vec<usize>, classes: usize) -> Self {
+        let mut confusion = vec![vec![0usize; classes]; classes];
+        for (&l, &p) in labels.iter().zip(&predictions) {
+            if (l as usize) < classes && p < classes {
+                confusion[l as usize][p] += 1;
+            }
+        }
+        let per_class = confusion
+            .iter()
+            .enumerate()
+            .map(|(i, row)| row[i] as f64 / row.iter().sum::<usize>().max(1) as f64)
+            .collect();
+        let correct: usize = (0..classes).map(|i| confusion[i][i]).sum();
+        Self { samples: predictions.len(), top1: correct as f64 / predictions.len().max(1) as f64, per_class, confusion, predictions }
+    }
+}
+
+/// Logits of every image (inference mode, no augmentation).
+pub fn logits(net: &Net, ds: &Dataset, batch_size: usize, device: &Device) -> Vec<Vec<f32>> {
+    let net = net.valid();
+    let mut out = Vec::with_capacity(ds.len());
+    let order: Vec<usize> = (0..ds.len()).collect();
+    let bar = crate::progress::steps(ds.len().div_ceil(batch_size) as u64, "evaluating");
+    for idx in order.chunks(batch_size) {
+        let (x, _) = batch::<rand::rngs::StdRng>(ds, idx, &net.arch.mean, &net.arch.std, None, device);
+        let y = net.forward(x);
+        let [n, k] = y.dims();
+        let v: Vec<f32> = y.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        out.extend((0..n).map(|i| v[i * k..(i + 1) * k].to_vec()));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    out
+}
+
+/// Top-1, per-class accuracy and confusion matrix.
+pub fn evaluate(net: &Net, ds: &Dataset, batch_size: usize, device: &Device) -> Evaluation {
+    let preds = logits(net, ds, batch_size, device).iter().map(|l| argmax(l)).collect();
+    Evaluation::from_predictions(&ds.labels, preds, net.arch.labels.len())
+}
+
+/// Index of the largest value (first on ties).
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
