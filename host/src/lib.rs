@@ -2,7 +2,10 @@
 
 pub mod cli;
 pub mod data;
+pub mod emulate;
+pub mod export;
 pub mod model;
 pub mod progress;
+pub mod prune;
 pub mod report;
 pub mod train;

@@ -2,6 +2,8 @@
 
 pub mod common;
 pub mod eval;
+pub mod export;
+pub mod run;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,10 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Top-1, per-class accuracy and confusion matrix of a model on a dataset split.
     Eval(eval::EvalArgs),
+    /// Fold BatchNorm, optionally quantise to int8, and write a .pare file for the device.
+    Export(export::ExportArgs),
+    /// Run a .pare file through the device runtime on this machine (host emulation).
+    Run(run::RunArgs),
 }
 
 /// Runs the parsed command.
@@ -27,5 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Run(a) => run::run(a),
     }
 }

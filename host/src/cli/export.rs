@@ -1,0 +1,48 @@
+//! `pare export`.
+
+use super::common::ModelArgs;
+use crate::export::{export, Quant};
+use crate::report::write_atomic;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// f32, or int8 post-training quantisation calibrated on --calib-data.
+    #[arg(long, value_enum, default_value = "int8")]
+    pub quant: Quant,
+    /// Calibration images for int8: `synthetic` or a CIFAR-10 folder/archive (train split).
+    #[arg(long, default_value = "synthetic")]
+    pub calib_data: String,
+    #[arg(long, default_value_t = 512)]
+    pub calib_samples: usize,
+    /// Output file.
+    #[arg(long, short, default_value = "model.pare")]
+    pub out: PathBuf,
+}
+
+pub fn run(a: ExportArgs) -> anyhow::Result<()> {
+    let device = a.model.device.device();
+    let net = a.model.load(&device)?;
+    let calib = match a.quant {
+        Quant::F32 => None,
+        Quant::Int8 => Some(crate::data::load(&a.calib_data, "train")?.take(a.calib_samples)),
+    };
+    let provenance = a.model.weights.as_ref().and_then(|p| crate::model::weights::read(p).ok()).and_then(|(_, m)| m.get("pare.provenance").cloned());
+    let prov: Option<crate::prune::ProvenanceRecord> = provenance.and_then(|p| serde_json::from_str(&p).ok());
+    let bytes = export(&net, a.quant, calib.as_ref(), prov.as_ref().map(|p| p.as_format()))?;
+    write_atomic(&a.out, &bytes)?;
+    let rt = pare_device::Runtime::from_bytes(&bytes)?;
+    let (macs, params) = net.arch.cost().map_err(anyhow::Error::msg)?;
+    println!(
+        "wrote {}: {} bytes, arena {} bytes, {:.2} M MACs, {:.1} k params, {:?}",
+        a.out.display(),
+        bytes.len(),
+        rt.arena_bytes(),
+        macs as f64 / 1e6,
+        params as f64 / 1e3,
+        a.quant
+    );
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! `pare run`: host emulation of the device runtime.
+
+use super::common::DataArgs;
+use crate::report;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The .pare model file.
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Write one predicted class per line (what `pare flash` compares the board against).
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
+}
+
+pub fn run(a: RunArgs) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&a.model).map_err(|e| anyhow::anyhow!("{}: {e}", a.model.display()))?;
+    let mut ds = crate::data::load(&a.data.data, &a.split)?;
+    if let Some(n) = a.limit {
+        ds = ds.take(n);
+    }
+    let em = crate::emulate::emulate(&bytes, &ds)?;
+    let model = pare_format::decode(&bytes)?;
+    let labels: Vec<String> = model.meta.labels.iter().map(|l| l.unwrap_or("?").to_string()).collect();
+    println!("{} (pare-device, host) on {}: top-1 {:.2} % over {} images", a.model.display(), ds.source, 100.0 * em.evaluation.top1, ds.len());
+    println!("{}", report::per_class_table(&labels, &[("accuracy", &em.evaluation)]));
+    if let Some(p) = a.predictions {
+        let text: String = em.evaluation.predictions.iter().map(|p| format!("{p}\n")).collect();
+        report::write_atomic(&p, text.as_bytes())?;
+    }
+    Ok(())
+}

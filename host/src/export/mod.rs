@@ -1,0 +1,183 @@
+//! From a trained (possibly pruned) [`Net`] to a `.pare` file: BatchNorm folded into convs,
+//! NHWC/OHWI layouts, optional int8 post-training quantisation, and the format's memory plan.
+//! Input normalisation stays an explicit input step (see `pare_format::InputSpec`), so zero
+//! padding happens in normalised space exactly as in training.
+
+mod calibrate;
+mod quantize;
+
+pub use calibrate::{calibrate, Ranges};
+
+use crate::data::Dataset;
+use crate::model::{weights, Net, Node, Src};
+use pare_format::{Add, Buffer, ChannelPlace, Conv2d, Dense, ModelBuilder, Op, Params, Pool, Provenance, Table, Unary};
+
+/// Number format of the exported model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum Quant {
+    F32,
+    Int8,
+}
+
+/// A folded conv or dense layer: `[out][in·kh·kw]` weights in OHWI order and a bias.
+pub struct Folded {
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub out: usize,
+}
+
+/// Folds a conv node's BatchNorm into its weights and bias, and reorders OIHW to OHWI.
+pub fn fold_conv(t: &weights::Tensors, name: &str, bn: &str) -> Folded {
+    let (shape, w) = &t[&format!("{name}.weight")];
+    let [o, i, kh, kw] = [shape[0], shape[1], shape[2], shape[3]];
+    let g = &t[&format!("{bn}.weight")].1;
+    let b = &t[&format!("{bn}.bias")].1;
+    let m = &t[&format!("{bn}.running_mean")].1;
+    let v = &t[&format!("{bn}.running_var")].1;
+    let mut weights = vec![0f32; o * i * kh * kw];
+    let mut bias = vec![0f32; o];
+    for oc in 0..o {
+        let scale = f64::from(g[oc]) / (f64::from(v[oc]) + 1e-5).sqrt();
+        bias[oc] = (f64::from(b[oc]) - f64::from(m[oc]) * scale) as f32;
+        for ic in 0..i {
+            for y in 0..kh {
+                for x in 0..kw {
+                    let src = ((oc * i + ic) * kh + y) * kw + x;
+                    let dst = ((oc * kh + y) * kw + x) * i + ic;
+                    weights[dst] = (f64::from(w[src]) * scale) as f32;
+                }
+            }
+        }
+    }
+    Folded { weights, bias, out: o }
+}
+
+/// What [`export`] reports about the file it wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExportSummary {
+    pub file_bytes: usize,
+    pub arena_bytes: u32,
+    pub macs: u64,
+    pub params: u64,
+    pub quant: Quant,
+}
+
+/// Builds the `.pare` bytes. `calibration` is required for int8.
+pub fn export(net: &Net, quant: Quant, calibration: Option<&Dataset>, provenance: Option<Provenance<'_>>) -> anyhow::Result<Vec<u8>> {
+    let arch = &net.arch;
+    let shapes = arch.shapes().map_err(anyhow::Error::msg)?;
+    let t = weights::to_tensors(net);
+    let ranges = match quant {
+        Quant::F32 => None,
+        Quant::Int8 => {
+            let ds = calibration.ok_or_else(|| anyhow::anyhow!("int8 export needs calibration images"))?;
+            Some(calibrate(net, ds, &burn::tensor::Device::flex()))
+        }
+    };
+    let q = ranges.as_ref().map(|r| quantize::plan(arch, r));
+    let mut b = ModelBuilder::new(&arch.name);
+    b.labels(&arch.labels).normalization(&arch.mean, &arch.std);
+    if let Some(p) = &provenance {
+        b.provenance(p);
+    }
+    let buf = |s: crate::model::Shape, id: Option<usize>| -> Buffer {
+        match &q {
+            None => Buffer::f32(s.h as u32, s.w as u32, s.c as u32),
+            Some(q) => {
+                let (scale, zp) = q.buffer(id);
+                Buffer::i8(s.h as u32, s.w as u32, s.c as u32, scale, zp)
+            }
+        }
+    };
+    let input = b.buffer(buf(arch.input, None));
+    b.set_input(input);
+    let mut ids = Vec::with_capacity(arch.nodes.len());
+    let id = |s: Src, ids: &Vec<u32>| match s {
+        Src::Input => input,
+        Src::Node(j) => ids[j],
+    };
+    for (i, node) in arch.nodes.iter().enumerate() {
+        let out = b.buffer(buf(shapes[i], Some(i)));
+        let bi = |s: Src| b.buffer_info(id(s, &ids)).unwrap_or(Buffer::f32(1, 1, 1));
+        match node {
+            Node::Conv { name, bn, input: src, kernel, stride, padding, relu, .. } => {
+                let f = fold_conv(&t, name, bn);
+                let (k, s, p) = (*kernel as u32, *stride as u32, *padding as u32);
+                let (x, y) = (bi(*src), b.buffer_info(out).unwrap_or(Buffer::f32(1, 1, 1)));
+                let enc = quantize::layer(&f, &x, &y, q.is_some());
+                let op = Op::Conv2d(Conv2d {
+                    input: id(*src, &ids),
+                    output: out,
+                    kernel: [k, k],
+                    stride: [s, s],
+                    padding: [p; 4],
+                    relu: *relu,
+                    params: enc.params(),
+                });
+                b.push(&op)?;
+            }
+            Node::Linear { name, input: src, .. } => {
+                let (shape, w) = &t[&format!("{name}.weight")];
+                let f = Folded { weights: w.clone(), bias: t[&format!("{name}.bias")].1.clone(), out: shape[0] };
+                let (x, y) = (bi(*src), b.buffer_info(out).unwrap_or(Buffer::f32(1, 1, 1)));
+                let enc = quantize::layer(&f, &x, &y, q.is_some());
+                b.push(&Op::Dense(Dense { input: id(*src, &ids), output: out, relu: false, params: enc.params() }))?;
+            }
+            Node::MaxPool { input: src, kernel, stride } | Node::AvgPool { input: src, kernel, stride } => {
+                let p = Pool {
+                    input: id(*src, &ids),
+                    output: out,
+                    kernel: [*kernel as u32; 2],
+                    stride: [*stride as u32; 2],
+                    padding: [0; 4],
+                };
+                b.push(&if matches!(node, Node::MaxPool { .. }) { Op::MaxPool2d(p) } else { Op::AvgPool2d(p) })?;
+            }
+            Node::GlobalAvgPool { input: src } => b.push(&Op::GlobalAvgPool(Unary { input: id(*src, &ids), output: out }))?,
+            Node::Add { a, b: bb, relu } => {
+                let quant = q.as_ref().map(|_| {
+                    let y = b.buffer_info(out).unwrap_or(Buffer::f32(1, 1, 1));
+                    quantize::add(&bi(*a), &bi(*bb), &y)
+                });
+                b.push(&Op::Add(Add { a: id(*a, &ids), b: id(*bb, &ids), output: out, relu: *relu, quant }))?;
+            }
+            Node::Place { input: src, stride, channels, .. } => {
+                let ch: Vec<u16> = channels.iter().map(|c| c.map_or(ChannelPlace::DROP, |c| c as u16)).collect();
+                let bytes = Table::encode(&ch);
+                b.push(&Op::ChannelPlace(ChannelPlace {
+                    input: id(*src, &ids),
+                    output: out,
+                    stride: *stride as u32,
+                    channels: Table::new(ch.len() as u32, &bytes),
+                }))?;
+            }
+        }
+        ids.push(out);
+    }
+    b.set_output(*ids.last().ok_or_else(|| anyhow::anyhow!("empty model"))?);
+    Ok(b.finish()?)
+}
+
+/// Encoded parameters of one layer, owning the bytes the format borrows.
+pub struct EncodedLayer {
+    f32: Option<(Vec<u8>, Vec<u8>)>,
+    i8: Option<[Vec<u8>; 5]>,
+    out: u32,
+    weights: u32,
+}
+
+impl EncodedLayer {
+    pub fn params(&self) -> Params<'_> {
+        match (&self.f32, &self.i8) {
+            (Some((w, b)), _) => Params::F32 { weights: Table::new(self.weights, w), bias: Table::new(self.out, b) },
+            (_, Some([w, b, s, m, sh])) => Params::I8 {
+                weights: Table::new(self.weights, w),
+                bias: Table::new(self.out, b),
+                weight_scales: Table::new(self.out, s),
+                multipliers: Table::new(self.out, m),
+                shifts: Table::new(self.out, sh),
+            },
+            _ => Params::F32 { weights: Table::empty(), bias: Table::empty() },
+        }
+    }
+}
