@@ -2,6 +2,7 @@
 //! physical removal of channels, and the iterative schedule.
 
 pub mod groups;
+pub mod surgery;
 
 /// Where a pruned model came from (stored in checkpoints, carried into `.pare` files).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
