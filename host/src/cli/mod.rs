@@ -3,7 +3,9 @@
 pub mod common;
 pub mod eval;
 pub mod export;
+pub mod prune;
 pub mod run;
+pub mod score;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,10 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Top-1, per-class accuracy and confusion matrix of a model on a dataset split.
     Eval(eval::EvalArgs),
+    /// Score every conv filter (attribution, taylor-guided, taylor, l1, bn-scale, random).
+    Score(score::ScoreArgs),
+    /// Iteratively remove the weakest filters (physically), fine-tune, report.
+    Prune(prune::PruneArgs),
     /// Fold BatchNorm, optionally quantise to int8, and write a .pare file for the device.
     Export(export::ExportArgs),
     /// Run a .pare file through the device runtime on this machine (host emulation).
@@ -33,6 +39,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Prune(a) => prune::run(a),
         Command::Export(a) => export::run(a),
         Command::Run(a) => run::run(a),
     }

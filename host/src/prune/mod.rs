@@ -1,7 +1,9 @@
 //! Filter pruning: channel groups derived from the architecture, importance criteria,
 //! physical removal of channels, and the iterative schedule.
 
+pub mod criteria;
 pub mod groups;
+pub mod schedule;
 pub mod surgery;
 
 /// Where a pruned model came from (stored in checkpoints, carried into `.pare` files).

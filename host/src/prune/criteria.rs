@@ -1,0 +1,363 @@
+//! Filter importance. Every criterion returns one score per output filter of every conv node
+//! (keyed by node index); [`normalize`] and [`group_scores`] turn them into per-space scores.
+//!
+//! Scoring runs in inference mode (BatchNorm running statistics) on calibration images in
+//! dataset order without augmentation; L is the batch-mean cross-entropy.
+
+use crate::data::{batch, Dataset};
+use crate::model::{Net, Node, Src};
+use crate::prune::groups::Groups;
+use crate::train::cross_entropy;
+use burn::module::Module;
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Distribution, Tensor};
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+
+/// Importance criteria.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Criterion {
+    /// Information Bottleneck Attribution (Schulz et al. 2020): bits per filter.
+    Attribution,
+    /// |mean over (n, h, w) of a·∂L/∂a| per batch, averaged (Molchanov et al. 2017).
+    TaylorGuided,
+    /// Per sample (Σ_hw a·∂L_n/∂a)², averaged (Molchanov et al. 2019).
+    Taylor,
+    /// Σ|W| of the filter (Li et al. 2017).
+    L1,
+    /// |γ| of the BatchNorm (network slimming).
+    BnScale,
+    /// Uniform random, seeded.
+    Random,
+}
+
+impl Criterion {
+    pub fn name(self) -> &'static str {
+        match self {
+            Criterion::Attribution => "attribution",
+            Criterion::TaylorGuided => "taylor-guided",
+            Criterion::Taylor => "taylor",
+            Criterion::L1 => "l1",
+            Criterion::BnScale => "bn-scale",
+            Criterion::Random => "random",
+        }
+    }
+
+    /// L2 normalisation per layer is the default for all but `taylor`.
+    pub fn default_normalize(self) -> Normalize {
+        if self == Criterion::Taylor { Normalize::None } else { Normalize::L2 }
+    }
+}
+
+/// Per-layer normalisation before global ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Normalize {
+    L2,
+    None,
+}
+
+/// Information Bottleneck settings.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct IbaConfig {
+    pub steps: usize,
+    pub lr: f64,
+    pub beta: f64,
+    /// One bottleneck at a time (faithful) instead of all at once (fast).
+    pub per_layer: bool,
+}
+
+impl Default for IbaConfig {
+    fn default() -> Self {
+        Self { steps: 10, lr: 1.0, beta: 10.0, per_layer: false }
+    }
+}
+
+/// Scoring inputs.
+pub struct ScoreConfig<'a> {
+    pub criterion: Criterion,
+    pub calib: &'a Dataset,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub iba: IbaConfig,
+}
+
+/// Raw scores: conv node index → one score per filter.
+pub type Scores = BTreeMap<usize, Vec<f64>>;
+
+fn values(t: Tensor<1>) -> Vec<f64> {
+    t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap_or_default()
+}
+
+fn conv_nodes(net: &Net) -> Vec<usize> {
+    net.arch.conv_nodes()
+}
+
+/// Scores every filter of every conv node.
+pub fn score(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
+    match cfg.criterion {
+        Criterion::L1 => conv_nodes(net)
+            .into_iter()
+            .zip(&net.convs)
+            .map(|(i, cb)| (i, values(cb.weight.val().abs().sum_dim(1).sum_dim(2).sum_dim(3).flatten(0, 3))))
+            .collect(),
+        Criterion::BnScale => {
+            conv_nodes(net).into_iter().zip(&net.convs).map(|(i, cb)| (i, values(cb.bn.gamma.val().abs()))).collect()
+        }
+        Criterion::Random => {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+            conv_nodes(net)
+                .into_iter()
+                .zip(&net.convs)
+                .map(|(i, cb)| (i, (0..cb.weight.dims()[0]).map(|_| rng.random::<f64>()).collect()))
+                .collect()
+        }
+        Criterion::TaylorGuided | Criterion::Taylor => taylor(net, cfg, device),
+        Criterion::Attribution => attribution(net, cfg, device),
+    }
+}
+
+/// Model on the autodiff device, BatchNorm in inference mode, parameters not tracked.
+fn scoring_model(net: &Net, device: &Device) -> (Net, Device) {
+    let ad = device.clone().autodiff();
+    (net.valid().to_device(&ad).freeze(), ad)
+}
+
+fn batches(n: usize, size: usize) -> Vec<Vec<usize>> {
+    (0..n).collect::<Vec<_>>().chunks(size.max(1)).map(<[usize]>::to_vec).collect()
+}
+
+fn taylor(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
+    let (model, ad) = scoring_model(net, device);
+    let convs = conv_nodes(net);
+    let mut sums: Scores = convs.iter().map(|&i| (i, vec![])).collect();
+    let all = batches(cfg.calib.len(), cfg.batch_size);
+    let bar = crate::progress::steps(all.len() as u64, "scoring");
+    let mut count = 0usize;
+    for idx in &all {
+        let (x, y) = batch::<rand::rngs::StdRng>(cfg.calib, idx, &model.arch.mean, &model.arch.std, None, &ad);
+        let mut taps: Vec<(usize, Tensor<4>, Tensor<4>)> = vec![];
+        let logits = model.forward_hooked(x, &mut |i, t| {
+            if sums.contains_key(&i) {
+                let probe = Tensor::zeros(t.dims(), &ad).require_grad();
+                taps.push((i, t.clone().detach(), probe.clone()));
+                t + probe
+            } else {
+                t
+            }
+        });
+        let loss = cross_entropy(logits, y, 0.0);
+        let grads = loss.backward();
+        let n = idx.len();
+        for (i, a, probe) in taps {
+            let Some(g) = probe.grad(&grads) else { continue };
+            let a = a.inner();
+            let prod = a * g; // a·∂L/∂a, [n, c, h, w]
+            let s = match cfg.criterion {
+                // Per batch: |mean over (n, h, w)|.
+                Criterion::TaylorGuided => values(prod.mean_dim(0).mean_dim(2).mean_dim(3).flatten(0, 3).abs()),
+                // Per sample: (Σ_hw a·∂L_n/∂a)², with ∂L_n/∂a = n·∂L/∂a; summed here, averaged below.
+                _ => values(prod.sum_dim(2).sum_dim(3).mul_scalar(n as f64).powi_scalar(2).sum_dim(0).flatten(0, 3)),
+            };
+            let acc = sums.get_mut(&i).expect("tap of a conv node");
+            if acc.is_empty() {
+                *acc = vec![0.0; s.len()];
+            }
+            acc.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
+        }
+        count += if cfg.criterion == Criterion::TaylorGuided { 1 } else { n };
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    for v in sums.values_mut() {
+        v.iter_mut().for_each(|x| *x /= count.max(1) as f64);
+    }
+    sums
+}
+
+/// Where a conv's bottleneck sits: its own output, or the residual add it feeds.
+pub fn bottleneck_node(net: &Net, conv: usize) -> usize {
+    for (j, node) in net.arch.nodes.iter().enumerate() {
+        if let Node::Add { a, b, .. } = node {
+            if *a == Src::Node(conv) || *b == Src::Node(conv) {
+                return j;
+            }
+        }
+    }
+    conv
+}
+
+/// Per-element mean and std of node outputs over the calibration set (Welford/Chan).
+fn activation_stats(net: &Net, nodes: &[usize], cfg: &ScoreConfig<'_>, device: &Device) -> BTreeMap<usize, (Tensor<3>, Tensor<3>)> {
+    let model = net.valid();
+    let mut acc: BTreeMap<usize, (f64, Tensor<3>, Tensor<3>)> = BTreeMap::new();
+    for idx in batches(cfg.calib.len(), cfg.batch_size) {
+        let (x, _) = batch::<rand::rngs::StdRng>(cfg.calib, &idx, &model.arch.mean, &model.arch.std, None, device);
+        model.forward_hooked(x, &mut |i, t| {
+            if nodes.contains(&i) {
+                let nb = t.dims()[0] as f64;
+                let mb: Tensor<3> = t.clone().mean_dim(0).squeeze_dim(0);
+                let m2b: Tensor<3> = (t.clone() - mb.clone().unsqueeze_dim(0)).powi_scalar(2).sum_dim(0).squeeze_dim(0);
+                let entry = acc.remove(&i);
+                let next = match entry {
+                    None => (nb, mb, m2b),
+                    Some((na, ma, m2a)) => {
+                        let tot = na + nb;
+                        let delta = mb - ma.clone();
+                        let mean = ma + delta.clone().mul_scalar(nb / tot);
+                        let m2 = m2a + m2b + delta.powi_scalar(2).mul_scalar(na * nb / tot);
+                        (tot, mean, m2)
+                    }
+                };
+                acc.insert(i, next);
+            }
+            t
+        });
+    }
+    acc.into_iter().map(|(i, (n, mean, m2))| (i, (mean, m2.div_scalar(n.max(1.0)).sqrt()))).collect()
+}
+
+/// IBA capacity per element, in nats: KL(N(λr̂, (1−λ)²) ‖ N(0, 1)) with r̂ = (R − μ)/σ.
+fn capacity(r: Tensor<4>, lambda: Tensor<4>, mean: &Tensor<3>, std: &Tensor<3>) -> Tensor<4> {
+    let r_hat = (r - mean.clone().unsqueeze_dim(0)) / std.clone().unsqueeze_dim(0);
+    let one_minus = lambda.clone().neg().add_scalar(1.0).clamp_min(1e-6);
+    let mu_z = lambda * r_hat;
+    one_minus.clone().log().neg() + (one_minus.powi_scalar(2) + mu_z.powi_scalar(2)).mul_scalar(0.5) - 0.5
+}
+
+fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
+    let convs = conv_nodes(net);
+    let positions: BTreeMap<usize, usize> = convs.iter().map(|&c| (c, bottleneck_node(net, c))).collect();
+    let mut places: Vec<usize> = positions.values().copied().collect();
+    places.sort_unstable();
+    places.dedup();
+    let stats = activation_stats(net, &places, cfg, device);
+    let (model, ad) = scoring_model(net, device);
+    let stats: BTreeMap<usize, (Tensor<3>, Tensor<3>)> =
+        stats.into_iter().map(|(i, (m, s))| (i, (m.to_device(&ad), s.clamp_min(1e-5).to_device(&ad)))).collect();
+    // Runs of bottlenecks optimised together: all at once, or one at a time.
+    let runs: Vec<Vec<usize>> = if cfg.iba.per_layer { places.iter().map(|&p| vec![p]).collect() } else { vec![places.clone()] };
+    let all = batches(cfg.calib.len(), cfg.batch_size);
+    let mut bits: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    ad.seed(cfg.seed);
+    let bar = crate::progress::steps((runs.len() * all.len()) as u64, "attribution");
+    for run in &runs {
+        for idx in &all {
+            let (x, y) = batch::<rand::rngs::StdRng>(cfg.calib, idx, &model.arch.mean, &model.arch.std, None, &ad);
+            let mut alphas: BTreeMap<usize, Tensor<4>> = BTreeMap::new();
+            let (mut m1, mut m2): (BTreeMap<usize, Tensor<4>>, BTreeMap<usize, Tensor<4>>) = (BTreeMap::new(), BTreeMap::new());
+            for step in 0..=cfg.iba.steps {
+                let last = step == cfg.iba.steps;
+                let mut caps: Vec<(usize, Tensor<4>)> = vec![];
+                let logits = model.forward_hooked(x.clone(), &mut |i, r| {
+                    if !run.contains(&i) {
+                        return r;
+                    }
+                    let (mean, std) = &stats[&i];
+                    let alpha = alphas.entry(i).or_insert_with(|| Tensor::full(r.dims(), 5.0, &ad)).clone().require_grad();
+                    alphas.insert(i, alpha.clone());
+                    let lambda = sigmoid(alpha);
+                    let eps = Tensor::random(r.dims(), Distribution::Normal(0.0, 1.0), &ad) * std.clone().unsqueeze_dim(0)
+                        + mean.clone().unsqueeze_dim(0);
+                    let r_det = r.clone().detach();
+                    caps.push((i, capacity(r_det, lambda.clone(), mean, std)));
+                    r * lambda.clone() + eps * lambda.neg().add_scalar(1.0)
+                });
+                if last {
+                    for (i, cap) in caps {
+                        // Bits per channel, summed over H×W, summed over samples (averaged below).
+                        let per = values(cap.inner().sum_dim(2).sum_dim(3).sum_dim(0).flatten(0, 3).div_scalar(std::f64::consts::LN_2));
+                        let acc = bits.entry(i).or_insert_with(|| vec![0.0; per.len()]);
+                        acc.iter_mut().zip(&per).for_each(|(a, b)| *a += b);
+                    }
+                    break;
+                }
+                let n_caps = caps.len().max(1) as f64;
+                let mean_cap = caps.into_iter().map(|(_, c)| c.mean()).reduce(|a, b| a + b).map(|c| c.div_scalar(n_caps));
+                let loss = match mean_cap {
+                    Some(c) => cross_entropy(logits, y.clone(), 0.0) + c.mul_scalar(cfg.iba.beta),
+                    None => cross_entropy(logits, y.clone(), 0.0),
+                };
+                let grads = loss.backward();
+                // Adam (β1 0.9, β2 0.999, ε 1e-8) on every α.
+                let t = (step + 1) as i32;
+                for (i, alpha) in alphas.iter_mut() {
+                    let Some(g) = alpha.grad(&grads) else { continue };
+                    let g = g.inner();
+                    let a = alpha.clone().inner();
+                    let mm = m1.remove(i).map_or(g.clone().mul_scalar(0.1), |m| m.mul_scalar(0.9) + g.clone().mul_scalar(0.1));
+                    let vv = m2.remove(i).map_or(g.clone().powi_scalar(2).mul_scalar(0.001), |v| v.mul_scalar(0.999) + g.powi_scalar(2).mul_scalar(0.001));
+                    let mhat = mm.clone().div_scalar(1.0 - 0.9f64.powi(t));
+                    let vhat = vv.clone().div_scalar(1.0 - 0.999f64.powi(t));
+                    let next = a - mhat.mul_scalar(cfg.iba.lr) / vhat.sqrt().add_scalar(1e-8);
+                    *alpha = Tensor::from_inner(next);
+                    m1.insert(*i, mm);
+                    m2.insert(*i, vv);
+                }
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let n = cfg.calib.len().max(1) as f64;
+    convs
+        .iter()
+        .map(|c| {
+            let v = bits.get(&positions[c]).cloned().unwrap_or_default();
+            (*c, v.into_iter().map(|b| b / n).collect())
+        })
+        .collect()
+}
+
+/// Divides each layer's scores by their L2 norm (or leaves them).
+pub fn normalize(scores: &Scores, how: Normalize) -> Scores {
+    scores
+        .iter()
+        .map(|(i, v)| {
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let v = match how {
+                Normalize::L2 if norm > 0.0 => v.iter().map(|x| x / norm).collect(),
+                _ => v.clone(),
+            };
+            (*i, v)
+        })
+        .collect()
+}
+
+/// Score of each channel of each space: the sum of its producers' (normalised) scores.
+pub fn group_scores(groups: &Groups, scores: &Scores) -> Vec<Vec<f64>> {
+    groups
+        .spaces
+        .iter()
+        .map(|s| {
+            let mut v = vec![0.0; s.channels];
+            for p in &s.producers {
+                if let Some(sc) = scores.get(p) {
+                    v.iter_mut().zip(sc).for_each(|(a, b)| *a += b);
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+/// Spearman rank correlation of two equally long score lists.
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    fn ranks(v: &[f64]) -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+        let mut r = vec![0.0; v.len()];
+        for (rank, &i) in idx.iter().enumerate() {
+            r[i] = rank as f64;
+        }
+        r
+    }
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = a.len() as f64;
+    if n < 2.0 {
+        return 1.0;
+    }
+    let d2: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - y).powi(2)).sum();
+    1.0 - 6.0 * d2 / (n * (n * n - 1.0))
+}
