@@ -205,7 +205,7 @@ pub fn run(net: Net, cfg: &PruneConfig, data: &RunData<'_>, out: &Path, resume: 
             eprintln!("nothing left to remove under --min-channels/--round-to; stopping");
             break;
         }
-        let pruned = prune(&net, &groups, &keep, device).map_err(anyhow::Error::msg)?;
+        let pruned = prune(&net, &groups, &keep, &ad).map_err(anyhow::Error::msg)?;
         let ft = TrainConfig {
             epochs: usize::MAX / 2,
             max_steps: Some(cfg.finetune_steps),
@@ -217,9 +217,9 @@ pub fn run(net: Net, cfg: &PruneConfig, data: &RunData<'_>, out: &Path, resume: 
         let tuned = if cfg.finetune_steps > 0 {
             let epochs_needed = cfg.finetune_steps.div_ceil(data.train.len().div_ceil(cfg.batch_size));
             let ft = TrainConfig { epochs: epochs_needed, ..ft };
-            train(pruned.to_device(&ad), data.train, &ft, 0, &ad, stop, &mut |_, _, _| {}).valid()
+            train(pruned, data.train, &ft, 0, &ad, stop, &mut |_, _, _| {}).valid()
         } else {
-            pruned
+            pruned.valid()
         };
         let ev = evaluate(&tuned, data.eval, cfg.batch_size, device);
         let k = state.history.len();
