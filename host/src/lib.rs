@@ -1,9 +1,11 @@
 //! pare, host side: models, data, training, pruning, export and the CLI behind `pare`.
 
+pub mod boards;
 pub mod cli;
 pub mod data;
 pub mod emulate;
 pub mod export;
+pub mod flash;
 pub mod model;
 pub mod progress;
 pub mod prune;

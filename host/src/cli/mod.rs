@@ -3,6 +3,7 @@
 pub mod common;
 pub mod eval;
 pub mod export;
+pub mod flash;
 pub mod prune;
 pub mod run;
 pub mod score;
@@ -32,6 +33,11 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Run a .pare file through the device runtime on this machine (host emulation).
     Run(run::RunArgs),
+    /// Build board firmware with a model and test samples, run it (QEMU) or flash it
+    /// (probe-rs), and check every prediction against host emulation.
+    Flash(flash::FlashArgs),
+    /// List the boards `pare flash` supports, with flash and RAM sizes.
+    Boards,
 }
 
 /// Runs the parsed command.
@@ -43,5 +49,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Prune(a) => prune::run(a),
         Command::Export(a) => export::run(a),
         Command::Run(a) => run::run(a),
+        Command::Flash(a) => flash::run(a),
+        Command::Boards => {
+            flash::boards();
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,81 @@
+//! The boards `pare flash` knows: memory sizes for the fit check, the firmware crate, and how
+//! to run it (QEMU here, probe-rs for real hardware).
+
+use std::path::PathBuf;
+
+/// How firmware reaches a board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    /// `qemu-system-arm -M <machine>` with semihosting.
+    Qemu { machine: &'static str },
+    /// `probe-rs run --chip <chip>`.
+    ProbeRs { chip: &'static str },
+}
+
+/// A supported board.
+#[derive(Debug, Clone, Copy)]
+pub struct Board {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Folder under `boards/`.
+    pub crate_dir: &'static str,
+    pub target: &'static str,
+    pub flash_bytes: u64,
+    pub ram_bytes: u64,
+    pub runner: Runner,
+}
+
+/// Flash the firmware itself takes besides model and samples (measured: the QEMU check
+/// firmware's text is about 40 KiB with fat LTO), with margin.
+pub const CODE_RESERVE: u64 = 96 * 1024;
+/// RAM beside the arena: stack, output buffer, statics.
+pub const RAM_RESERVE: u64 = 24 * 1024;
+
+pub const BOARDS: [Board; 3] = [
+    Board {
+        name: "qemu-mps2-an500",
+        description: "QEMU mps2-an500, Cortex-M7 (emulated; instructions counted exactly)",
+        crate_dir: "qemu-mps2-an500",
+        target: "thumbv7em-none-eabihf",
+        flash_bytes: 4 << 20,
+        ram_bytes: 4 << 20,
+        runner: Runner::Qemu { machine: "mps2-an500" },
+    },
+    Board {
+        name: "nucleo-h743zi",
+        description: "ST NUCLEO-H743ZI, STM32H743ZI Cortex-M7 480 MHz",
+        crate_dir: "nucleo-h743zi",
+        target: "thumbv7em-none-eabihf",
+        flash_bytes: 2 << 20,
+        ram_bytes: 512 << 10,
+        runner: Runner::ProbeRs { chip: "STM32H743ZITx" },
+    },
+    Board {
+        name: "rp-pico2",
+        description: "Raspberry Pi Pico 2, RP2350 Cortex-M33 150 MHz",
+        crate_dir: "rp-pico2",
+        target: "thumbv8m.main-none-eabihf",
+        flash_bytes: 4 << 20,
+        ram_bytes: 512 << 10,
+        runner: Runner::ProbeRs { chip: "RP235x" },
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Board> {
+    BOARDS.iter().find(|b| b.name == name)
+}
+
+/// The `boards/` folder: `PARE_BOARDS_DIR`, or the one beside this crate's source.
+pub fn boards_dir() -> PathBuf {
+    std::env::var_os("PARE_BOARDS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../boards"))
+}
+
+/// Where board builds go (outside the repository, reused between runs).
+pub fn build_dir() -> PathBuf {
+    std::env::var_os("PARE_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/pare")))
+        .unwrap_or_else(std::env::temp_dir)
+}

@@ -1,0 +1,150 @@
+//! `pare flash` and `pare boards`.
+
+use super::common::DataArgs;
+use crate::boards::{self, Runner};
+use crate::flash::{self, FlashError};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct FlashArgs {
+    /// The .pare model file.
+    pub model: PathBuf,
+    /// Board name (`pare boards` lists them).
+    #[arg(long, default_value = "qemu-mps2-an500")]
+    pub board: String,
+    /// Number of test samples to embed and run.
+    #[arg(long, default_value_t = 100)]
+    pub samples: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Print the build and run commands instead of executing them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the board report as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn boards() {
+    println!("| board | flash | RAM | runner | description |\n|---|---:|---:|---|---|");
+    for b in boards::BOARDS {
+        let runner = match b.runner {
+            Runner::Qemu { .. } => "qemu-system-arm".to_string(),
+            Runner::ProbeRs { chip } => format!("probe-rs --chip {chip}"),
+        };
+        println!("| {} | {} KiB | {} KiB | {runner} | {} |", b.name, b.flash_bytes >> 10, b.ram_bytes >> 10, b.description);
+    }
+}
+
+pub fn run(a: FlashArgs) -> anyhow::Result<()> {
+    let report = flash_model(&a)?;
+    if report.agree != report.samples || report.samples == 0 || !report.errors.is_empty() {
+        anyhow::bail!("board check failed: {} of {} predictions agree with host emulation{}", report.agree, report.samples,
+            if report.errors.is_empty() { String::new() } else { format!("; errors: {}", report.errors.join("; ")) });
+    }
+    Ok(())
+}
+
+/// Does the work of `pare flash`; returns the board's report.
+pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
+    let board = boards::find(&a.board).ok_or_else(|| FlashError::UnknownBoard(a.board.clone()))?;
+    let model = std::fs::read(&a.model).map_err(|e| FlashError::Model { path: a.model.clone(), source: e.into() })?;
+    let rt = pare_device::Runtime::from_bytes(&model).map_err(|e| FlashError::Model { path: a.model.clone(), source: e.into() })?;
+    let pixels = u64::from(rt.input_bytes() / rt.model().input_buffer().map_or(1, |b| b.dtype.size()));
+    flash::check_fit(board, model.len() as u64, a.samples as u64 * (pixels + 2), u64::from(rt.arena_bytes()))?;
+    let ds = crate::data::load(&a.data.data, &a.split).map_err(anyhow::Error::from)?.take(a.samples);
+    let cache = boards::build_dir();
+    let bundle_dir = cache.join("bundle").join(board.name);
+    let target_dir = cache.join("boards-target");
+    let elf = flash::elf_path(board, &target_dir);
+    let mut build = flash::build_command(board, &bundle_dir, &target_dir);
+    let mut runc = flash::run_command(board, &elf);
+    if a.dry_run {
+        println!("{}", flash::render(&build));
+        println!("{}", flash::render(&runc));
+        return Ok(flash::BoardResult::default());
+    }
+    // Look for the runner before spending minutes on a build.
+    let (tool, hint) = match board.runner {
+        Runner::Qemu { .. } => (flash::qemu_program(), "install it with `apt-get install qemu-system-arm` (Debian/Ubuntu) or `brew install qemu`"),
+        Runner::ProbeRs { .. } => ("probe-rs".to_string(), "install it with `cargo install probe-rs-tools --locked`"),
+    };
+    if which(&tool).is_none() {
+        return Err(FlashError::ToolMissing { tool, hint: hint.into() });
+    }
+    let bundle = flash::write_bundle(&model, &ds, &bundle_dir)?;
+    eprintln!("building firmware for {} ({} samples, {} byte model, {} byte arena)", board.name, bundle.samples, bundle.model_bytes, bundle.arena);
+    let status = build.status().map_err(anyhow::Error::from)?;
+    if !status.success() {
+        return Err(FlashError::Build(status.code().unwrap_or(-1)));
+    }
+    eprintln!("running: {}", flash::render(&runc));
+    let output = runc.stderr(std::process::Stdio::inherit()).output().map_err(anyhow::Error::from)?;
+    let status = output.status;
+    let elf_bytes = std::fs::read(&elf).map_err(anyhow::Error::from)?;
+    let stream = output.stdout;
+    let lines = flash::decode_defmt(&elf_bytes, &stream)?;
+    let mut r = flash::parse_lines(&lines);
+    if !status.success() && r.errors.is_empty() && r.agree != r.samples {
+        r.errors.push(format!("firmware exit status {}", status.code().unwrap_or(-1)));
+    }
+    if matches!(board.runner, Runner::Qemu { .. }) && status.code().is_some_and(|c| c > 1) && r.errors.is_empty() {
+        r.errors.push(format!("firmware exit status {}", status.code().unwrap_or(-1)));
+    }
+    print_report(board.name, &model, &rt, &r, elf_bytes.len());
+    if let Some(p) = &a.json {
+        crate::report::write_json(p, &r)?;
+    }
+    Ok(r)
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(tool);
+    if p.components().count() > 1 {
+        return p.is_file().then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(tool)).find(|f| f.is_file()))
+}
+
+fn print_report(board: &str, model: &[u8], rt: &pare_device::Runtime<'_>, r: &flash::BoardResult, _elf: usize) {
+    let macs = macs_of(rt);
+    println!("## On-device check: {board}\n");
+    println!("| measure | value |\n|---|---:|");
+    println!("| samples | {} |", r.samples);
+    println!("| on-device top-1 | {:.2} % |", 100.0 * r.correct as f64 / r.samples.max(1) as f64);
+    println!("| agreement with host emulation | {} / {} |", r.agree, r.samples);
+    println!("| {} per inference | {} |", r.unit, r.per_inference);
+    if macs > 0 && r.per_inference > 0 {
+        println!("| MAC per {} | {:.3} |", r.unit.trim_end_matches('s'), macs as f64 / r.per_inference as f64);
+    }
+    println!("| model (flash) bytes | {} |", model.len());
+    println!("| arena (RAM) bytes | {} |", rt.arena_bytes());
+    for e in &r.errors {
+        println!("| error | {e} |");
+    }
+}
+
+/// MACs of a decoded model (conv and dense), computed from the file itself.
+pub fn macs_of(rt: &pare_device::Runtime<'_>) -> u64 {
+    let m = rt.model();
+    m.ops
+        .iter()
+        .filter_map(Result::ok)
+        .map(|op| match op {
+            pare_format::Op::Conv2d(c) => {
+                let (i, o) = (m.buffer(c.input), m.buffer(c.output));
+                match (i, o) {
+                    (Some(i), Some(o)) => u64::from(o.h * o.w * o.c) * u64::from(c.kernel[0] * c.kernel[1] * i.c),
+                    _ => 0,
+                }
+            }
+            pare_format::Op::Dense(d) => match (m.buffer(d.input), m.buffer(d.output)) {
+                (Some(i), Some(o)) => u64::from(i.c) * u64::from(o.c),
+                _ => 0,
+            },
+            _ => 0,
+        })
+        .sum()
+}

@@ -1,0 +1,173 @@
+//! `pare flash`: bundle a model with samples and host-emulated predictions, build the board's
+//! firmware with them, run it (QEMU) or flash it (probe-rs), decode the defmt stream, report.
+
+use crate::boards::{Board, Runner, CODE_RESERVE, RAM_RESERVE};
+use crate::data::Dataset;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlashError {
+    #[error("unknown board '{0}'; `pare boards` lists them")]
+    UnknownBoard(String),
+    #[error("{path}: {source}")]
+    Model { path: PathBuf, source: anyhow::Error },
+    #[error("the model does not fit {board}: needs {flash_need} bytes of flash (has {flash}) and {ram_need} bytes of RAM (has {ram})")]
+    TooLarge { board: String, flash_need: u64, flash: u64, ram_need: u64, ram: u64 },
+    #[error("{tool} not found: {hint}")]
+    ToolMissing { tool: String, hint: String },
+    #[error("firmware build failed (cargo exit {0}); see the output above")]
+    Build(i32),
+    #[error("{0}")]
+    Other(#[from] anyhow::Error),
+}
+
+/// Everything the firmware embeds.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub samples: usize,
+    pub arena: u32,
+    pub model_bytes: usize,
+}
+
+/// Checks that model, samples and arena fit the board, with the numbers.
+pub fn check_fit(board: &Board, model_bytes: u64, sample_bytes: u64, arena: u64) -> Result<(), FlashError> {
+    let flash_need = model_bytes + sample_bytes + CODE_RESERVE;
+    let ram_need = arena + RAM_RESERVE;
+    if flash_need > board.flash_bytes || ram_need > board.ram_bytes {
+        return Err(FlashError::TooLarge {
+            board: board.name.into(),
+            flash_need,
+            flash: board.flash_bytes,
+            ram_need,
+            ram: board.ram_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Writes the bundle: model, HWC samples, labels, host-emulated predictions, arena size.
+pub fn write_bundle(model: &[u8], ds: &Dataset, dir: &Path) -> anyhow::Result<Bundle> {
+    std::fs::create_dir_all(dir)?;
+    let em = crate::emulate::emulate(model, ds)?;
+    let rt = pare_device::Runtime::from_bytes(model)?;
+    let samples: Vec<u8> = (0..ds.len()).flat_map(|i| ds.image_hwc(i)).collect();
+    let expected: Vec<u8> = em.evaluation.predictions.iter().map(|&p| p as u8).collect();
+    std::fs::write(dir.join("model.pare"), model)?;
+    std::fs::write(dir.join("samples.bin"), &samples)?;
+    std::fs::write(dir.join("labels.bin"), &ds.labels)?;
+    std::fs::write(dir.join("expected.bin"), &expected)?;
+    std::fs::write(dir.join("arena.txt"), rt.arena_bytes().to_string())?;
+    Ok(Bundle { dir: dir.into(), samples: ds.len(), arena: rt.arena_bytes(), model_bytes: model.len() })
+}
+
+/// The firmware build command.
+pub fn build_command(board: &Board, bundle: &Path, target_dir: &Path) -> Command {
+    let mut c = Command::new("cargo");
+    c.args(["build", "--release"])
+        .current_dir(crate::boards::boards_dir().join(board.crate_dir))
+        .env("PARE_BUNDLE", bundle)
+        .env("CARGO_TARGET_DIR", target_dir);
+    c
+}
+
+/// Path of the built firmware.
+pub fn elf_path(board: &Board, target_dir: &Path) -> PathBuf {
+    target_dir.join(board.target).join("release").join(format!("pare-board-{}", board.crate_dir))
+}
+
+/// The QEMU executable (`PARE_QEMU` overrides).
+pub fn qemu_program() -> String {
+    std::env::var("PARE_QEMU").unwrap_or_else(|_| "qemu-system-arm".into())
+}
+
+/// The command that runs or flashes the firmware. QEMU writes semihosting output (the defmt
+/// stream) to its stdout; nothing else goes there with display, serial and monitor off.
+pub fn run_command(board: &Board, elf: &Path) -> Command {
+    match board.runner {
+        Runner::Qemu { machine } => {
+            let mut c = Command::new(qemu_program());
+            c.args(["-M", machine, "-display", "none", "-serial", "null", "-monitor", "null", "-icount", "shift=0"])
+                .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+                .arg(elf);
+            c
+        }
+        Runner::ProbeRs { chip } => {
+            let mut c = Command::new("probe-rs");
+            c.args(["run", "--chip", chip]).arg(elf);
+            c
+        }
+    }
+}
+
+/// Shell-style rendering of a command (for --dry-run and error messages).
+pub fn render(c: &Command) -> String {
+    let mut s: Vec<String> = c.get_envs().filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy()))).collect();
+    s.push(c.get_program().to_string_lossy().into_owned());
+    s.extend(c.get_args().map(|a| a.to_string_lossy().into_owned()));
+    s.join(" ")
+}
+
+/// Decodes a defmt byte stream with the firmware's table into text lines.
+pub fn decode_defmt(elf: &[u8], stream: &[u8]) -> anyhow::Result<Vec<String>> {
+    let table = defmt_decoder::Table::parse(elf)?.ok_or_else(|| anyhow::anyhow!("the firmware has no defmt table"))?;
+    let mut dec = table.new_stream_decoder();
+    dec.received(stream);
+    let mut lines = vec![];
+    loop {
+        match dec.decode() {
+            Ok(frame) => lines.push(frame.display_message().to_string()),
+            Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
+            Err(defmt_decoder::DecodeError::Malformed) => {
+                lines.push("<malformed defmt frame>".into());
+                break;
+            }
+        }
+    }
+    Ok(lines)
+}
+
+/// The board's final report, parsed from its `PARE-RESULT` line.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct BoardResult {
+    pub samples: u64,
+    pub correct: u64,
+    pub agree: u64,
+    /// Instructions (QEMU) or cycles per inference.
+    pub per_inference: u64,
+    pub unit: String,
+    /// Per op: (index, kind, instructions) for the first sample.
+    pub layers: Vec<(u64, String, u64)>,
+    pub errors: Vec<String>,
+}
+
+fn field(line: &str, key: &str) -> Option<String> {
+    line.split_whitespace().find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')).map(str::to_string))
+}
+
+/// Reads the decoded lines into a result.
+pub fn parse_lines(lines: &[String]) -> BoardResult {
+    let mut r = BoardResult::default();
+    let mut per_count = 1u64;
+    for l in lines {
+        if let Some(rest) = l.strip_prefix("PARE-ERROR ") {
+            r.errors.push(rest.to_string());
+        } else if l.starts_with("PARE-START") {
+            per_count = field(l, "per_count").and_then(|v| v.parse().ok()).unwrap_or(1);
+        } else if let Some(rest) = l.strip_prefix("PARE-LAYER ") {
+            let mut it = rest.split_whitespace();
+            let idx = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let kind = it.next().unwrap_or("?").to_string();
+            let counts: u64 = field(l, "counts").and_then(|v| v.parse().ok()).unwrap_or(0);
+            r.layers.push((idx, kind, counts * per_count));
+        } else if l.starts_with("PARE-RESULT") {
+            let num = |k| field(l, k).and_then(|v| v.parse().ok()).unwrap_or(0u64);
+            r.samples = num("samples");
+            r.correct = num("correct");
+            r.agree = num("agree");
+            r.per_inference = num("counts_per_inference") * per_count;
+            r.unit = field(l, "unit").unwrap_or_default();
+        }
+    }
+    r
+}
