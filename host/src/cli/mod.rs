@@ -4,6 +4,7 @@ pub mod common;
 pub mod eval;
 pub mod export;
 pub mod flash;
+pub mod pipeline;
 pub mod prune;
 pub mod run;
 pub mod score;
@@ -21,6 +22,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// The main job: train (or load), attribution-prune, fine-tune, int8-export, check on a board.
+    Pipeline(pipeline::PipelineArgs),
     /// Train a zoo model (or continue a checkpoint) with SGD.
     Train(train::TrainArgs),
     /// Top-1, per-class accuracy and confusion matrix of a model on a dataset split.
@@ -43,6 +46,7 @@ pub enum Command {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Pipeline(a) => pipeline::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Score(a) => score::run(a),

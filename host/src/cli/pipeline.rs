@@ -1,0 +1,147 @@
+//! `pare pipeline`: the main job, checkpoint to board in one command. Train (or load) a model,
+//! attribution-prune it with fine-tuning, quantise to int8, export, check it on a board, and
+//! print the seed-style report.
+
+use super::common::{DataArgs, ModelArgs};
+use super::flash::{flash_model, FlashArgs};
+use crate::export::{export, Quant};
+use crate::prune::criteria::Criterion;
+use crate::prune::schedule::{run as run_schedule, PruneConfig, RunData, StepSize, Target};
+use crate::train::{train, TrainConfig};
+use burn::module::Module;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct PipelineArgs {
+    /// Model and weights; without --weights a zoo model (default `tiny`) is trained first.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Epochs when training from scratch.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    #[arg(long, value_enum, default_value = "attribution")]
+    pub criterion: Criterion,
+    /// FLOPs reduction to reach (0.5 = half).
+    #[arg(long, default_value_t = 0.5)]
+    pub target_flops: f64,
+    #[arg(long, default_value = "0.15")]
+    pub step: StepSize,
+    #[arg(long, default_value_t = 60)]
+    pub finetune_steps: usize,
+    #[arg(long, default_value_t = 256)]
+    pub calib_samples: usize,
+    /// Split for accuracy (test_lossless for ../shared's CIFAR-10).
+    #[arg(long, default_value = "test")]
+    pub eval_split: String,
+    #[arg(long)]
+    pub eval_limit: Option<usize>,
+    #[arg(long, default_value = "qemu-mps2-an500")]
+    pub board: String,
+    /// Samples run on the board.
+    #[arg(long, default_value_t = 100)]
+    pub samples: usize,
+    #[arg(long, default_value = "runs/pipeline")]
+    pub out: PathBuf,
+}
+
+pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let device = a.model.device.device();
+    let ad = device.clone().autodiff();
+    let train_ds = crate::data::load(&a.data.data, "train")?;
+    let mut eval_ds = crate::data::load(&a.data.data, &a.eval_split)?;
+    if let Some(n) = a.eval_limit {
+        eval_ds = eval_ds.take(n);
+    }
+    let net = if a.model.weights.is_some() {
+        a.model.load(&device)?
+    } else {
+        let name = a.model.model.clone().unwrap_or_else(|| "tiny".into());
+        eprintln!("[1/5] training {name} on {} for {} epochs", train_ds.source, a.epochs);
+        let args = ModelArgs { model: Some(name), ..a.model.clone() };
+        let net = args.load(&ad)?;
+        let cfg = TrainConfig { epochs: a.epochs, ..TrainConfig::default() };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        train(net, &train_ds, &cfg, 0, &ad, &stop, &mut |_, s, _| eprintln!("  epoch {}: loss {:.3}, train acc {:.1} %", s.epoch, s.loss, 100.0 * s.accuracy)).valid()
+    };
+    eprintln!("[2/5] pruning with {} to −{:.0} % FLOPs", a.criterion.name(), 100.0 * a.target_flops);
+    let calib = crate::data::load(&a.data.data, "train")?.take(a.calib_samples);
+    let cfg = PruneConfig {
+        criterion: a.criterion,
+        normalize: a.criterion.default_normalize(),
+        internal_only: false,
+        step: a.step,
+        min_channels: 2,
+        round_to: 1,
+        target: Target { flops_reduction: Some(a.target_flops), ..Target::default() },
+        calib_samples: a.calib_samples,
+        batch_size: 64,
+        seed: 0,
+        finetune_steps: a.finetune_steps,
+        finetune_lr: 0.01,
+        max_iterations: 50,
+    };
+    let stop = super::train::interrupt_flag();
+    let data = RunData { train: &train_ds, calib: &calib, eval: &eval_ds };
+    let (pruned, state) = run_schedule(net, &cfg, &data, &a.out.join("prune"), false, &device, &stop)?;
+    eprintln!("[3/5] int8 quantisation and export");
+    let last = state.history.last().ok_or_else(|| anyhow::anyhow!("no iterations"))?;
+    let first = &state.history[0];
+    let prov = crate::prune::ProvenanceRecord {
+        criterion: a.criterion.name().into(),
+        kept_filter_ratio: last.kept_ratio as f32,
+        flops_before: first.macs,
+        flops_after: last.macs,
+        params_before: first.params,
+        params_after: last.params,
+    };
+    let bytes = export(&pruned.valid(), Quant::Int8, Some(&calib), Some(prov.as_format()))?;
+    let model_path = a.out.join("model.pare");
+    crate::report::write_atomic(&model_path, &bytes)?;
+    eprintln!("[4/5] host emulation of the device runtime on {}", eval_ds.source);
+    let em = crate::emulate::emulate(&bytes, &eval_ds)?;
+    eprintln!("[5/5] on-device check on {}", a.board);
+    let board = flash_model(&FlashArgs {
+        model: model_path.clone(),
+        board: a.board.clone(),
+        samples: a.samples,
+        data: a.data.clone(),
+        split: a.eval_split.clone(),
+        dry_run: false,
+        json: Some(a.out.join("board.json")),
+    })?;
+    let report = crate::report::prune_report(&pruned.arch.labels, &state, &eval_ds.source);
+    let mut summary = format!(
+        "\n## Summary\n\n| stage | top-1 |\n|---|---:|\n| original (f32, burn) | {:.2} % |\n| pruned + fine-tuned (f32, burn) | {:.2} % |\n| pruned int8 (pare-device on host) | {:.2} % |\n| pruned int8 on {} ({} samples) | {:.2} % |\n",
+        100.0 * first.top1,
+        100.0 * last.top1,
+        100.0 * em.evaluation.top1,
+        a.board,
+        board.samples,
+        100.0 * board.correct as f64 / board.samples.max(1) as f64
+    );
+    summary += &format!(
+        "\nFLOPs {:.2} M → {:.2} M (PR {:.1} %), params {:.1} k → {:.1} k (PR {:.1} %), file {} bytes, board agreement {}/{}, {} {} per inference, total time {:.0} s\n",
+        first.macs as f64 / 1e6,
+        last.macs as f64 / 1e6,
+        100.0 * (1.0 - last.macs as f64 / first.macs as f64),
+        first.params as f64 / 1e3,
+        last.params as f64 / 1e3,
+        100.0 * (1.0 - last.params as f64 / first.params as f64),
+        bytes.len(),
+        board.agree,
+        board.samples,
+        board.per_inference,
+        board.unit,
+        started.elapsed().as_secs_f64()
+    );
+    let full = format!("{report}{summary}");
+    crate::report::write_atomic(&a.out.join("report.md"), full.as_bytes())?;
+    println!("{full}");
+    if board.agree != board.samples || board.samples == 0 {
+        anyhow::bail!("the board disagrees with host emulation on {} of {} samples", board.samples - board.agree, board.samples);
+    }
+    Ok(())
+}
