@@ -86,7 +86,13 @@ impl<'m> Runtime<'m> {
         self.run_traced(arena, Source::Pixels(pixels), output, trace)
     }
 
-    fn run_traced(&self, arena: &mut [u8], src: Source<'_>, output: &mut [u8], trace: &mut dyn FnMut(LayerTrace)) -> Result<(), Error> {
+    fn run_traced(
+        &self,
+        arena: &mut [u8],
+        src: Source<'_>,
+        output: &mut [u8],
+        trace: &mut dyn FnMut(LayerTrace),
+    ) -> Result<(), Error> {
         self.check_arena(arena)?;
         if output.len() != self.output_bytes() as usize {
             return Err(Error::OutputSize { expected: self.output_bytes(), got: output.len() as u32 });

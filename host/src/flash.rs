@@ -102,7 +102,8 @@ pub fn run_command(board: &Board, elf: &Path) -> Command {
 
 /// Shell-style rendering of a command (for --dry-run and error messages).
 pub fn render(c: &Command) -> String {
-    let mut s: Vec<String> = c.get_envs().filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy()))).collect();
+    let mut s: Vec<String> =
+        c.get_envs().filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy()))).collect();
     s.push(c.get_program().to_string_lossy().into_owned());
     s.extend(c.get_args().map(|a| a.to_string_lossy().into_owned()));
     s.join(" ")

@@ -41,7 +41,15 @@ impl Schedule {
         let t = step as f64 / total.max(1) as f64;
         match self {
             Schedule::Cosine => base * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
-            Schedule::Step => base * if t < 0.5 { 1.0 } else if t < 0.75 { 0.1 } else { 0.01 },
+            Schedule::Step => {
+                base * if t < 0.5 {
+                    1.0
+                } else if t < 0.75 {
+                    0.1
+                } else {
+                    0.01
+                }
+            }
             Schedule::Constant => base,
         }
     }
@@ -121,7 +129,7 @@ pub fn train(
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         let mut interrupted = false;
         for idx in order.chunks(cfg.batch_size).take(n_steps) {
-            let aug = cfg.augment.then(|| Augment { rng: &mut rng });
+            let aug = cfg.augment.then_some(Augment { rng: &mut rng });
             let (x, y) = batch(ds, idx, &net.arch.mean, &net.arch.std, aug, device);
             let logits = net.forward(x);
             let loss = cross_entropy(logits.clone(), y.clone(), cfg.label_smoothing);
@@ -185,7 +193,13 @@ impl Evaluation {
             .map(|(i, row)| row[i] as f64 / row.iter().sum::<usize>().max(1) as f64)
             .collect();
         let correct: usize = (0..classes).map(|i| confusion[i][i]).sum();
-        Self { samples: predictions.len(), top1: correct as f64 / predictions.len().max(1) as f64, per_class, confusion, predictions }
+        Self {
+            samples: predictions.len(),
+            top1: correct as f64 / predictions.len().max(1) as f64,
+            per_class,
+            confusion,
+            predictions,
+        }
     }
 }
 

@@ -117,12 +117,8 @@ impl ModelBuilder {
 
 /// Wraps a payload in the envelope.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
-    let header = Header {
-        version: VERSION,
-        flags: 0,
-        payload_len: payload.len() as u32,
-        crc32: CHECKSUM.checksum(payload),
-    };
+    let header =
+        Header { version: VERSION, flags: 0, payload_len: payload.len() as u32, crc32: CHECKSUM.checksum(payload) };
     let mut out = Vec::with_capacity(payload.len() + 16);
     out.extend_from_slice(&header.to_bytes());
     out.extend_from_slice(payload);

@@ -39,8 +39,7 @@ impl Header {
         }
         let u16_at = |i: usize| u16::from_le_bytes([head[i], head[i + 1]]);
         let u32_at = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-        let header =
-            Header { version: u16_at(4), flags: u16_at(6), payload_len: u32_at(8), crc32: u32_at(12) };
+        let header = Header { version: u16_at(4), flags: u16_at(6), payload_len: u32_at(8), crc32: u32_at(12) };
         if header.version != VERSION {
             return Err(Error::UnsupportedVersion { found: header.version, supported: VERSION });
         }

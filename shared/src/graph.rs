@@ -98,11 +98,7 @@ pub struct PlanEntry {
 impl Record for PlanEntry {
     const SIZE: usize = 12;
     fn read(b: &[u8]) -> Self {
-        Self {
-            offset: u32::read(&b[0..4]),
-            first: u32::read(&b[4..8]),
-            last: u32::read(&b[8..12]),
-        }
+        Self { offset: u32::read(&b[0..4]), first: u32::read(&b[4..8]), last: u32::read(&b[8..12]) }
     }
     fn write(&self, out: &mut [u8]) {
         self.offset.write(&mut out[0..4]);

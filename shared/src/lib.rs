@@ -24,7 +24,7 @@ pub use builder::{frame, plan_memory, ModelBuilder};
 pub use envelope::{decode, Header, CHECKSUM, HEADER_LEN, MAGIC, VERSION};
 pub use error::{Error, GraphError};
 pub use graph::{
-    Add, AddQuant, Buffer, ChannelPlace, Conv2d, DType, Dense, InputSpec, Meta, Model, Op, Params,
-    Plan, PlanEntry, Pool, Provenance, Unary,
+    Add, AddQuant, Buffer, ChannelPlace, Conv2d, DType, Dense, InputSpec, Meta, Model, Op, Params, Plan, PlanEntry,
+    Pool, Provenance, Unary,
 };
 pub use table::{Record, Seq, SeqIter, Table};

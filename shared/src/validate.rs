@@ -31,9 +31,7 @@ impl Model<'_> {
             if b.elements().is_none_or(|n| n == 0) || b.bytes().is_none() {
                 return Err(GraphError::BadBufferShape { buffer: i });
             }
-            if b.dtype == DType::I8
-                && !(b.scale.is_finite() && b.scale > 0.0 && (-128..=127).contains(&b.zero_point))
-            {
+            if b.dtype == DType::I8 && !(b.scale.is_finite() && b.scale > 0.0 && (-128..=127).contains(&b.zero_point)) {
                 return Err(GraphError::BadBufferShape { buffer: i });
             }
         }

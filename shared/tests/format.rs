@@ -31,8 +31,7 @@ fn small_model() -> Vec<u8> {
         params: Params::F32 { weights: Table::new(108, &w), bias: Table::new(4, &bias) },
     }))
     .unwrap();
-    b.push(&Op::MaxPool2d(Pool { input: c, output: p, kernel: [2, 2], stride: [2, 2], padding: [0; 4] }))
-        .unwrap();
+    b.push(&Op::MaxPool2d(Pool { input: c, output: p, kernel: [2, 2], stride: [2, 2], padding: [0; 4] })).unwrap();
     b.push(&Op::GlobalAvgPool(Unary { input: p, output: g })).unwrap();
     let dw = f32s(&[1.0, -1.0, 0.5, 0.0, 0.0, 1.0, 1.0, 1.0]);
     let db = f32s(&[0.0, 1.0]);
@@ -127,12 +126,8 @@ fn shapes_that_do_not_chain_are_refused() {
     let x = b.buffer(Buffer::f32(8, 8, 3));
     let y = b.buffer(Buffer::f32(7, 8, 3)); // 2×2 stride-2 pool of 8×8 is 4×4
     b.set_input(x).set_output(y);
-    b.push(&Op::MaxPool2d(Pool { input: x, output: y, kernel: [2, 2], stride: [2, 2], padding: [0; 4] }))
-        .unwrap();
-    assert!(matches!(
-        b.finish(),
-        Err(Error::InvalidGraph(GraphError::ShapeMismatch { op: 0, .. }))
-    ));
+    b.push(&Op::MaxPool2d(Pool { input: x, output: y, kernel: [2, 2], stride: [2, 2], padding: [0; 4] })).unwrap();
+    assert!(matches!(b.finish(), Err(Error::InvalidGraph(GraphError::ShapeMismatch { op: 0, .. }))));
 }
 
 #[test]
@@ -165,10 +160,7 @@ fn plan_offsets_past_the_arena_are_refused() {
     let bytes = Table::encode(&entries);
     let mut bad = m;
     bad.plan.entries = Table::new(entries.len() as u32, &bytes);
-    assert_eq!(
-        decode(&reframe(&bad)),
-        Err(Error::InvalidGraph(GraphError::OutsideArena { buffer: 4, arena: 1792 }))
-    );
+    assert_eq!(decode(&reframe(&bad)), Err(Error::InvalidGraph(GraphError::OutsideArena { buffer: 4, arena: 1792 })));
 }
 
 #[test]
@@ -224,8 +216,13 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        (1u32..4, 1u32..3, 0u32..3, 1u32..7, any::<bool>())
-            .prop_map(|(k, s, pad, c, relu)| Step::Conv { k, s, pad: pad.min(k - 1), c, relu }),
+        (1u32..4, 1u32..3, 0u32..3, 1u32..7, any::<bool>()).prop_map(|(k, s, pad, c, relu)| Step::Conv {
+            k,
+            s,
+            pad: pad.min(k - 1),
+            c,
+            relu
+        }),
         (1u32..4, 1u32..3).prop_map(|(k, s)| Step::MaxPool { k, s }),
         (1u32..4, 1u32..3, 0u32..2).prop_map(|(k, s, pad)| Step::AvgPool { k, s, pad: pad.min(k - 1) }),
         Just(Step::Residual),
@@ -273,10 +270,7 @@ fn random_model(h: u32, w: u32, c: u32, steps: &[Step], seed: u32) -> (Vec<u8>, 
                         stride: [s, s],
                         padding: [pad; 4],
                         relu,
-                        params: Params::F32 {
-                            weights: Table::new(c * k * k * i.c, &wb),
-                            bias: Table::new(c, &bb),
-                        },
+                        params: Params::F32 { weights: Table::new(c * k * k * i.c, &wb), bias: Table::new(c, &bb) },
                     }),
                 );
                 cur = out;
@@ -289,7 +283,10 @@ fn random_model(h: u32, w: u32, c: u32, steps: &[Step], seed: u32) -> (Vec<u8>, 
             }
             Step::AvgPool { k, s, pad } if pad > 0 && i.h + 2 * pad >= k && i.w + 2 * pad >= k => {
                 let out = b.buffer(Buffer::f32((i.h + 2 * pad - k) / s + 1, (i.w + 2 * pad - k) / s + 1, i.c));
-                push(&mut b, Op::AvgPool2d(Pool { input: cur, output: out, kernel: [k, k], stride: [s, s], padding: [pad; 4] }));
+                push(
+                    &mut b,
+                    Op::AvgPool2d(Pool { input: cur, output: out, kernel: [k, k], stride: [s, s], padding: [pad; 4] }),
+                );
                 cur = out;
             }
             Step::Residual => {
@@ -315,7 +312,15 @@ fn random_model(h: u32, w: u32, c: u32, steps: &[Step], seed: u32) -> (Vec<u8>, 
                 let out = b.buffer(Buffer::f32(i.h.div_ceil(s), i.w.div_ceil(s), i.c + extra));
                 let chans: Vec<u16> = (0..i.c as u16).map(|ch| ch + (extra / 2) as u16).collect();
                 let cb = Table::encode(&chans);
-                push(&mut b, Op::ChannelPlace(ChannelPlace { input: cur, output: out, stride: s, channels: Table::new(i.c, &cb) }));
+                push(
+                    &mut b,
+                    Op::ChannelPlace(ChannelPlace {
+                        input: cur,
+                        output: out,
+                        stride: s,
+                        channels: Table::new(i.c, &cb),
+                    }),
+                );
                 cur = out;
             }
             _ => {}

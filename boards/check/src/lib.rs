@@ -82,7 +82,14 @@ pub fn run(arena: &mut [u8], clock: &mut dyn FnMut() -> u64, clock_unit: &'stati
         if !first {
             total += counts;
         }
-        defmt::println!("PARE-SAMPLE {=u32} predicted={=u32} label={=u32} host={=u32} counts={=u64}", i as u32, pred, label, host, counts);
+        defmt::println!(
+            "PARE-SAMPLE {=u32} predicted={=u32} label={=u32} host={=u32} counts={=u64}",
+            i as u32,
+            pred,
+            label,
+            host,
+            counts
+        );
     }
     // The first sample carries per-layer tracing overhead; the mean is over the others.
     let timed = (n as u64).saturating_sub(1).max(1);
@@ -95,7 +102,11 @@ pub fn run(arena: &mut [u8], clock: &mut dyn FnMut() -> u64, clock_unit: &'stati
         clock_unit,
         per_count
     );
-    if agree as usize == n && n > 0 { Outcome::Pass } else { Outcome::Disagree }
+    if agree as usize == n && n > 0 {
+        Outcome::Pass
+    } else {
+        Outcome::Disagree
+    }
 }
 
 /// `[u32]` storage as the 4-byte-aligned byte arena the runtime needs.

@@ -37,7 +37,14 @@ pub fn dot_i8(x: &[i8], w: &[i8], x_offset: i32) -> i32 {
 }
 
 /// f32 convolution; `None` only if slices disagree with the geometry.
-pub fn conv_f32(g: &Window, x: &[f32], w: &Table<'_, f32>, bias: &Table<'_, f32>, relu: bool, y: &mut [f32]) -> Option<()> {
+pub fn conv_f32(
+    g: &Window,
+    x: &[f32],
+    w: &Table<'_, f32>,
+    bias: &Table<'_, f32>,
+    relu: bool,
+    y: &mut [f32],
+) -> Option<()> {
     let wb = w.bytes();
     let row = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?.checked_mul(4)?;
     for oy in 0..g.oh {

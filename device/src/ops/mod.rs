@@ -50,7 +50,13 @@ impl Window {
 
     /// Input rows (or columns) covered by output index `o`: `(first kernel index, input index)`
     /// pairs for the in-bounds taps only.
-    pub fn taps(o: usize, stride: usize, pad: usize, kernel: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
+    pub fn taps(
+        o: usize,
+        stride: usize,
+        pad: usize,
+        kernel: usize,
+        size: usize,
+    ) -> impl Iterator<Item = (usize, usize)> {
         let start = o * stride;
         (0..kernel).filter_map(move |k| {
             let i = (start + k).checked_sub(pad)?;

@@ -2,13 +2,20 @@
 
 use super::Window;
 
-fn pool<T: Copy>(g: &Window, x: &[T], y: &mut [T], mut reduce: impl FnMut(&mut dyn Iterator<Item = T>, usize) -> Option<T>) -> Option<()> {
+fn pool<T: Copy>(
+    g: &Window,
+    x: &[T],
+    y: &mut [T],
+    mut reduce: impl FnMut(&mut dyn Iterator<Item = T>, usize) -> Option<T>,
+) -> Option<()> {
     for oy in 0..g.oh {
         for ox in 0..g.ow {
             for c in 0..g.oc {
-                let n = Window::taps(oy, g.sh, g.pt, g.kh, g.ih).count() * Window::taps(ox, g.sw, g.pl, g.kw, g.iw).count();
+                let n =
+                    Window::taps(oy, g.sh, g.pt, g.kh, g.ih).count() * Window::taps(ox, g.sw, g.pl, g.kw, g.iw).count();
                 let mut values = Window::taps(oy, g.sh, g.pt, g.kh, g.ih).flat_map(|(_, iy)| {
-                    Window::taps(ox, g.sw, g.pl, g.kw, g.iw).filter_map(move |(_, ix)| x.get((iy * g.iw + ix) * g.ic + c).copied())
+                    Window::taps(ox, g.sw, g.pl, g.kw, g.iw)
+                        .filter_map(move |(_, ix)| x.get((iy * g.iw + ix) * g.ic + c).copied())
                 });
                 *y.get_mut((oy * g.ow + ox) * g.oc + c)? = reduce(&mut values, n)?;
             }

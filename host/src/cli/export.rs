@@ -29,7 +29,12 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
         Quant::F32 => None,
         Quant::Int8 => Some(crate::data::load(&a.calib_data, "train")?.take(a.calib_samples)),
     };
-    let provenance = a.model.weights.as_ref().and_then(|p| crate::model::weights::read(p).ok()).and_then(|(_, m)| m.get("pare.provenance").cloned());
+    let provenance = a
+        .model
+        .weights
+        .as_ref()
+        .and_then(|p| crate::model::weights::read(p).ok())
+        .and_then(|(_, m)| m.get("pare.provenance").cloned());
     let prov: Option<crate::prune::ProvenanceRecord> = provenance.and_then(|p| serde_json::from_str(&p).ok());
     let bytes = export(&net, a.quant, calib.as_ref(), prov.as_ref().map(|p| p.as_format()))?;
     write_atomic(&a.out, &bytes)?;

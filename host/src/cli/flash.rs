@@ -34,15 +34,25 @@ pub fn boards() {
             Runner::Qemu { .. } => "qemu-system-arm".to_string(),
             Runner::ProbeRs { chip } => format!("probe-rs --chip {chip}"),
         };
-        println!("| {} | {} KiB | {} KiB | {runner} | {} |", b.name, b.flash_bytes >> 10, b.ram_bytes >> 10, b.description);
+        println!(
+            "| {} | {} KiB | {} KiB | {runner} | {} |",
+            b.name,
+            b.flash_bytes >> 10,
+            b.ram_bytes >> 10,
+            b.description
+        );
     }
 }
 
 pub fn run(a: FlashArgs) -> anyhow::Result<()> {
     let report = flash_model(&a)?;
     if report.agree != report.samples || report.samples == 0 || !report.errors.is_empty() {
-        anyhow::bail!("board check failed: {} of {} predictions agree with host emulation{}", report.agree, report.samples,
-            if report.errors.is_empty() { String::new() } else { format!("; errors: {}", report.errors.join("; ")) });
+        anyhow::bail!(
+            "board check failed: {} of {} predictions agree with host emulation{}",
+            report.agree,
+            report.samples,
+            if report.errors.is_empty() { String::new() } else { format!("; errors: {}", report.errors.join("; ")) }
+        );
     }
     Ok(())
 }
@@ -51,7 +61,8 @@ pub fn run(a: FlashArgs) -> anyhow::Result<()> {
 pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
     let board = boards::find(&a.board).ok_or_else(|| FlashError::UnknownBoard(a.board.clone()))?;
     let model = std::fs::read(&a.model).map_err(|e| FlashError::Model { path: a.model.clone(), source: e.into() })?;
-    let rt = pare_device::Runtime::from_bytes(&model).map_err(|e| FlashError::Model { path: a.model.clone(), source: e.into() })?;
+    let rt = pare_device::Runtime::from_bytes(&model)
+        .map_err(|e| FlashError::Model { path: a.model.clone(), source: e.into() })?;
     let pixels = u64::from(rt.input_bytes() / rt.model().input_buffer().map_or(1, |b| b.dtype.size()));
     flash::check_fit(board, model.len() as u64, a.samples as u64 * (pixels + 2), u64::from(rt.arena_bytes()))?;
     let ds = crate::data::load(&a.data.data, &a.split).map_err(anyhow::Error::from)?.take(a.samples);
@@ -68,14 +79,20 @@ pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
     }
     // Look for the runner before spending minutes on a build.
     let (tool, hint) = match board.runner {
-        Runner::Qemu { .. } => (flash::qemu_program(), "install it with `apt-get install qemu-system-arm` (Debian/Ubuntu) or `brew install qemu`"),
+        Runner::Qemu { .. } => (
+            flash::qemu_program(),
+            "install it with `apt-get install qemu-system-arm` (Debian/Ubuntu) or `brew install qemu`",
+        ),
         Runner::ProbeRs { .. } => ("probe-rs".to_string(), "install it with `cargo install probe-rs-tools --locked`"),
     };
     if which(&tool).is_none() {
         return Err(FlashError::ToolMissing { tool, hint: hint.into() });
     }
     let bundle = flash::write_bundle(&model, &ds, &bundle_dir)?;
-    eprintln!("building firmware for {} ({} samples, {} byte model, {} byte arena)", board.name, bundle.samples, bundle.model_bytes, bundle.arena);
+    eprintln!(
+        "building firmware for {} ({} samples, {} byte model, {} byte arena)",
+        board.name, bundle.samples, bundle.model_bytes, bundle.arena
+    );
     let status = build.status().map_err(anyhow::Error::from)?;
     if !status.success() {
         return Err(FlashError::Build(status.code().unwrap_or(-1)));

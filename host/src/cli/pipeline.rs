@@ -64,7 +64,10 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         let net = args.load(&ad)?;
         let cfg = TrainConfig { epochs: a.epochs, ..TrainConfig::default() };
         let stop = std::sync::atomic::AtomicBool::new(false);
-        train(net, &train_ds, &cfg, 0, &ad, &stop, &mut |_, s, _| eprintln!("  epoch {}: loss {:.3}, train acc {:.1} %", s.epoch, s.loss, 100.0 * s.accuracy)).valid()
+        train(net, &train_ds, &cfg, 0, &ad, &stop, &mut |_, s, _| {
+            eprintln!("  epoch {}: loss {:.3}, train acc {:.1} %", s.epoch, s.loss, 100.0 * s.accuracy)
+        })
+        .valid()
     };
     eprintln!("[2/5] pruning with {} to −{:.0} % FLOPs", a.criterion.name(), 100.0 * a.target_flops);
     let calib = crate::data::load(&a.data.data, "train")?.take(a.calib_samples);
@@ -141,7 +144,11 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     crate::report::write_atomic(&a.out.join("report.md"), full.as_bytes())?;
     println!("{full}");
     if board.agree != board.samples || board.samples == 0 {
-        anyhow::bail!("the board disagrees with host emulation on {} of {} samples", board.samples - board.agree, board.samples);
+        anyhow::bail!(
+            "the board disagrees with host emulation on {} of {} samples",
+            board.samples - board.agree,
+            board.samples
+        );
     }
     Ok(())
 }

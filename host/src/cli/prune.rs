@@ -76,7 +76,11 @@ pub enum Scope {
 
 pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let device = a.model.device.device();
-    let net = if a.resume { crate::model::Net::init(&crate::model::zoo::tiny(10), &device).map_err(anyhow::Error::msg)? } else { a.model.load(&device)? };
+    let net = if a.resume {
+        crate::model::Net::init(&crate::model::zoo::tiny(10), &device).map_err(anyhow::Error::msg)?
+    } else {
+        a.model.load(&device)?
+    };
     let train = crate::data::load(&a.data.data, "train")?;
     let calib = crate::data::load(&a.data.data, &a.calib_split)?.take(a.calib_samples);
     let mut eval = crate::data::load(&a.data.data, &a.eval_split)?;
@@ -90,7 +94,12 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         step: a.step,
         min_channels: a.min_channels,
         round_to: a.round_to,
-        target: Target { kept_ratio: a.target_ratio, flops_reduction: a.target_flops, params_reduction: a.target_params, max_accuracy_drop: a.max_accuracy_drop },
+        target: Target {
+            kept_ratio: a.target_ratio,
+            flops_reduction: a.target_flops,
+            params_reduction: a.target_params,
+            max_accuracy_drop: a.max_accuracy_drop,
+        },
         calib_samples: a.calib_samples,
         batch_size: a.batch_size,
         seed: a.seed,

@@ -29,7 +29,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let em = crate::emulate::emulate(&bytes, &ds)?;
     let model = pare_format::decode(&bytes)?;
     let labels: Vec<String> = model.meta.labels.iter().map(|l| l.unwrap_or("?").to_string()).collect();
-    println!("{} (pare-device, host) on {}: top-1 {:.2} % over {} images", a.model.display(), ds.source, 100.0 * em.evaluation.top1, ds.len());
+    println!(
+        "{} (pare-device, host) on {}: top-1 {:.2} % over {} images",
+        a.model.display(),
+        ds.source,
+        100.0 * em.evaluation.top1,
+        ds.len()
+    );
     println!("{}", report::per_class_table(&labels, &[("accuracy", &em.evaluation)]));
     if let Some(p) = a.predictions {
         let text: String = em.evaluation.predictions.iter().map(|p| format!("{p}\n")).collect();

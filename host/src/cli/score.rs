@@ -1,8 +1,8 @@
 //! `pare score`: per-filter importance, written as JSON for inspection and comparison.
 
 use super::common::{DataArgs, ModelArgs};
-use crate::prune::criteria::{normalize, score, spearman, Criterion, IbaConfig, Normalize, ScoreConfig};
 use crate::model::Node;
+use crate::prune::criteria::{normalize, score, spearman, Criterion, IbaConfig, Normalize, ScoreConfig};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -52,18 +52,32 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
     let cfg = ScoreConfig { criterion: a.criterion, calib: &calib, batch_size: a.batch_size, seed: a.seed, iba };
     let started = std::time::Instant::now();
     let scores = normalize(&score(&net, &cfg, &device), how);
-    eprintln!("scored {} filters with {} in {:.1} s", scores.values().map(Vec::len).sum::<usize>(), a.criterion.name(), started.elapsed().as_secs_f64());
-    let names: Vec<String> = net.arch.nodes.iter().map(|n| if let Node::Conv { name, .. } = n { name.clone() } else { String::new() }).collect();
+    eprintln!(
+        "scored {} filters with {} in {:.1} s",
+        scores.values().map(Vec::len).sum::<usize>(),
+        a.criterion.name(),
+        started.elapsed().as_secs_f64()
+    );
+    let names: Vec<String> = net
+        .arch
+        .nodes
+        .iter()
+        .map(|n| if let Node::Conv { name, .. } = n { name.clone() } else { String::new() })
+        .collect();
     if a.compare_modes && a.criterion == Criterion::Attribution {
         let other = ScoreConfig { iba: IbaConfig { per_layer: !a.per_layer, ..iba }, ..cfg };
         let other = normalize(&score(&net, &other, &device), how);
         let flat = |s: &crate::prune::criteria::Scores| s.values().flatten().copied().collect::<Vec<f64>>();
-        println!("rank agreement joint vs per-layer (Spearman, all filters): {:.3}", spearman(&flat(&scores), &flat(&other)));
+        println!(
+            "rank agreement joint vs per-layer (Spearman, all filters): {:.3}",
+            spearman(&flat(&scores), &flat(&other))
+        );
         for (i, v) in &scores {
             println!("  {:<16} {:.3}", names[*i], spearman(v, &other[i]));
         }
     }
-    let layers: serde_json::Map<String, serde_json::Value> = scores.iter().map(|(i, v)| (names[*i].clone(), serde_json::json!(v))).collect();
+    let layers: serde_json::Map<String, serde_json::Value> =
+        scores.iter().map(|(i, v)| (names[*i].clone(), serde_json::json!(v))).collect();
     let doc = serde_json::json!({ "criterion": a.criterion.name(), "normalize": how, "layers": layers });
     match a.json {
         Some(p) => crate::report::write_json(&p, &doc)?,

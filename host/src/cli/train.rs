@@ -62,7 +62,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let device = a.model.device.device().autodiff();
     device.seed(a.seed);
     let (net, start) = if a.resume {
-        let (net, meta) = weights::load_checkpoint(&a.out, &device).context("--resume needs the checkpoint at --out")?;
+        let (net, meta) =
+            weights::load_checkpoint(&a.out, &device).context("--resume needs the checkpoint at --out")?;
         let epoch = meta.get("pare.epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
         eprintln!("resuming {} from epoch {epoch}", a.out.display());
         (net, epoch)

@@ -33,7 +33,7 @@ fn split_files(split: &str) -> (Vec<String>, String) {
 
 /// Parses one file's bytes, appending to `ds`.
 fn parse(path: &Path, bytes: &[u8], ds: &mut Dataset) -> Result<(), DataError> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(DataError::BadSize { path: path.into(), len: bytes.len() });
     }
     for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
@@ -77,9 +77,13 @@ pub fn load_cifar(path: &Path, split: &str) -> Result<Dataset, DataError> {
         }
     } else {
         // A folder: the files themselves, or the archive's cifar-10-batches-bin/ inside it.
-        let dir = if path.join("cifar-10-batches-bin").is_dir() { path.join("cifar-10-batches-bin") } else { path.into() };
+        let dir =
+            if path.join("cifar-10-batches-bin").is_dir() { path.join("cifar-10-batches-bin") } else { path.into() };
         if !dir.is_dir() {
-            return Err(DataError::Io { path: path.into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) });
+            return Err(DataError::Io {
+                path: path.into(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
         }
         for name in &names {
             let file = dir.join(name);

@@ -14,7 +14,13 @@ pub fn synthetic(split: &str) -> Result<Dataset, DataError> {
         other => return Err(DataError::UnknownSplit(other.into())),
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut ds = Dataset { images: vec![], labels: vec![], shape: [3, 32, 32], classes: 10, source: format!("synthetic:{split}") };
+    let mut ds = Dataset {
+        images: vec![],
+        labels: vec![],
+        shape: [3, 32, 32],
+        classes: 10,
+        source: format!("synthetic:{split}"),
+    };
     for i in 0..n {
         let k = (i % 10) as u8;
         ds.labels.push(k);
@@ -25,8 +31,9 @@ pub fn synthetic(split: &str) -> Result<Dataset, DataError> {
 
 fn render(k: u8, rng: &mut impl Rng) -> Vec<u8> {
     let pattern = k % 5;
-    let palette: [[f32; 3]; 2] = if k < 5 { [[0.9, 0.5, 0.1], [0.3, 0.1, 0.05]] } else { [[0.1, 0.5, 0.9], [0.05, 0.2, 0.3]] };
-    let phase: f32 = rng.random_range(0.0..6.28);
+    let palette: [[f32; 3]; 2] =
+        if k < 5 { [[0.9, 0.5, 0.1], [0.3, 0.1, 0.05]] } else { [[0.1, 0.5, 0.9], [0.05, 0.2, 0.3]] };
+    let phase: f32 = rng.random_range(0.0..std::f32::consts::TAU);
     let freq: f32 = rng.random_range(0.5..0.8);
     let (cx, cy): (f32, f32) = (rng.random_range(10.0..22.0), rng.random_range(10.0..22.0));
     let contrast: f32 = rng.random_range(0.6..1.0);
@@ -38,7 +45,13 @@ fn render(k: u8, rng: &mut impl Rng) -> Vec<u8> {
                 0 => (fy * freq + phase).sin(),
                 1 => (fx * freq + phase).sin(),
                 2 => (fx * freq + phase).sin() * (fy * freq + phase).sin(),
-                3 => if ((fx - cx).powi(2) + (fy - cy).powi(2)).sqrt() < 8.0 { 1.0 } else { -1.0 },
+                3 => {
+                    if ((fx - cx).powi(2) + (fy - cy).powi(2)).sqrt() < 8.0 {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                }
                 _ => ((fx + fy) * freq * 0.7 + phase).sin(),
             };
             let t = 0.5 + 0.5 * v * contrast;

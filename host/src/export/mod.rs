@@ -63,7 +63,12 @@ pub struct ExportSummary {
 }
 
 /// Builds the `.pare` bytes. `calibration` is required for int8.
-pub fn export(net: &Net, quant: Quant, calibration: Option<&Dataset>, provenance: Option<Provenance<'_>>) -> anyhow::Result<Vec<u8>> {
+pub fn export(
+    net: &Net,
+    quant: Quant,
+    calibration: Option<&Dataset>,
+    provenance: Option<Provenance<'_>>,
+) -> anyhow::Result<Vec<u8>> {
     let arch = &net.arch;
     let shapes = arch.shapes().map_err(anyhow::Error::msg)?;
     let t = weights::to_tensors(net);
@@ -133,7 +138,9 @@ pub fn export(net: &Net, quant: Quant, calibration: Option<&Dataset>, provenance
                 };
                 b.push(&if matches!(node, Node::MaxPool { .. }) { Op::MaxPool2d(p) } else { Op::AvgPool2d(p) })?;
             }
-            Node::GlobalAvgPool { input: src } => b.push(&Op::GlobalAvgPool(Unary { input: id(*src, &ids), output: out }))?,
+            Node::GlobalAvgPool { input: src } => {
+                b.push(&Op::GlobalAvgPool(Unary { input: id(*src, &ids), output: out }))?
+            }
             Node::Add { a, b: bb, relu } => {
                 let quant = q.as_ref().map(|_| {
                     let y = b.buffer_info(out).unwrap_or(Buffer::f32(1, 1, 1));

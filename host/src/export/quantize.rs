@@ -75,7 +75,13 @@ pub fn layer(f: &Folded, x: &Buffer, y: &Buffer, int8: bool) -> EncodedLayer {
     }
     EncodedLayer {
         f32: None,
-        i8: Some([Table::encode(&w), Table::encode(&bias), Table::encode(&scales), Table::encode(&mults), Table::encode(&shifts)]),
+        i8: Some([
+            Table::encode(&w),
+            Table::encode(&bias),
+            Table::encode(&scales),
+            Table::encode(&mults),
+            Table::encode(&shifts),
+        ]),
         out: f.out as u32,
         weights: f.weights.len() as u32,
     }

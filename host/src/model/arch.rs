@@ -27,15 +27,38 @@ pub enum Node {
         padding: usize,
         relu: bool,
     },
-    MaxPool { input: Src, kernel: usize, stride: usize },
-    AvgPool { input: Src, kernel: usize, stride: usize },
-    GlobalAvgPool { input: Src },
-    Add { a: Src, b: Src, relu: bool },
+    MaxPool {
+        input: Src,
+        kernel: usize,
+        stride: usize,
+    },
+    AvgPool {
+        input: Src,
+        kernel: usize,
+        stride: usize,
+    },
+    GlobalAvgPool {
+        input: Src,
+    },
+    Add {
+        a: Src,
+        b: Src,
+        relu: bool,
+    },
     /// Option-A shortcut: subsample by `stride`, put input channel `i` at output channel
     /// `channels[i]` (or drop it), zero elsewhere.
-    Place { input: Src, stride: usize, out: usize, channels: Vec<Option<usize>> },
+    Place {
+        input: Src,
+        stride: usize,
+        out: usize,
+        channels: Vec<Option<usize>>,
+    },
     /// The classifier; its input must be `(c, 1, 1)`.
-    Linear { name: String, input: Src, out: usize },
+    Linear {
+        name: String,
+        input: Src,
+        out: usize,
+    },
 }
 
 impl Node {

@@ -83,7 +83,11 @@ impl Net {
                     conv_index += 1;
                     let opts = ConvOptions::new([*stride; 2], [*padding; 2], [1, 1], 1);
                     let y = cb.bn.forward(conv2d(get(*input, &values), cb.weight.val(), None, opts));
-                    if *r { relu(y) } else { y }
+                    if *r {
+                        relu(y)
+                    } else {
+                        y
+                    }
                 }
                 Node::MaxPool { input, kernel, stride } => {
                     let mut o = MaxPoolOptions::new([*kernel; 2]);
@@ -98,7 +102,11 @@ impl Net {
                 Node::GlobalAvgPool { input } => get(*input, &values).mean_dim(2).mean_dim(3),
                 Node::Add { a, b, relu: r } => {
                     let y = get(*a, &values) + get(*b, &values);
-                    if *r { relu(y) } else { y }
+                    if *r {
+                        relu(y)
+                    } else {
+                        y
+                    }
                 }
                 Node::Place { input, stride, out, channels } => place(get(*input, &values), *stride, *out, channels),
                 Node::Linear { input, .. } => {

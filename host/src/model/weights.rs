@@ -21,8 +21,12 @@ pub enum WeightsError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a safetensors file: {reason}")]
     Format { path: PathBuf, reason: String },
-    #[error("{path}: weights do not fit the model:{}{}{}",
-        list("missing", missing), list("unexpected", unexpected), list("mis-shaped", misshaped))]
+    #[error(
+        "{path}: weights do not fit the model:{}{}{}",
+        list("missing", missing),
+        list("unexpected", unexpected),
+        list("mis-shaped", misshaped)
+    )]
     Mismatch { path: PathBuf, missing: Vec<String>, unexpected: Vec<String>, misshaped: Vec<String> },
     #[error("{path}: no architecture in this file; pass --model to load plain weights")]
     NoArch { path: PathBuf },
@@ -83,7 +87,10 @@ pub fn to_tensors(net: &Net) -> Tensors {
                 out.insert(format!("{bn}.running_var"), (c, values(cb.bn.running_var.value())));
             }
             Node::Linear { name, .. } => {
-                out.insert(format!("{name}.weight"), (net.linear.weight.dims().to_vec(), values(net.linear.weight.val())));
+                out.insert(
+                    format!("{name}.weight"),
+                    (net.linear.weight.dims().to_vec(), values(net.linear.weight.val())),
+                );
                 out.insert(format!("{name}.bias"), (net.linear.bias.dims().to_vec(), values(net.linear.bias.val())));
             }
             _ => {}
@@ -200,7 +207,8 @@ pub fn save_checkpoint(net: &Net, extra: &[(&str, String)], path: &Path) -> Resu
             Ok((k.clone(), view))
         })
         .collect::<Result<_, WeightsError>>()?;
-    let mut meta: std::collections::HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let mut meta: std::collections::HashMap<String, String> =
+        extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     meta.insert(ARCH_KEY.into(), serde_json::to_string(&net.arch).unwrap_or_default());
     let data = safetensors::serialize(views, Some(meta))
         .map_err(|e| WeightsError::Format { path: path.into(), reason: e.to_string() })?;

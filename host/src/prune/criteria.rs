@@ -46,7 +46,11 @@ impl Criterion {
 
     /// L2 normalisation per layer is the default for all but `taylor`.
     pub fn default_normalize(self) -> Normalize {
-        if self == Criterion::Taylor { Normalize::None } else { Normalize::L2 }
+        if self == Criterion::Taylor {
+            Normalize::None
+        } else {
+            Normalize::L2
+        }
     }
 }
 
@@ -189,7 +193,12 @@ pub fn bottleneck_node(net: &Net, conv: usize) -> usize {
 }
 
 /// Per-element mean and std of node outputs over the calibration set (Welford/Chan).
-fn activation_stats(net: &Net, nodes: &[usize], cfg: &ScoreConfig<'_>, device: &Device) -> BTreeMap<usize, (Tensor<3>, Tensor<3>)> {
+fn activation_stats(
+    net: &Net,
+    nodes: &[usize],
+    cfg: &ScoreConfig<'_>,
+    device: &Device,
+) -> BTreeMap<usize, (Tensor<3>, Tensor<3>)> {
     let model = net.valid();
     let mut acc: BTreeMap<usize, (f64, Tensor<3>, Tensor<3>)> = BTreeMap::new();
     for idx in batches(cfg.calib.len(), cfg.batch_size) {
@@ -237,7 +246,8 @@ fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
     let stats: BTreeMap<usize, (Tensor<3>, Tensor<3>)> =
         stats.into_iter().map(|(i, (m, s))| (i, (m.to_device(&ad), s.clamp_min(1e-5).to_device(&ad)))).collect();
     // Runs of bottlenecks optimised together: all at once, or one at a time.
-    let runs: Vec<Vec<usize>> = if cfg.iba.per_layer { places.iter().map(|&p| vec![p]).collect() } else { vec![places.clone()] };
+    let runs: Vec<Vec<usize>> =
+        if cfg.iba.per_layer { places.iter().map(|&p| vec![p]).collect() } else { vec![places.clone()] };
     let all = batches(cfg.calib.len(), cfg.batch_size);
     let mut bits: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     ad.seed(cfg.seed);
@@ -246,7 +256,8 @@ fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
         for idx in &all {
             let (x, y) = batch::<rand::rngs::StdRng>(cfg.calib, idx, &model.arch.mean, &model.arch.std, None, &ad);
             let mut alphas: BTreeMap<usize, Tensor<4>> = BTreeMap::new();
-            let (mut m1, mut m2): (BTreeMap<usize, Tensor<4>>, BTreeMap<usize, Tensor<4>>) = (BTreeMap::new(), BTreeMap::new());
+            let (mut m1, mut m2): (BTreeMap<usize, Tensor<4>>, BTreeMap<usize, Tensor<4>>) =
+                (BTreeMap::new(), BTreeMap::new());
             for step in 0..=cfg.iba.steps {
                 let last = step == cfg.iba.steps;
                 let mut caps: Vec<(usize, Tensor<4>)> = vec![];
@@ -255,10 +266,12 @@ fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
                         return r;
                     }
                     let (mean, std) = &stats[&i];
-                    let alpha = alphas.entry(i).or_insert_with(|| Tensor::full(r.dims(), 5.0, &ad)).clone().require_grad();
+                    let alpha =
+                        alphas.entry(i).or_insert_with(|| Tensor::full(r.dims(), 5.0, &ad)).clone().require_grad();
                     alphas.insert(i, alpha.clone());
                     let lambda = sigmoid(alpha);
-                    let eps = Tensor::random(r.dims(), Distribution::Normal(0.0, 1.0), &ad) * std.clone().unsqueeze_dim(0)
+                    let eps = Tensor::random(r.dims(), Distribution::Normal(0.0, 1.0), &ad)
+                        * std.clone().unsqueeze_dim(0)
                         + mean.clone().unsqueeze_dim(0);
                     let r_det = r.clone().detach();
                     caps.push((i, capacity(r_det, lambda.clone(), mean, std)));
@@ -267,14 +280,22 @@ fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
                 if last {
                     for (i, cap) in caps {
                         // Bits per channel, summed over H×W, summed over samples (averaged below).
-                        let per = values(cap.inner().sum_dim(2).sum_dim(3).sum_dim(0).flatten(0, 3).div_scalar(std::f64::consts::LN_2));
+                        let per = values(
+                            cap.inner()
+                                .sum_dim(2)
+                                .sum_dim(3)
+                                .sum_dim(0)
+                                .flatten(0, 3)
+                                .div_scalar(std::f64::consts::LN_2),
+                        );
                         let acc = bits.entry(i).or_insert_with(|| vec![0.0; per.len()]);
                         acc.iter_mut().zip(&per).for_each(|(a, b)| *a += b);
                     }
                     break;
                 }
                 let n_caps = caps.len().max(1) as f64;
-                let mean_cap = caps.into_iter().map(|(_, c)| c.mean()).reduce(|a, b| a + b).map(|c| c.div_scalar(n_caps));
+                let mean_cap =
+                    caps.into_iter().map(|(_, c)| c.mean()).reduce(|a, b| a + b).map(|c| c.div_scalar(n_caps));
                 let loss = match mean_cap {
                     Some(c) => cross_entropy(logits, y.clone(), 0.0) + c.mul_scalar(cfg.iba.beta),
                     None => cross_entropy(logits, y.clone(), 0.0),
@@ -286,8 +307,12 @@ fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
                     let Some(g) = alpha.grad(&grads) else { continue };
                     let g = g.inner();
                     let a = alpha.clone().inner();
-                    let mm = m1.remove(i).map_or(g.clone().mul_scalar(0.1), |m| m.mul_scalar(0.9) + g.clone().mul_scalar(0.1));
-                    let vv = m2.remove(i).map_or(g.clone().powi_scalar(2).mul_scalar(0.001), |v| v.mul_scalar(0.999) + g.powi_scalar(2).mul_scalar(0.001));
+                    let mm = m1
+                        .remove(i)
+                        .map_or(g.clone().mul_scalar(0.1), |m| m.mul_scalar(0.9) + g.clone().mul_scalar(0.1));
+                    let vv = m2.remove(i).map_or(g.clone().powi_scalar(2).mul_scalar(0.001), |v| {
+                        v.mul_scalar(0.999) + g.powi_scalar(2).mul_scalar(0.001)
+                    });
                     let mhat = mm.clone().div_scalar(1.0 - 0.9f64.powi(t));
                     let vhat = vv.clone().div_scalar(1.0 - 0.999f64.powi(t));
                     let next = a - mhat.mul_scalar(cfg.iba.lr) / vhat.sqrt().add_scalar(1e-8);

@@ -68,7 +68,8 @@ impl Groups {
                     space_of(*input, &node_space)
                 }
                 Node::Add { a, b, .. } => {
-                    let (x, y) = (find(&mut parent, space_of(*a, &node_space)), find(&mut parent, space_of(*b, &node_space)));
+                    let (x, y) =
+                        (find(&mut parent, space_of(*a, &node_space)), find(&mut parent, space_of(*b, &node_space)));
                     let (lo, hi) = (x.min(y), x.max(y));
                     parent[hi] = lo;
                     coupled[lo] = true;
@@ -81,14 +82,14 @@ impl Groups {
         let n = parent.len();
         let mut root_id = vec![usize::MAX; n];
         let mut spaces: Vec<Space> = vec![];
-        for s in 0..n {
+        for (s, &is_coupled) in coupled.iter().enumerate() {
             let r = find(&mut parent, s);
             if root_id[r] == usize::MAX {
                 root_id[r] = spaces.len();
                 spaces.push(Space { channels: channels[r], producers: vec![], prunable: true, internal: true });
             }
             let sp = &mut spaces[root_id[r]];
-            if coupled[s] || r != s {
+            if is_coupled || r != s {
                 sp.internal = false;
             }
         }

@@ -98,7 +98,14 @@ pub fn prunable_channels(groups: &Groups, internal_only: bool) -> usize {
 
 /// Global ascending ranking: removes the `tau` lowest-scoring channels, keeping at least
 /// `min_channels` per space and rounding kept counts up to a multiple of `round_to`.
-pub fn select(groups: &Groups, scores: &[Vec<f64>], spaces: &[usize], tau: usize, min_channels: usize, round_to: usize) -> (Vec<Vec<usize>>, usize) {
+pub fn select(
+    groups: &Groups,
+    scores: &[Vec<f64>],
+    spaces: &[usize],
+    tau: usize,
+    min_channels: usize,
+    round_to: usize,
+) -> (Vec<Vec<usize>>, usize) {
     let mut cand: Vec<(f64, usize, usize)> =
         spaces.iter().flat_map(|&s| scores[s].iter().enumerate().map(move |(c, v)| (*v, s, c))).collect();
     cand.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
@@ -137,12 +144,35 @@ pub fn select(groups: &Groups, scores: &[Vec<f64>], spaces: &[usize], tau: usize
 }
 
 fn channels(net: &Net) -> Vec<(String, usize)> {
-    net.arch.nodes.iter().filter_map(|n| if let Node::Conv { name, out, .. } = n { Some((name.clone(), *out)) } else { None }).collect()
+    net.arch
+        .nodes
+        .iter()
+        .filter_map(|n| if let Node::Conv { name, out, .. } = n { Some((name.clone(), *out)) } else { None })
+        .collect()
 }
 
-fn record(net: &Net, ev: &Evaluation, iteration: usize, kept_ratio: f64, removed: usize, seconds: f64, checkpoint: Option<PathBuf>) -> Iteration {
+fn record(
+    net: &Net,
+    ev: &Evaluation,
+    iteration: usize,
+    kept_ratio: f64,
+    removed: usize,
+    seconds: f64,
+    checkpoint: Option<PathBuf>,
+) -> Iteration {
     let (macs, params) = net.arch.cost().unwrap_or((0, 0));
-    Iteration { iteration, kept_ratio, macs, params, top1: ev.top1, per_class: ev.per_class.clone(), channels: channels(net), removed, seconds, checkpoint }
+    Iteration {
+        iteration,
+        kept_ratio,
+        macs,
+        params,
+        top1: ev.top1,
+        per_class: ev.per_class.clone(),
+        channels: channels(net),
+        removed,
+        seconds,
+        checkpoint,
+    }
 }
 
 /// Data a run uses.
@@ -153,13 +183,25 @@ pub struct RunData<'a> {
 }
 
 /// Runs (or resumes) the schedule; returns the final model and the state.
-pub fn run(net: Net, cfg: &PruneConfig, data: &RunData<'_>, out: &Path, resume: bool, device: &Device, stop: &AtomicBool) -> anyhow::Result<(Net, RunState)> {
+pub fn run(
+    net: Net,
+    cfg: &PruneConfig,
+    data: &RunData<'_>,
+    out: &Path,
+    resume: bool,
+    device: &Device,
+    stop: &AtomicBool,
+) -> anyhow::Result<(Net, RunState)> {
     std::fs::create_dir_all(out)?;
     let state_path = out.join("state.json");
     let ad = device.clone().autodiff();
     let (mut net, mut state) = if resume && state_path.exists() {
         let state: RunState = serde_json::from_str(&std::fs::read_to_string(&state_path)?)?;
-        let last = state.history.last().and_then(|h| h.checkpoint.clone()).ok_or_else(|| anyhow::anyhow!("state.json has no checkpoint"))?;
+        let last = state
+            .history
+            .last()
+            .and_then(|h| h.checkpoint.clone())
+            .ok_or_else(|| anyhow::anyhow!("state.json has no checkpoint"))?;
         let (net, _) = weights::load_checkpoint(&last, device)?;
         eprintln!("resuming at iteration {} from {}", state.history.len() - 1, last.display());
         (net, state)
@@ -171,7 +213,12 @@ pub fn run(net: Net, cfg: &PruneConfig, data: &RunData<'_>, out: &Path, resume: 
         weights::save_checkpoint(&net, &[], &ck)?;
         let first = record(&net, &ev, 0, 1.0, 0, started.elapsed().as_secs_f64(), Some(ck));
         eprintln!("iteration 0: top-1 {:.2} %, {:.2} M MACs", 100.0 * first.top1, first.macs as f64 / 1e6);
-        let state = RunState { config: cfg.clone(), original_prunable: prunable_channels(&groups, cfg.internal_only), history: vec![first], done: false };
+        let state = RunState {
+            config: cfg.clone(),
+            original_prunable: prunable_channels(&groups, cfg.internal_only),
+            history: vec![first],
+            done: false,
+        };
         std::fs::write(&state_path, serde_json::to_string_pretty(&state)?)?;
         (net, state)
     };
@@ -183,7 +230,12 @@ pub fn run(net: Net, cfg: &PruneConfig, data: &RunData<'_>, out: &Path, resume: 
         let reached = t.kept_ratio.is_some_and(|r| cur.kept_ratio <= r + 1e-9)
             || t.flops_reduction.is_some_and(|r| 1.0 - cur.macs as f64 / base_macs as f64 >= r)
             || t.params_reduction.is_some_and(|r| 1.0 - cur.params as f64 / base_params as f64 >= r);
-        if reached || (t.kept_ratio.is_none() && t.flops_reduction.is_none() && t.params_reduction.is_none() && t.max_accuracy_drop.is_none()) {
+        if reached
+            || (t.kept_ratio.is_none()
+                && t.flops_reduction.is_none()
+                && t.params_reduction.is_none()
+                && t.max_accuracy_drop.is_none())
+        {
             break;
         }
         let started = std::time::Instant::now();
@@ -197,7 +249,13 @@ pub fn run(net: Net, cfg: &PruneConfig, data: &RunData<'_>, out: &Path, resume: 
         if let Some(r) = t.kept_ratio {
             tau = tau.min(kept_now.saturating_sub((r * n0).ceil() as usize)).max(1);
         }
-        let scfg = ScoreConfig { criterion: cfg.criterion, calib: data.calib, batch_size: cfg.batch_size, seed: cfg.seed + state.history.len() as u64, iba: IbaConfig::default() };
+        let scfg = ScoreConfig {
+            criterion: cfg.criterion,
+            calib: data.calib,
+            batch_size: cfg.batch_size,
+            seed: cfg.seed + state.history.len() as u64,
+            iba: IbaConfig::default(),
+        };
         let raw = score(&net, &scfg, device);
         let gs = group_scores(&groups, &normalize(&raw, cfg.normalize));
         let (keep, removed) = select(&groups, &gs, &spaces, tau, cfg.min_channels, cfg.round_to);
@@ -223,9 +281,15 @@ pub fn run(net: Net, cfg: &PruneConfig, data: &RunData<'_>, out: &Path, resume: 
         };
         let ev = evaluate(&tuned, data.eval, cfg.batch_size, device);
         let k = state.history.len();
-        let kept_ratio = prunable_channels(&Groups::of(&tuned.arch).map_err(anyhow::Error::msg)?, cfg.internal_only) as f64 / n0;
+        let kept_ratio =
+            prunable_channels(&Groups::of(&tuned.arch).map_err(anyhow::Error::msg)?, cfg.internal_only) as f64 / n0;
         if t.max_accuracy_drop.is_some_and(|d| 100.0 * (base_top1 - ev.top1) > d) {
-            eprintln!("iteration {k}: top-1 {:.2} % drops more than the allowed {:.2} points; keeping iteration {}", 100.0 * ev.top1, t.max_accuracy_drop.unwrap_or(0.0), k - 1);
+            eprintln!(
+                "iteration {k}: top-1 {:.2} % drops more than the allowed {:.2} points; keeping iteration {}",
+                100.0 * ev.top1,
+                t.max_accuracy_drop.unwrap_or(0.0),
+                k - 1
+            );
             break;
         }
         let (macs, params) = tuned.arch.cost().map_err(anyhow::Error::msg)?;

@@ -38,10 +38,8 @@ pub fn prune(net: &Net, groups: &Groups, keep: &[Vec<usize>], device: &Device) -
             }
             Node::Place { input, out, channels, .. } => {
                 let (so, si) = (groups.node_space[i], groups.space_of(*input));
-                *channels = keep[si]
-                    .iter()
-                    .map(|&c| channels[c].and_then(|t| keep[so].iter().position(|&k| k == t)))
-                    .collect();
+                *channels =
+                    keep[si].iter().map(|&c| channels[c].and_then(|t| keep[so].iter().position(|&k| k == t))).collect();
                 *out = keep[so].len();
             }
             Node::Linear { name, input, out } => {
