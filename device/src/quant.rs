@@ -95,8 +95,10 @@ mod tests {
         assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
         // 3 * 2^30 / 2^31 = 1.5 → 2 (round half up for positive)
         assert_eq!(saturating_rounding_doubling_high_mul(3, 1 << 30), 2);
-        // -3 * 2^30 / 2^31 = -1.5 → -2 (away from zero)
-        assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -2);
+        // -3 * 2^30 / 2^31 = -1.5 → -1: gemmlowp's nudge for negative products is 1 − 2^30,
+        // so (−3·2^30 + 1 − 2^30) / 2^31 = −2 + 2^−31, truncated toward zero.
+        assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -1);
+        assert_eq!(saturating_rounding_doubling_high_mul(-5, 1 << 30), -2);
     }
 
     #[test]
