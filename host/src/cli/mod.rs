@@ -1,6 +1,7 @@
 //! The `pare` command line: one module per subcommand, shared options here.
 
 pub mod common;
+pub mod data;
 pub mod eval;
 pub mod export;
 pub mod flash;
@@ -26,6 +27,9 @@ pub enum Command {
     Pipeline(pipeline::PipelineArgs),
     /// Train a zoo model (or continue a checkpoint) with SGD.
     Train(train::TrainArgs),
+    /// Datasets: `pare data fetch cifar10 --to DIR`.
+    #[command(subcommand)]
+    Data(data::DataCommand),
     /// Top-1, per-class accuracy and confusion matrix of a model on a dataset split.
     Eval(eval::EvalArgs),
     /// Score every conv filter (attribution, taylor-guided, taylor, l1, bn-scale, random).
@@ -49,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pipeline(a) => pipeline::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Data(c) => data::run(c),
         Command::Score(a) => score::run(a),
         Command::Prune(a) => prune::run(a),
         Command::Export(a) => export::run(a),

@@ -1,0 +1,142 @@
+//! Criteria against independently computed values on a tiny network: L1 and BN scale by hand,
+//! the Taylor criteria against central finite differences of the loss (a second way to get
+//! Σ a·∂L/∂a), attribution's ordering on a channel that carries nothing.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use pare::data::{batch, load};
+use pare::model::{weights, zoo, Net, Node};
+use pare::prune::criteria::{group_scores, normalize, score, spearman, Criterion, IbaConfig, Normalize, ScoreConfig};
+use pare::prune::groups::Groups;
+use pare::train::cross_entropy;
+
+fn tiny(device: &Device) -> Net {
+    device.seed(5);
+    Net::init(&zoo::tiny(10), device).unwrap()
+}
+
+#[test]
+fn l1_and_bn_scale_match_hand_values() {
+    let device = Device::flex();
+    let net = tiny(&device);
+    let t = weights::to_tensors(&net);
+    let calib = load("synthetic", "test").unwrap().take(8);
+    let cfg = |c| ScoreConfig { criterion: c, calib: &calib, batch_size: 8, seed: 0, iba: IbaConfig::default() };
+    let l1 = score(&net, &cfg(Criterion::L1), &device);
+    let (shape, w) = &t["conv2.weight"];
+    let per = shape[1] * shape[2] * shape[3];
+    for o in 0..shape[0] {
+        let hand: f64 = w[o * per..(o + 1) * per].iter().map(|v| f64::from(v.abs())).sum();
+        assert!((l1[&2][o] - hand).abs() < 1e-3 * hand.max(1.0), "filter {o}: {} vs {hand}", l1[&2][o]);
+    }
+    let bn = score(&net, &cfg(Criterion::BnScale), &device);
+    assert!(bn[&0].iter().all(|&g| (g - 1.0).abs() < 1e-6), "fresh BN has γ = 1");
+    // L2 normalisation: unit norm per layer.
+    let n = normalize(&l1, Normalize::L2);
+    for v in n.values() {
+        assert!((v.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+}
+
+/// Σ_{n,h,w} a·∂L/∂a for channel c of node i, by central differences: scaling the channel's
+/// activation by (1 + ε) changes L by ε·Σ a·∂L/∂a to first order.
+fn directional(net: &Net, x: &Tensor<4>, y: &Tensor<1, burn::tensor::Int>, node: usize, c: usize, eps: f64) -> f64 {
+    let loss = |e: f64| {
+        let out = net.forward_hooked(x.clone(), &mut |i, t| {
+            if i != node {
+                return t;
+            }
+            let ch = t.dims()[1];
+            let mut m = vec![1f32; ch];
+            m[c] = (1.0 + e) as f32;
+            t * Tensor::<4>::from_data(TensorData::new(m, [1, ch, 1, 1]), &x.device())
+        });
+        f64::from(cross_entropy(out, y.clone(), 0.0).into_scalar::<f32>())
+    };
+    (loss(eps) - loss(-eps)) / (2.0 * eps)
+}
+
+#[test]
+fn taylor_criteria_match_finite_differences() {
+    let device = Device::flex();
+    let net = tiny(&device).valid();
+    let calib = load("synthetic", "test").unwrap().take(16);
+    let (x, y) =
+        batch::<rand::rngs::StdRng>(&calib, &(0..16).collect::<Vec<_>>(), &net.arch.mean, &net.arch.std, None, &device);
+    let cfg = ScoreConfig {
+        criterion: Criterion::TaylorGuided,
+        calib: &calib,
+        batch_size: 16,
+        seed: 0,
+        iba: IbaConfig::default(),
+    };
+    let tg = score(&net, &cfg, &device);
+    // Node 2 is conv2 (16×16 maps after the first pool), batch of 16.
+    let hw = 16.0 * 16.0;
+    for c in [0usize, 3, 7] {
+        let fd = directional(&net, &x, &y, 2, c, 1e-2);
+        let want = (fd / (16.0 * hw)).abs();
+        let got = tg[&2][c];
+        assert!((got - want).abs() <= 2e-3 * want.max(1e-6) + 1e-7, "channel {c}: {got} vs {want}");
+    }
+    // Taylor (2019) per sample: (Σ_hw a·∂L_n/∂a)², with L_n the sample's own loss.
+    let cfg = ScoreConfig { criterion: Criterion::Taylor, batch_size: 4, ..cfg };
+    let calib4 = calib.clone().take(4);
+    let cfg = ScoreConfig { calib: &calib4, ..cfg };
+    let t = score(&net, &cfg, &device);
+    let c = 5;
+    let mut want = 0.0;
+    for n in 0..4 {
+        let (xn, yn) = batch::<rand::rngs::StdRng>(&calib4, &[n], &net.arch.mean, &net.arch.std, None, &device);
+        want += directional(&net, &xn, &yn, 2, c, 1e-2).powi(2);
+    }
+    want /= 4.0;
+    assert!((t[&2][c] - want).abs() <= 5e-3 * want.max(1e-9) + 1e-9, "{} vs {want}", t[&2][c]);
+}
+
+#[test]
+fn attribution_ranks_a_silenced_channel_lowest() {
+    let device = Device::flex();
+    let net = tiny(&device);
+    // Silence channel 4 of conv1: zero filter and BN shift, so its map is constant zero.
+    let mut t = weights::to_tensors(&net);
+    let (shape, w) = t.get_mut("conv1.weight").unwrap();
+    let per = shape[1] * shape[2] * shape[3];
+    w[4 * per..5 * per].iter_mut().for_each(|v| *v = 0.0);
+    t.get_mut("bn1.bias").unwrap().1[4] = 0.0;
+    t.get_mut("bn1.running_mean").unwrap().1[4] = 0.0;
+    let net = weights::from_tensors(&net.arch, &t, &device).unwrap();
+    let calib = load("synthetic", "test").unwrap().take(16);
+    let cfg = ScoreConfig {
+        criterion: Criterion::Attribution,
+        calib: &calib,
+        batch_size: 16,
+        seed: 0,
+        iba: IbaConfig { steps: 5, ..IbaConfig::default() },
+    };
+    let s = score(&net, &cfg, &device);
+    let conv1 = &s[&0];
+    let min = conv1.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(conv1.iter().all(|v| v.is_finite() && *v >= 0.0), "{conv1:?}");
+    assert_eq!(conv1[4], min, "a channel with no information must score lowest: {conv1:?}");
+}
+
+#[test]
+fn group_scores_sum_members_and_spearman_is_rank_correlation() {
+    let arch = zoo::resnet8(10);
+    let g = Groups::of(&arch).unwrap();
+    let convs = arch.conv_nodes();
+    let scores = convs
+        .iter()
+        .map(|&i| {
+            let c = if let Node::Conv { out, .. } = &arch.nodes[i] { *out } else { 0 };
+            (i, vec![1.0; c])
+        })
+        .collect();
+    let gs = group_scores(&g, &scores);
+    for (s, space) in g.spaces.iter().enumerate() {
+        assert!(gs[s].iter().all(|&v| v == space.producers.len() as f64));
+    }
+    assert_eq!(spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), 1.0);
+    assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), -1.0);
+}
