@@ -16,7 +16,7 @@ fn rand_f32(n: usize, seed: &mut u64) -> Vec<f32> {
 }
 
 fn rand_i8(n: usize, seed: &mut u64) -> Vec<i8> {
-    (0..n).map(|_| (lcg(seed) % 256) as i32 as i8).collect::<Vec<_>>().iter().map(|v| *v as i8).collect()
+    (0..n).map(|_| (lcg(seed) % 256) as u8 as i8).collect()
 }
 
 #[derive(Debug, Clone, Copy)]
