@@ -8,7 +8,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PARE_BUNDLE");
     let bundle = std::env::var("PARE_BUNDLE").ok().map(PathBuf::from);
     let mut arena = 4u64;
-    for name in ["model.pare", "samples.bin", "labels.bin", "expected.bin"] {
+    for name in ["model.pare", "samples.bin", "labels.bin", "expected.bin", "outputs.bin"] {
         let bytes = match &bundle {
             Some(dir) => {
                 let p = dir.join(name);

@@ -7,6 +7,8 @@ use pare_device::Runtime;
 /// Outputs (dequantised) and accuracy of `model` on `ds`.
 pub struct Emulation {
     pub outputs: Vec<Vec<f32>>,
+    /// The output buffer's bytes as the device wrote them.
+    pub raw_outputs: Vec<Vec<u8>>,
     pub evaluation: Evaluation,
 }
 
@@ -20,14 +22,16 @@ pub fn emulate(model: &[u8], ds: &Dataset) -> anyhow::Result<Emulation> {
     let classes = rt.classes() as usize;
     let mut outputs = Vec::with_capacity(ds.len());
     let mut preds = Vec::with_capacity(ds.len());
+    let mut raw_outputs = Vec::with_capacity(ds.len());
     let bar = crate::progress::steps(ds.len() as u64, "emulating");
     for i in 0..ds.len() {
         rt.run_pixels(arena, &ds.image_hwc(i), &mut out)?;
         let v: Vec<f32> = (0..classes).map(|c| rt.output_value(&out, c).unwrap_or(f32::NAN)).collect();
         preds.push(rt.argmax(&out).unwrap_or(0) as usize);
         outputs.push(v);
+        raw_outputs.push(out.clone());
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(Emulation { outputs, evaluation: Evaluation::from_predictions(&ds.labels, preds, classes) })
+    Ok(Emulation { outputs, raw_outputs, evaluation: Evaluation::from_predictions(&ds.labels, preds, classes) })
 }

@@ -57,6 +57,7 @@ pub fn write_bundle(model: &[u8], ds: &Dataset, dir: &Path) -> anyhow::Result<Bu
     std::fs::write(dir.join("samples.bin"), &samples)?;
     std::fs::write(dir.join("labels.bin"), &ds.labels)?;
     std::fs::write(dir.join("expected.bin"), &expected)?;
+    std::fs::write(dir.join("outputs.bin"), em.raw_outputs.concat())?;
     std::fs::write(dir.join("arena.txt"), rt.arena_bytes().to_string())?;
     Ok(Bundle { dir: dir.into(), samples: ds.len(), arena: rt.arena_bytes(), model_bytes: model.len() })
 }
@@ -134,6 +135,8 @@ pub struct BoardResult {
     pub samples: u64,
     pub correct: u64,
     pub agree: u64,
+    /// Samples whose raw output bytes equal host emulation's.
+    pub exact: u64,
     /// Instructions (QEMU) or cycles per inference.
     pub per_inference: u64,
     pub unit: String,
@@ -166,6 +169,7 @@ pub fn parse_lines(lines: &[String]) -> BoardResult {
             r.samples = num("samples");
             r.correct = num("correct");
             r.agree = num("agree");
+            r.exact = num("exact");
             r.per_inference = num("counts_per_inference") * per_count;
             r.unit = field(l, "unit").unwrap_or_default();
         }

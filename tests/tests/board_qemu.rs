@@ -2,8 +2,8 @@
 //! runs the board flows in sequence, because they share the firmware build folder.
 
 use burn::tensor::Device;
-use pare::cli::flash::{flash_model, FlashArgs};
 use pare::cli::common::DataArgs;
+use pare::cli::flash::{flash_model, FlashArgs};
 use pare::export::{export, Quant};
 use pare::flash::FlashError;
 use pare_tests::{random_net, shared};
@@ -68,10 +68,13 @@ fn qemu_board_agrees_with_host_emulation() {
     std::env::set_var("PARE_QEMU", "/nonexistent/qemu-system-arm");
     let e = flash_model(&args(&model, "qemu-mps2-an500", 4, "synthetic", "test")).unwrap_err();
     std::env::remove_var("PARE_QEMU");
-    assert!(matches!(e, FlashError::ToolMissing { .. }) && e.to_string().contains("apt-get install qemu-system-arm"), "{e}");
+    assert!(
+        matches!(e, FlashError::ToolMissing { .. }) && e.to_string().contains("apt-get install qemu-system-arm"),
+        "{e}"
+    );
 
     let r = flash_model(&args(&model, "qemu-mps2-an500", 30, "synthetic", "test")).unwrap();
-    assert_eq!((r.samples, r.agree), (30, 30), "{r:?}");
+    assert_eq!((r.samples, r.agree, r.exact), (30, 30, 30), "{r:?}");
     assert!(r.errors.is_empty(), "{r:?}");
     assert!(r.per_inference > 0 && r.unit == "instructions", "{r:?}");
     assert!(!r.layers.is_empty());
@@ -79,7 +82,9 @@ fn qemu_board_agrees_with_host_emulation() {
     // 2. With ../shared: pruned + int8 ResNet-20 on real CIFAR-10 test samples.
     let Some(shared) = shared("models/resnet-cifar10") else { return };
     let arch = pare::model::zoo::resnet_cifar(20, 10);
-    let net = pare::model::weights::load_weights(&arch, &shared.join("models/resnet-cifar10/resnet20.safetensors"), &device).unwrap();
+    let net =
+        pare::model::weights::load_weights(&arch, &shared.join("models/resnet-cifar10/resnet20.safetensors"), &device)
+            .unwrap();
     let groups = pare::prune::groups::Groups::of(&net.arch).unwrap();
     let mut keep = groups.keep_all();
     for s in groups.prunable(true) {
@@ -93,5 +98,5 @@ fn qemu_board_agrees_with_host_emulation() {
     std::fs::write(&model, export(&small, Quant::Int8, Some(&calib), None).unwrap()).unwrap();
     let samples = std::env::var("PARE_BOARD_SAMPLES").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
     let r = flash_model(&args(&model, "qemu-mps2-an500", samples, data.to_str().unwrap(), "test_lossless")).unwrap();
-    assert_eq!((r.samples, r.agree), (samples as u64, samples as u64), "{r:?}");
+    assert_eq!((r.samples, r.agree, r.exact), (samples as u64, samples as u64, samples as u64), "{r:?}");
 }

@@ -67,7 +67,9 @@ fn pretrained_resnet20_f32_matches_burn_within_1e4() {
     let Some(shared) = shared("models/resnet-cifar10") else { return };
     let device = Device::flex();
     let arch = pare::model::zoo::resnet_cifar(20, 10);
-    let net = pare::model::weights::load_weights(&arch, &shared.join("models/resnet-cifar10/resnet20.safetensors"), &device).unwrap();
+    let net =
+        pare::model::weights::load_weights(&arch, &shared.join("models/resnet-cifar10/resnet20.safetensors"), &device)
+            .unwrap();
     let ds = pare::data::load_cifar(&shared.join("data/cifar10"), "test_lossless").unwrap().take(20);
     let bytes = export(&net, Quant::F32, None, None).unwrap();
     let em = pare::emulate::emulate(&bytes, &ds).unwrap();

@@ -18,6 +18,9 @@ pub static LABELS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/labels.bin"
 /// One host-emulated prediction per sample.
 pub static EXPECTED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/expected.bin"));
 
+/// Host-emulated raw output bytes of every sample, back to back.
+pub static OUTPUTS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/outputs.bin"));
+
 /// Outcome, also the process exit status: 0 all agree, 1 disagreement, 2 cannot run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, defmt::Format)]
 pub enum Outcome {
@@ -55,7 +58,8 @@ pub fn run(arena: &mut [u8], clock: &mut dyn FnMut() -> u64, clock_unit: &'stati
         defmt::println!("PARE-ERROR output larger than 4096 bytes");
         return Outcome::Failed;
     };
-    let (mut correct, mut agree, mut total) = (0u32, 0u32, 0u64);
+    let (mut correct, mut agree, mut exact, mut total) = (0u32, 0u32, 0u32, 0u64);
+    let ob = out.len();
     for i in 0..n {
         let Some(px) = SAMPLES.get(i * pixels..(i + 1) * pixels) else { break };
         let first = i == 0;
@@ -79,6 +83,8 @@ pub fn run(arena: &mut [u8], clock: &mut dyn FnMut() -> u64, clock_unit: &'stati
         let host = u32::from(EXPECTED.get(i).copied().unwrap_or(255));
         correct += u32::from(pred == label);
         agree += u32::from(pred == host);
+        let same = OUTPUTS.get(i * ob..(i + 1) * ob) == Some(&*out);
+        exact += u32::from(same);
         if !first {
             total += counts;
         }
@@ -94,10 +100,11 @@ pub fn run(arena: &mut [u8], clock: &mut dyn FnMut() -> u64, clock_unit: &'stati
     // The first sample carries per-layer tracing overhead; the mean is over the others.
     let timed = (n as u64).saturating_sub(1).max(1);
     defmt::println!(
-        "PARE-RESULT samples={=u32} correct={=u32} agree={=u32} counts_per_inference={=u64} unit={=str} per_count={=u32}",
+        "PARE-RESULT samples={=u32} correct={=u32} agree={=u32} exact={=u32} counts_per_inference={=u64} unit={=str} per_count={=u32}",
         n as u32,
         correct,
         agree,
+        exact,
         total / timed,
         clock_unit,
         per_count

@@ -1,6 +1,7 @@
 //! 2-D convolution, NHWC activations and OHWI weights. The int8 kernel's inner product is
 //! [`dot_i8`], the one function with a Cortex-M DSP (SMLAD) variant.
 
+use super::simd;
 use super::Window;
 use pare_format::Table;
 
@@ -68,8 +69,77 @@ pub fn conv_f32(
     Some(())
 }
 
+/// Receptive fields up to this many elements take the im2col + SMLAD path (the column lives on
+/// the stack: `SCRATCH / 2` words); larger ones the direct path.
+pub const SCRATCH: usize = 4608;
+
 /// int8 convolution with per-channel requantisation.
 pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, y: &mut [i8]) -> Option<()> {
+    let k = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?;
+    if k > SCRATCH {
+        return conv_i8_direct(g, x, w, q, relu, y);
+    }
+    let x_offset = q.in_zp.checked_neg()?;
+    let words = k.div_ceil(4) * 2;
+    let (mut s0, mut s1) = ([0u32; SCRATCH / 2], [0u32; SCRATCH / 2]);
+    let (c0, c1) = (s0.get_mut(..words)?, s1.get_mut(..words)?);
+    for oy in 0..g.oh {
+        let mut ox = 0;
+        while ox < g.ow {
+            let pair = ox + 1 < g.ow;
+            im2col(g, x, oy, ox, x_offset, c0)?;
+            if pair {
+                im2col(g, x, oy, ox + 1, x_offset, c1)?;
+            }
+            let base = (oy * g.ow + ox) * g.oc;
+            let mut filters = w.chunks_exact(k).enumerate();
+            while let Some((o, fa)) = filters.next() {
+                let bias_a = q.bias.get(o as u32)?;
+                match (pair, filters.next()) {
+                    (true, Some((ob, fb))) => {
+                        let bias_b = q.bias.get(ob as u32)?;
+                        let [a0, b0, a1, b1] = simd::dot_packed_2x2(c0, c1, fa, fb);
+                        *y.get_mut(base + o)? = q.apply(o as u32, bias_a.wrapping_add(a0), relu)?;
+                        *y.get_mut(base + ob)? = q.apply(ob as u32, bias_b.wrapping_add(b0), relu)?;
+                        *y.get_mut(base + g.oc + o)? = q.apply(o as u32, bias_a.wrapping_add(a1), relu)?;
+                        *y.get_mut(base + g.oc + ob)? = q.apply(ob as u32, bias_b.wrapping_add(b1), relu)?;
+                    }
+                    (_, other) => {
+                        for (oo, f) in core::iter::once((o, fa)).chain(other) {
+                            let b = q.bias.get(oo as u32)?;
+                            *y.get_mut(base + oo)? =
+                                q.apply(oo as u32, b.wrapping_add(simd::dot_packed(c0, f)), relu)?;
+                            if pair {
+                                let v = b.wrapping_add(simd::dot_packed(c1, f));
+                                *y.get_mut(base + g.oc + oo)? = q.apply(oo as u32, v, relu)?;
+                            }
+                        }
+                    }
+                }
+            }
+            ox += if pair { 2 } else { 1 };
+        }
+    }
+    Some(())
+}
+
+/// im2col of output pixel `(oy, ox)`: the receptive field in filter order (ky, kx, c), packed
+/// for [`simd::dot_packed`]; padded taps are zero, which is what (zero point − zero point)
+/// contributes.
+fn im2col(g: &Window, x: &[i8], oy: usize, ox: usize, x_offset: i32, col: &mut [u32]) -> Option<()> {
+    col.fill(0);
+    for (ky, iy) in Window::taps(oy, g.sh, g.pt, g.kh, g.ih) {
+        let mut taps = Window::taps(ox, g.sw, g.pl, g.kw, g.iw);
+        let Some((kx, ix)) = taps.next() else { continue };
+        let n = 1 + taps.count();
+        let px = (iy * g.iw + ix) * g.ic;
+        simd::pack_into(col, (ky * g.kw + kx) * g.ic, x.get(px..px + n * g.ic)?, x_offset);
+    }
+    Some(())
+}
+
+/// int8 convolution without scratch: the reference structure, for very large receptive fields.
+pub fn conv_i8_direct(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, y: &mut [i8]) -> Option<()> {
     let row = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?;
     let x_offset = q.in_zp.checked_neg()?;
     for oy in 0..g.oh {

@@ -1,13 +1,202 @@
-//! The int8 inner product. Portable code everywhere; the Cortex-M DSP variant (SMLAD, two
-//! 16-bit multiply-accumulates per instruction) replaces it on targets with the extension.
+//! The int8 inner product, CMSIS-NN style. Activations are im2col'ed once per output pixel into
+//! 16-bit lanes with the input offset applied, packed in the order `(x0, x2), (x1, x3)`, so four
+//! int8 weights need one word load and two SXTB16 to line up with two SMLAD (two 16-bit
+//! multiply-accumulates each). On Cortex-M with the DSP extension these are single instructions
+//! through inline `asm!`; elsewhere [`sxtb16`] and [`smlad`] emulate them bit for bit, and the
+//! board check compares the two paths' raw outputs byte for byte.
+#![allow(unsafe_code)]
 
-/// `Σ (x[i] + x_offset) · w[i]`.
+/// Dual sign-extend: bytes 0 and 2 of `x` to the two 16-bit halves.
+#[inline(always)]
+pub fn sxtb16(x: u32) -> u32 {
+    #[cfg(pare_dsp)]
+    {
+        let r: u32;
+        // SAFETY: SXTB16 only reads and writes the named registers; no memory, no flags.
+        unsafe {
+            core::arch::asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+        };
+        r
+    }
+    #[cfg(not(pare_dsp))]
+    {
+        let lo = i16::from(x as u8 as i8) as u16 as u32;
+        let hi = i16::from((x >> 16) as u8 as i8) as u16 as u32;
+        lo | (hi << 16)
+    }
+}
+
+/// [`sxtb16`] of `x` rotated right by 8: bytes 1 and 3 (one instruction on DSP targets).
+#[inline(always)]
+pub fn sxtb16_ror8(x: u32) -> u32 {
+    #[cfg(pare_dsp)]
+    {
+        let r: u32;
+        // SAFETY: SXTB16 with rotation only reads and writes the named registers.
+        unsafe {
+            core::arch::asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+        };
+        r
+    }
+    #[cfg(not(pare_dsp))]
+    {
+        sxtb16(x.rotate_right(8))
+    }
+}
+
+/// `acc + a.lo·b.lo + a.hi·b.hi` over signed 16-bit halves (SMLAD).
+#[inline(always)]
+pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    #[cfg(pare_dsp)]
+    {
+        let r: i32;
+        // SAFETY: SMLAD only reads and writes the named registers; it may set the Q flag, which
+        // nothing here reads, so `preserves_flags` is not claimed.
+        unsafe {
+            core::arch::asm!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
+        };
+        r
+    }
+    #[cfg(not(pare_dsp))]
+    {
+        let p0 = i32::from(a as u16 as i16) * i32::from(b as u16 as i16);
+        let p1 = i32::from((a >> 16) as u16 as i16) * i32::from((b >> 16) as u16 as i16);
+        acc.wrapping_add(p0).wrapping_add(p1)
+    }
+}
+
+/// `(a.lo + sext(b.byte0), a.hi + sext(b.byte2))` in 16-bit lanes (SXTAB16).
+#[inline(always)]
+pub fn sxtab16(a: u32, b: u32) -> u32 {
+    #[cfg(pare_dsp)]
+    {
+        let r: u32;
+        // SAFETY: SXTAB16 only reads and writes the named registers; no memory, no flags.
+        unsafe {
+            core::arch::asm!("sxtab16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack, preserves_flags))
+        };
+        r
+    }
+    #[cfg(not(pare_dsp))]
+    {
+        let e = sxtb16(b);
+        let lo = (a as u16).wrapping_add(e as u16) as u32;
+        let hi = ((a >> 16) as u16).wrapping_add((e >> 16) as u16) as u32;
+        lo | (hi << 16)
+    }
+}
+
+/// Packs `x + x_offset` (int8 values) into reordered 16-bit pairs: for each group of four
+/// elements, words `(x0, x2)` and `(x1, x3)`. `col` must hold `len.div_ceil(4) * 2` words; the
+/// tail of the last group is zero.
+pub fn pack_into(col: &mut [u32], start: usize, x: &[i8], x_offset: i32) {
+    if start % 4 == 0 {
+        // Whole groups of four: one word in, two words out.
+        let bytes: &[u8] = bytemuck::cast_slice(x);
+        let (quads, rest) = bytes.as_chunks::<4>();
+        let off = (x_offset as u16 as u32) | ((x_offset as u16 as u32) << 16);
+        let first = start / 2;
+        if let Some(dst) = col.get_mut(first..first + quads.len() * 2) {
+            let (pairs, _) = dst.as_chunks_mut::<2>();
+            for (p, q) in pairs.iter_mut().zip(quads) {
+                let w = u32::from_le_bytes(*q);
+                p[0] = sxtab16(off, w);
+                p[1] = sxtab16(off, w.rotate_right(8));
+            }
+        }
+        let done = quads.len() * 4;
+        pack_scalar(col, start + done, x.get(done..).unwrap_or(&[]), x_offset);
+        let _ = rest;
+        return;
+    }
+    pack_scalar(col, start, x, x_offset);
+}
+
+/// Element by element (unaligned starts and tails).
+fn pack_scalar(col: &mut [u32], start: usize, x: &[i8], x_offset: i32) {
+    for (i, v) in x.iter().enumerate() {
+        let e = start + i;
+        let word = (e / 4) * 2 + (e % 2);
+        let half = (e % 4) / 2;
+        let val = (i32::from(*v) + x_offset) as i16 as u16 as u32;
+        if let Some(w) = col.get_mut(word) {
+            *w = (*w & !(0xFFFF << (16 * half))) | (val << (16 * half));
+        }
+    }
+}
+
+/// `Σ col[e]·w[e]` for `e < w.len()`, with `col` packed by [`pack_into`] (zeros past the end).
+#[inline]
+pub fn dot_packed(col: &[u32], w: &[i8]) -> i32 {
+    let mut acc = 0i32;
+    let bytes: &[u8] = bytemuck::cast_slice(w);
+    let (quads, tail) = bytes.as_chunks::<4>();
+    let (pairs, _) = col.as_chunks::<2>();
+    for (q, p) in quads.iter().zip(pairs) {
+        let word = u32::from_le_bytes(*q);
+        acc = smlad(p[0], sxtb16(word), acc);
+        acc = smlad(p[1], sxtb16_ror8(word), acc);
+    }
+    if !tail.is_empty() {
+        let mut last = [0u8; 4];
+        for (d, s) in last.iter_mut().zip(tail) {
+            *d = *s;
+        }
+        if let Some(p) = pairs.get(quads.len()) {
+            let word = u32::from_le_bytes(last);
+            acc = smlad(p[0], sxtb16(word), acc);
+            acc = smlad(p[1], sxtb16(word.rotate_right(8)), acc);
+        }
+    }
+    acc
+}
+
+/// The last, partial group of four weights, zero-padded, as one word.
+#[inline]
+fn tail_word(tail: &[u8]) -> u32 {
+    let mut last = [0u8; 4];
+    for (d, s) in last.iter_mut().zip(tail) {
+        *d = *s;
+    }
+    u32::from_le_bytes(last)
+}
+
+/// Two packed columns (two output pixels) against two filters (two output channels) in one
+/// pass, so every column load and weight expansion serves two multiply-accumulates:
+/// `[c0·w0, c0·w1, c1·w0, c1·w1]`.
+#[inline]
+pub fn dot_packed_2x2(c0: &[u32], c1: &[u32], w0: &[i8], w1: &[i8]) -> [i32; 4] {
+    let (b0, b1): (&[u8], &[u8]) = (bytemuck::cast_slice(w0), bytemuck::cast_slice(w1));
+    let (q0, t0) = b0.as_chunks::<4>();
+    let (q1, t1) = b1.as_chunks::<4>();
+    let (p0, _) = c0.as_chunks::<2>();
+    let (p1, _) = c1.as_chunks::<2>();
+    let mut acc = [0i32; 4];
+    let step = |x: &[u32; 2], y: &[u32; 2], wa: u32, wb: u32, acc: &mut [i32; 4]| {
+        let (a02, a13, b02, b13) = (sxtb16(wa), sxtb16_ror8(wa), sxtb16(wb), sxtb16_ror8(wb));
+        acc[0] = smlad(x[1], a13, smlad(x[0], a02, acc[0]));
+        acc[1] = smlad(x[1], b13, smlad(x[0], b02, acc[1]));
+        acc[2] = smlad(y[1], a13, smlad(y[0], a02, acc[2]));
+        acc[3] = smlad(y[1], b13, smlad(y[0], b02, acc[3]));
+    };
+    for (((a, b), x), y) in q0.iter().zip(q1).zip(p0).zip(p1) {
+        step(x, y, u32::from_le_bytes(*a), u32::from_le_bytes(*b), &mut acc);
+    }
+    if !t0.is_empty() {
+        if let (Some(x), Some(y)) = (p0.get(q0.len()), p1.get(q0.len())) {
+            step(x, y, tail_word(t0), tail_word(t1), &mut acc);
+        }
+    }
+    acc
+}
+
+/// `Σ (x[i] + x_offset) · w[i]` without packing (for long vectors that do not fit the scratch).
 #[inline]
 pub fn dot_i8(x: &[i8], w: &[i8], x_offset: i32) -> i32 {
     dot_i8_portable(x, w, x_offset)
 }
 
-/// Plain reference, also used on the host.
+/// Plain reference.
 #[inline]
 pub fn dot_i8_portable(x: &[i8], w: &[i8], x_offset: i32) -> i32 {
     let mut acc = 0i32;
@@ -15,4 +204,62 @@ pub fn dot_i8_portable(x: &[i8], w: &[i8], x_offset: i32) -> i32 {
         acc = acc.wrapping_add((i32::from(*a) + x_offset).wrapping_mul(i32::from(*b)));
     }
     acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_dot_equals_plain_dot_for_every_length() {
+        let x: [i8; 23] = core::array::from_fn(|i| (i as i8).wrapping_mul(37).wrapping_sub(100));
+        let w: [i8; 23] = core::array::from_fn(|i| (i as i8).wrapping_mul(-53).wrapping_add(7));
+        for n in 0..=23 {
+            for off in [-128, -3, 0, 5, 128] {
+                let mut col = [0u32; 12];
+                pack_into(&mut col, 0, &x[..n], off);
+                assert_eq!(dot_packed(&col, &w[..n]), dot_i8_portable(&x[..n], &w[..n], off), "n={n} off={off}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_by_two_equals_four_single_dots() {
+        let x: [i8; 23] = core::array::from_fn(|i| (i as i8).wrapping_mul(37).wrapping_sub(100));
+        let z: [i8; 23] = core::array::from_fn(|i| (i as i8).wrapping_mul(11).wrapping_add(3));
+        let w: [i8; 23] = core::array::from_fn(|i| (i as i8).wrapping_mul(-53).wrapping_add(7));
+        let v: [i8; 23] = core::array::from_fn(|i| (i as i8).wrapping_mul(29).wrapping_add(-1));
+        for n in 0..=23 {
+            let (mut c0, mut c1) = ([0u32; 12], [0u32; 12]);
+            pack_into(&mut c0, 0, &x[..n], 17);
+            pack_into(&mut c1, 0, &z[..n], 17);
+            let want = [
+                dot_i8_portable(&x[..n], &w[..n], 17),
+                dot_i8_portable(&x[..n], &v[..n], 17),
+                dot_i8_portable(&z[..n], &w[..n], 17),
+                dot_i8_portable(&z[..n], &v[..n], 17),
+            ];
+            assert_eq!(dot_packed_2x2(&c0, &c1, &w[..n], &v[..n]), want, "n={n}");
+        }
+    }
+
+    #[test]
+    fn packing_at_unaligned_starts_and_tails() {
+        let x: [i8; 13] = core::array::from_fn(|i| (i as i8) * 9 - 60);
+        for start in 0..6 {
+            for n in 0..=13 {
+                let (mut fast, mut slow) = ([0u32; 12], [0u32; 12]);
+                pack_into(&mut fast, start, &x[..n], -7);
+                pack_scalar(&mut slow, start, &x[..n], -7);
+                assert_eq!(fast, slow, "start {start} n {n}");
+            }
+        }
+        assert_eq!(sxtab16(0x0001_FFFF, 0x0000_0001), 0x0001_0000);
+    }
+
+    #[test]
+    fn sxtb16_and_smlad_match_their_definitions() {
+        assert_eq!(sxtb16(0x80_7F_01_FF), 0x007F_FFFF);
+        assert_eq!(smlad(0xFFFF_0002, 0x0003_0004, 10), 10 + 2 * 4 - 3);
+    }
 }

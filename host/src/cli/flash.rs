@@ -131,7 +131,8 @@ fn print_report(board: &str, model: &[u8], rt: &pare_device::Runtime<'_>, r: &fl
     println!("| measure | value |\n|---|---:|");
     println!("| samples | {} |", r.samples);
     println!("| on-device top-1 | {:.2} % |", 100.0 * r.correct as f64 / r.samples.max(1) as f64);
-    println!("| agreement with host emulation | {} / {} |", r.agree, r.samples);
+    println!("| predictions equal to host emulation | {} / {} |", r.agree, r.samples);
+    println!("| raw outputs bit-identical to host emulation | {} / {} |", r.exact, r.samples);
     println!("| {} per inference | {} |", r.unit, r.per_inference);
     if macs > 0 && r.per_inference > 0 {
         println!("| MAC per {} | {:.3} |", r.unit.trim_end_matches('s'), macs as f64 / r.per_inference as f64);
@@ -141,27 +142,47 @@ fn print_report(board: &str, model: &[u8], rt: &pare_device::Runtime<'_>, r: &fl
     for e in &r.errors {
         println!("| error | {e} |");
     }
+    if !r.layers.is_empty() {
+        let macs = layer_macs(rt);
+        println!(
+            "\n| op | kind | {} | MACs | MAC per {} |\n|---:|---|---:|---:|---:|",
+            r.unit,
+            r.unit.trim_end_matches('s')
+        );
+        for (i, kind, n) in &r.layers {
+            let m = macs.get(*i as usize).copied().unwrap_or(0);
+            let rate = if m > 0 && *n > 0 { format!("{:.3}", m as f64 / *n as f64) } else { "–".into() };
+            println!("| {i} | {kind} | {n} | {m} | {rate} |");
+        }
+    }
 }
 
 /// MACs of a decoded model (conv and dense), computed from the file itself.
 pub fn macs_of(rt: &pare_device::Runtime<'_>) -> u64 {
+    layer_macs(rt).iter().sum()
+}
+
+/// MACs of every op in order (0 for ops without multiply-accumulates).
+pub fn layer_macs(rt: &pare_device::Runtime<'_>) -> Vec<u64> {
     let m = rt.model();
     m.ops
         .iter()
-        .filter_map(Result::ok)
         .map(|op| match op {
-            pare_format::Op::Conv2d(c) => {
-                let (i, o) = (m.buffer(c.input), m.buffer(c.output));
-                match (i, o) {
-                    (Some(i), Some(o)) => u64::from(o.h * o.w * o.c) * u64::from(c.kernel[0] * c.kernel[1] * i.c),
-                    _ => 0,
+            Err(_) => 0,
+            Ok(op) => match op {
+                pare_format::Op::Conv2d(c) => {
+                    let (i, o) = (m.buffer(c.input), m.buffer(c.output));
+                    match (i, o) {
+                        (Some(i), Some(o)) => u64::from(o.h * o.w * o.c) * u64::from(c.kernel[0] * c.kernel[1] * i.c),
+                        _ => 0,
+                    }
                 }
-            }
-            pare_format::Op::Dense(d) => match (m.buffer(d.input), m.buffer(d.output)) {
-                (Some(i), Some(o)) => u64::from(i.c) * u64::from(o.c),
+                pare_format::Op::Dense(d) => match (m.buffer(d.input), m.buffer(d.output)) {
+                    (Some(i), Some(o)) => u64::from(i.c) * u64::from(o.c),
+                    _ => 0,
+                },
                 _ => 0,
             },
-            _ => 0,
         })
-        .sum()
+        .collect()
 }

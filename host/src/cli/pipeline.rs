@@ -143,7 +143,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     let full = format!("{report}{summary}");
     crate::report::write_atomic(&a.out.join("report.md"), full.as_bytes())?;
     println!("{full}");
-    if board.agree != board.samples || board.samples == 0 {
+    if board.agree != board.samples || board.exact != board.samples || board.samples == 0 {
         anyhow::bail!(
             "the board disagrees with host emulation on {} of {} samples",
             board.samples - board.agree,
