@@ -90,7 +90,7 @@ pub fn sxtab16(a: u32, b: u32) -> u32 {
 /// elements, words `(x0, x2)` and `(x1, x3)`. `col` must hold `len.div_ceil(4) * 2` words; the
 /// tail of the last group is zero.
 pub fn pack_into(col: &mut [u32], start: usize, x: &[i8], x_offset: i32) {
-    if start % 4 == 0 {
+    if start.is_multiple_of(4) {
         // Whole groups of four: one word in, two words out.
         let bytes: &[u8] = bytemuck::cast_slice(x);
         let (quads, rest) = bytes.as_chunks::<4>();
@@ -207,6 +207,7 @@ pub fn dot_i8_portable(x: &[i8], w: &[i8], x_offset: i32) -> i32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
