@@ -9,6 +9,8 @@
 
 mod arena;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod input;
 pub mod ops;
 pub mod quant;
