@@ -44,7 +44,7 @@ pub fn run(arena: &mut [u8], clock: &mut dyn FnMut() -> u64, clock_unit: &'stati
         }
     };
     let pixels = rt.model().input_buffer().and_then(|b| b.elements()).unwrap_or(0) as usize;
-    let n = LABELS.len().min(EXPECTED.len()).min(if pixels == 0 { 0 } else { SAMPLES.len() / pixels });
+    let n = LABELS.len().min(EXPECTED.len()).min(SAMPLES.len().checked_div(pixels).unwrap_or(0));
     defmt::println!(
         "PARE-START samples={=u32} model_bytes={=u32} arena={=u32} unit={=str} per_count={=u32}",
         n as u32,
