@@ -76,11 +76,8 @@ pub enum Scope {
 
 pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let device = a.model.device.device();
-    let net = if a.resume {
-        crate::model::Net::init(&crate::model::zoo::tiny(10), &device).map_err(anyhow::Error::msg)?
-    } else {
-        a.model.load(&device)?
-    };
+    // On --resume the model comes from the run's last checkpoint.
+    let net = if a.resume { None } else { Some(a.model.load(&device)?) };
     let train = crate::data::load(&a.data.data, "train")?;
     let calib = crate::data::load(&a.data.data, &a.calib_split)?.take(a.calib_samples);
     let mut eval = crate::data::load(&a.data.data, &a.eval_split)?;

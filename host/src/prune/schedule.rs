@@ -182,9 +182,10 @@ pub struct RunData<'a> {
     pub eval: &'a Dataset,
 }
 
-/// Runs (or resumes) the schedule; returns the final model and the state.
+/// Runs the schedule on `net`, or resumes the run in `out` when `net` is `None` or `resume`
+/// is set and a state file exists; returns the final model and the state.
 pub fn run(
-    net: Net,
+    net: Option<Net>,
     cfg: &PruneConfig,
     data: &RunData<'_>,
     out: &Path,
@@ -195,7 +196,10 @@ pub fn run(
     std::fs::create_dir_all(out)?;
     let state_path = out.join("state.json");
     let ad = device.clone().autodiff();
-    let (mut net, mut state) = if resume && state_path.exists() {
+    let (mut net, mut state) = if net.is_none() || (resume && state_path.exists()) {
+        if !state_path.exists() {
+            anyhow::bail!("nothing to resume: {} does not exist", state_path.display());
+        }
         let state: RunState = serde_json::from_str(&std::fs::read_to_string(&state_path)?)?;
         let last = state
             .history
@@ -206,6 +210,7 @@ pub fn run(
         eprintln!("resuming at iteration {} from {}", state.history.len() - 1, last.display());
         (net, state)
     } else {
+        let net = net.ok_or_else(|| anyhow::anyhow!("no model to prune"))?;
         let groups = Groups::of(&net.arch).map_err(anyhow::Error::msg)?;
         let started = std::time::Instant::now();
         let ev = evaluate(&net, data.eval, cfg.batch_size, device);
