@@ -100,3 +100,42 @@ fn qemu_board_agrees_with_host_emulation() {
     let r = flash_model(&args(&model, "qemu-mps2-an500", samples, data.to_str().unwrap(), "test_lossless")).unwrap();
     assert_eq!((r.samples, r.agree, r.exact), (samples as u64, samples as u64, samples as u64), "{r:?}");
 }
+
+#[test]
+fn real_boards_get_the_exact_probe_rs_command() {
+    use pare::boards::find;
+    use pare::flash::{render, run_command};
+    let elf = Path::new("/fw/pare-board-nucleo-h743zi");
+    assert_eq!(
+        render(&run_command(find("nucleo-h743zi").unwrap(), elf)),
+        "probe-rs run --chip STM32H743ZITx /fw/pare-board-nucleo-h743zi"
+    );
+    let elf = Path::new("/fw/pare-board-rp-pico2");
+    assert_eq!(
+        render(&run_command(find("rp-pico2").unwrap(), elf)),
+        "probe-rs run --chip RP235x /fw/pare-board-rp-pico2"
+    );
+    let qemu = render(&run_command(find("qemu-mps2-an500").unwrap(), Path::new("/fw/q")));
+    assert!(qemu.ends_with("-M mps2-an500 -display none -serial null -monitor null -icount shift=0 -semihosting-config enable=on,target=native -kernel /fw/q"), "{qemu}");
+}
+
+#[test]
+fn flashing_a_real_board_without_probe_rs_says_how_to_install_it() {
+    let on_path =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("probe-rs").is_file()));
+    if on_path {
+        eprintln!("probe-rs is installed: skipping the missing-tool check");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.pare");
+    std::fs::write(&model, export(&random_net("tiny", 6, &Device::flex()), Quant::F32, None, None).unwrap()).unwrap();
+    let e = flash_model(&args(&model, "rp-pico2", 2, "synthetic", "test")).unwrap_err();
+    assert!(
+        matches!(e, FlashError::ToolMissing { .. }) && e.to_string().contains("cargo install probe-rs-tools"),
+        "{e}"
+    );
+    let mut dry = args(&model, "nucleo-h743zi", 2, "synthetic", "test");
+    dry.dry_run = true;
+    flash_model(&dry).unwrap();
+}

@@ -120,3 +120,45 @@ pub fn run(arena: &mut [u8], clock: &mut dyn FnMut() -> u64, clock_unit: &'stati
 pub fn as_bytes(words: &mut [u32]) -> &mut [u8] {
     bytemuck::cast_slice_mut(words)
 }
+
+/// Shows the outcome on a status LED forever: slow blink on pass, fast on failure. Written once
+/// against embedded-hal 1.0 so every board's HAL plugs in.
+pub fn indicate<P: embedded_hal::digital::OutputPin, D: embedded_hal::delay::DelayNs>(
+    led: &mut P,
+    delay: &mut D,
+    outcome: Outcome,
+) -> ! {
+    let ms = if outcome == Outcome::Pass { 500 } else { 100 };
+    loop {
+        let _ = led.set_high();
+        delay.delay_ms(ms);
+        let _ = led.set_low();
+        delay.delay_ms(ms);
+    }
+}
+
+/// A 64-bit cycle clock over the 32-bit DWT counter (extended on every read; reads must come
+/// less than 2^32 cycles apart, which one inference on these boards always is).
+pub struct CycleClock {
+    high: u64,
+    last: u32,
+}
+
+impl CycleClock {
+    /// Enables the DWT cycle counter.
+    pub fn start(dcb: &mut cortex_m::peripheral::DCB, dwt: &mut cortex_m::peripheral::DWT) -> Self {
+        dcb.enable_trace();
+        cortex_m::peripheral::DWT::unlock();
+        dwt.enable_cycle_counter();
+        Self { high: 0, last: cortex_m::peripheral::DWT::cycle_count() }
+    }
+
+    pub fn now(&mut self) -> u64 {
+        let c = cortex_m::peripheral::DWT::cycle_count();
+        if c < self.last {
+            self.high += 1 << 32;
+        }
+        self.last = c;
+        self.high | u64::from(c)
+    }
+}
