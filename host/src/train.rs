@@ -95,9 +95,12 @@ pub struct EpochStats {
     pub loss: f64,
     pub accuracy: f64,
     pub images_per_second: f64,
+    /// Optimiser steps taken since the start of training (resume point).
+    pub step: usize,
 }
 
-/// Trains `net` (on an autodiff `device`). `start_epoch` supports resuming; `on_epoch` is called
+/// Trains `net` (on an autodiff `device`). `start_epoch` and `start_step` (optimiser steps
+/// already taken, which drive the LR schedule and the `max_steps` budget) support resuming; `on_epoch` is called
 /// after every epoch (checkpointing); `stop` is checked after every batch (Ctrl-C): when set,
 /// the current epoch's state is handed to `on_epoch` and training ends.
 pub fn train(
@@ -105,6 +108,7 @@ pub fn train(
     ds: &Dataset,
     cfg: &TrainConfig,
     start_epoch: usize,
+    start_step: usize,
     device: &Device,
     stop: &AtomicBool,
     on_epoch: &mut dyn FnMut(&Net, &EpochStats, bool),
@@ -115,7 +119,7 @@ pub fn train(
         .init();
     let steps_per_epoch = ds.len().div_ceil(cfg.batch_size);
     let total = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch).min(cfg.epochs * steps_per_epoch);
-    let mut step = start_epoch * steps_per_epoch;
+    let mut step = start_step;
     for epoch in start_epoch..cfg.epochs {
         if step >= total {
             break;
@@ -158,6 +162,7 @@ pub fn train(
             loss: loss_sum / seen.max(1) as f64,
             accuracy: correct as f64 / seen.max(1) as f64,
             images_per_second: seen as f64 / started.elapsed().as_secs_f64(),
+            step,
         };
         on_epoch(&net, &stats, interrupted);
         if interrupted {

@@ -68,6 +68,16 @@ fn resnet8_projection_pruned_equals_masked() {
 }
 
 #[test]
+fn resnet18_projection_pruned_equals_masked() {
+    check_family("resnet18");
+}
+
+#[test]
+fn resnet50_bottleneck_pruned_equals_masked() {
+    check_family("resnet50");
+}
+
+#[test]
 fn vgg16_pruned_equals_masked() {
     check_family("vgg16");
 }

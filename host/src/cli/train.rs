@@ -61,14 +61,15 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let device = a.model.device.device().autodiff();
     device.seed(a.seed);
-    let (net, start) = if a.resume {
+    let (net, start, start_step) = if a.resume {
         let (net, meta) =
             weights::load_checkpoint(&a.out, &device).context("--resume needs the checkpoint at --out")?;
         let epoch = meta.get("pare.epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
-        eprintln!("resuming {} from epoch {epoch}", a.out.display());
-        (net, epoch)
+        let step = meta.get("pare.step").and_then(|e| e.parse().ok()).unwrap_or(0);
+        eprintln!("resuming {} from epoch {epoch} (step {step})", a.out.display());
+        (net, epoch, step)
     } else {
-        (a.model.load(&device)?, 0)
+        (a.model.load(&device)?, 0, 0)
     };
     let ds = crate::data::load(&a.data.data, "train")?;
     let cfg = TrainConfig {
@@ -86,7 +87,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let stop = interrupt_flag();
     let mut save_error = None;
     let started = std::time::Instant::now();
-    let net = crate::train::train(net, &ds, &cfg, start, &device, &stop, &mut |net, s, interrupted| {
+    let net = crate::train::train(net, &ds, &cfg, start, start_step, &device, &stop, &mut |net, s, interrupted| {
         eprintln!(
             "epoch {:>3}: loss {:.4}  train acc {:.2} %  {:.0} img/s{}",
             s.epoch,
@@ -97,7 +98,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         );
         // An interrupted epoch is saved with the previous epoch number, so --resume redoes it.
         let done = if interrupted { s.epoch - 1 } else { s.epoch };
-        if let Err(e) = weights::save_checkpoint(net, &[("pare.epoch", done.to_string())], &a.out) {
+        let meta = [("pare.epoch", done.to_string()), ("pare.step", s.step.to_string())];
+        if let Err(e) = weights::save_checkpoint(net, &meta, &a.out) {
             save_error = Some(e);
         }
     });

@@ -11,7 +11,8 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// Names accepted by [`by_name`].
-pub const NAMES: [&str; 7] = ["tiny", "resnet8", "resnet20", "resnet32", "resnet44", "resnet56", "vgg16"];
+pub const NAMES: [&str; 9] =
+    ["tiny", "resnet8", "resnet18", "resnet20", "resnet32", "resnet44", "resnet50", "resnet56", "vgg16"];
 
 /// The zoo model called `name`, with `classes` outputs.
 pub fn by_name(name: &str, classes: usize) -> Option<Arch> {
@@ -19,6 +20,8 @@ pub fn by_name(name: &str, classes: usize) -> Option<Arch> {
         "tiny" => tiny(classes),
         "resnet8" => resnet8(classes),
         "vgg16" => vgg16(classes),
+        "resnet18" => resnet_projection(false, [2, 2, 2, 2], classes),
+        "resnet50" => resnet_projection(true, [3, 4, 6, 3], classes),
         _ => {
             let depth: usize = name.strip_prefix("resnet")?.parse().ok()?;
             if ![20, 32, 44, 56, 110].contains(&depth) {
@@ -136,6 +139,42 @@ pub fn resnet8(classes: usize) -> Arch {
     b.finish("resnet8", classes, &[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])
 }
 
+/// ResNet-18 (BasicBlocks) or ResNet-50 (Bottlenecks, expansion 4) for CIFAR: 3×3 stem without
+/// max pool, 1×1 projection shortcuts where the shape changes (the common CIFAR layout, names as
+/// `layer1.0.conv1`, `layer1.0.shortcut.0`/`.1`).
+pub fn resnet_projection(bottleneck: bool, blocks: [usize; 4], classes: usize) -> Arch {
+    let expansion = if bottleneck { 4 } else { 1 };
+    let mut b = Builder { nodes: vec![] };
+    let mut x = b.conv("conv1", "bn1", Src::Input, 64, 3, 1, true);
+    let mut planes_in = 64;
+    for (stage, (&n, planes)) in blocks.iter().zip([64usize, 128, 256, 512]).enumerate() {
+        for i in 0..n {
+            let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+            let p = format!("layer{}.{i}", stage + 1);
+            let out = planes * expansion;
+            let h = if bottleneck {
+                let h = b.conv(&format!("{p}.conv1"), &format!("{p}.bn1"), x, planes, 1, 1, true);
+                let h = b.conv(&format!("{p}.conv2"), &format!("{p}.bn2"), h, planes, 3, stride, true);
+                b.conv(&format!("{p}.conv3"), &format!("{p}.bn3"), h, out, 1, 1, false)
+            } else {
+                let h = b.conv(&format!("{p}.conv1"), &format!("{p}.bn1"), x, planes, 3, stride, true);
+                b.conv(&format!("{p}.conv2"), &format!("{p}.bn2"), h, out, 3, 1, false)
+            };
+            let short = if stride != 1 || planes_in != out {
+                b.conv(&format!("{p}.shortcut.0"), &format!("{p}.shortcut.1"), x, out, 1, stride, false)
+            } else {
+                x
+            };
+            x = b.push(Node::Add { a: h, b: short, relu: true });
+            planes_in = out;
+        }
+    }
+    let x = b.push(Node::GlobalAvgPool { input: x });
+    b.push(Node::Linear { name: "linear".into(), input: x, out: classes });
+    let name = if bottleneck { "resnet50" } else { "resnet18" };
+    b.finish(name, classes, &[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])
+}
+
 /// VGG-16-BN for CIFAR: 13 conv+BN+ReLU, 5 max pools, one linear classifier.
 pub fn vgg16(classes: usize) -> Arch {
     const CFG: [usize; 18] = [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0];
@@ -176,6 +215,11 @@ mod tests {
         let (mv, pv) = vgg16(10).cost().unwrap();
         assert!((mv as f64 / 1e6 - 313.5).abs() < 1.0, "{mv}");
         assert!((pv as f64 / 1e6 - 14.7).abs() < 0.05, "{pv}");
+        // CIFAR ResNet-18: 11.17 M parameters, 0.56 G MACs; ResNet-50: 23.5 M, 1.30 G.
+        let (m18, p18) = by_name("resnet18", 10).unwrap().cost().unwrap();
+        assert!((p18 as f64 / 1e6 - 11.17).abs() < 0.05 && (m18 as f64 / 1e9 - 0.556).abs() < 0.01, "{p18} {m18}");
+        let (m50, p50) = by_name("resnet50", 10).unwrap().cost().unwrap();
+        assert!((p50 as f64 / 1e6 - 23.5).abs() < 0.1 && (m50 as f64 / 1e9 - 1.30).abs() < 0.02, "{p50} {m50}");
         for name in NAMES {
             by_name(name, 10).unwrap().shapes().unwrap();
         }

@@ -1,0 +1,72 @@
+//! The `pare` binary: help, train and resume, eval JSON, and one clear error per bad input.
+
+use std::process::Command;
+
+fn pare(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pare")).args(args).output().expect("run pare");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn help_lists_every_command() {
+    let (ok, out, _) = pare(&["--help"]);
+    assert!(ok);
+    for c in ["pipeline", "train", "eval", "score", "prune", "export", "run", "flash", "boards", "data"] {
+        assert!(out.contains(c), "--help lacks {c}:\n{out}");
+    }
+}
+
+#[test]
+fn train_checkpoints_every_epoch_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck.safetensors");
+    let ck_s = ck.to_str().unwrap();
+    let (ok, _, err) = pare(&["train", "--model", "tiny", "--epochs", "1", "--max-steps", "3", "--out", ck_s]);
+    assert!(ok, "{err}");
+    let (_, meta) = pare::model::weights::read(&ck).unwrap();
+    assert_eq!(meta.get("pare.epoch").map(String::as_str), Some("1"));
+    let (ok, _, err) = pare(&["train", "--resume", "--epochs", "2", "--max-steps", "6", "--out", ck_s]);
+    assert!(ok, "{err}");
+    assert!(err.contains("resuming") && err.contains("from epoch 1 (step 3)"), "{err}");
+    assert!(err.contains("epoch   2"), "{err}");
+    let (_, meta) = pare::model::weights::read(&ck).unwrap();
+    assert_eq!(meta.get("pare.epoch").map(String::as_str), Some("2"));
+    // The checkpoint evaluates with no other input, and --json writes the tables.
+    let json = dir.path().join("eval.json");
+    let (ok, out, err) = pare(&["eval", "--weights", ck_s, "--limit", "50", "--json", json.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("top-1") && out.contains("| airplane |"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["samples"], 50);
+    assert_eq!(v["confusion"].as_array().unwrap().len(), 10);
+}
+
+#[test]
+fn bad_inputs_give_one_clear_error_each() {
+    let (ok, _, err) = pare(&["eval", "--model", "resnet9000"]);
+    assert!(!ok && err.contains("unknown model 'resnet9000'") && err.contains("resnet20"), "{err}");
+    let (ok, _, err) = pare(&["eval", "--model", "tiny", "--data", "/nonexistent/cifar"]);
+    assert!(!ok && err.contains("/nonexistent/cifar"), "{err}");
+    let (ok, _, err) = pare(&["eval"]);
+    assert!(!ok && err.contains("--model"), "{err}");
+    let (ok, _, err) = pare(&["run", "/nonexistent/model.pare"]);
+    assert!(!ok && err.contains("/nonexistent/model.pare"), "{err}");
+    let (ok, _, err) = pare(&["prune", "--resume", "--out", "/nonexistent/run"]);
+    assert!(!ok && err.contains("nothing to resume"), "{err}");
+    let (ok, _, err) = pare(&["flash", "--board", "esp32", "x.pare"]);
+    assert!(!ok && err.contains("unknown board 'esp32'"), "{err}");
+    let (ok, _, err) = pare(&["prune", "--model", "tiny", "--step", "1.5"]);
+    assert!(!ok && err.contains("neither a channel count nor a fraction"), "{err}");
+}
+
+#[test]
+fn boards_lists_flash_and_ram() {
+    let (ok, out, _) = pare(&["boards"]);
+    assert!(ok);
+    assert!(
+        out.contains("| qemu-mps2-an500 | 4096 KiB | 4096 KiB |")
+            && out.contains("nucleo-h743zi")
+            && out.contains("rp-pico2"),
+        "{out}"
+    );
+}
