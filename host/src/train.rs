@@ -88,6 +88,13 @@ impl Default for TrainConfig {
     }
 }
 
+/// Where a run starts: epochs and optimiser steps already done (zero for a fresh run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub epoch: usize,
+    pub step: usize,
+}
+
 /// What happened in one epoch.
 #[derive(Debug, Clone, Serialize)]
 pub struct EpochStats {
@@ -99,16 +106,15 @@ pub struct EpochStats {
     pub step: usize,
 }
 
-/// Trains `net` (on an autodiff `device`). `start_epoch` and `start_step` (optimiser steps
-/// already taken, which drive the LR schedule and the `max_steps` budget) support resuming; `on_epoch` is called
+/// Trains `net` (on an autodiff `device`). `start` (epochs and optimiser steps already taken;
+/// the steps drive the LR schedule and the `max_steps` budget) supports resuming; `on_epoch` is called
 /// after every epoch (checkpointing); `stop` is checked after every batch (Ctrl-C): when set,
 /// the current epoch's state is handed to `on_epoch` and training ends.
 pub fn train(
     mut net: Net,
     ds: &Dataset,
     cfg: &TrainConfig,
-    start_epoch: usize,
-    start_step: usize,
+    start: Progress,
     device: &Device,
     stop: &AtomicBool,
     on_epoch: &mut dyn FnMut(&Net, &EpochStats, bool),
@@ -119,8 +125,8 @@ pub fn train(
         .init();
     let steps_per_epoch = ds.len().div_ceil(cfg.batch_size);
     let total = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch).min(cfg.epochs * steps_per_epoch);
-    let mut step = start_step;
-    for epoch in start_epoch..cfg.epochs {
+    let mut step = start.step;
+    for epoch in start.epoch..cfg.epochs {
         if step >= total {
             break;
         }

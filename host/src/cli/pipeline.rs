@@ -64,7 +64,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         let net = args.load(&ad)?;
         let cfg = TrainConfig { epochs: a.epochs, ..TrainConfig::default() };
         let stop = std::sync::atomic::AtomicBool::new(false);
-        train(net, &train_ds, &cfg, 0, 0, &ad, &stop, &mut |_, s, _| {
+        train(net, &train_ds, &cfg, Default::default(), &ad, &stop, &mut |_, s, _| {
             eprintln!("  epoch {}: loss {:.3}, train acc {:.1} %", s.epoch, s.loss, 100.0 * s.accuracy)
         })
         .valid()

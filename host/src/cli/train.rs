@@ -87,22 +87,30 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let stop = interrupt_flag();
     let mut save_error = None;
     let started = std::time::Instant::now();
-    let net = crate::train::train(net, &ds, &cfg, start, start_step, &device, &stop, &mut |net, s, interrupted| {
-        eprintln!(
-            "epoch {:>3}: loss {:.4}  train acc {:.2} %  {:.0} img/s{}",
-            s.epoch,
-            s.loss,
-            100.0 * s.accuracy,
-            s.images_per_second,
-            if interrupted { "  (interrupted)" } else { "" }
-        );
-        // An interrupted epoch is saved with the previous epoch number, so --resume redoes it.
-        let done = if interrupted { s.epoch - 1 } else { s.epoch };
-        let meta = [("pare.epoch", done.to_string()), ("pare.step", s.step.to_string())];
-        if let Err(e) = weights::save_checkpoint(net, &meta, &a.out) {
-            save_error = Some(e);
-        }
-    });
+    let net = crate::train::train(
+        net,
+        &ds,
+        &cfg,
+        crate::train::Progress { epoch: start, step: start_step },
+        &device,
+        &stop,
+        &mut |net, s, interrupted| {
+            eprintln!(
+                "epoch {:>3}: loss {:.4}  train acc {:.2} %  {:.0} img/s{}",
+                s.epoch,
+                s.loss,
+                100.0 * s.accuracy,
+                s.images_per_second,
+                if interrupted { "  (interrupted)" } else { "" }
+            );
+            // An interrupted epoch is saved with the previous epoch number, so --resume redoes it.
+            let done = if interrupted { s.epoch - 1 } else { s.epoch };
+            let meta = [("pare.epoch", done.to_string()), ("pare.step", s.step.to_string())];
+            if let Err(e) = weights::save_checkpoint(net, &meta, &a.out) {
+                save_error = Some(e);
+            }
+        },
+    );
     if let Some(e) = save_error {
         return Err(e.into());
     }

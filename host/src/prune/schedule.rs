@@ -280,7 +280,7 @@ pub fn run(
         let tuned = if cfg.finetune_steps > 0 {
             let epochs_needed = cfg.finetune_steps.div_ceil(data.train.len().div_ceil(cfg.batch_size));
             let ft = TrainConfig { epochs: epochs_needed, ..ft };
-            train(pruned, data.train, &ft, 0, 0, &ad, stop, &mut |_, _, _| {}).valid()
+            train(pruned, data.train, &ft, Default::default(), &ad, stop, &mut |_, _, _| {}).valid()
         } else {
             pruned.valid()
         };
