@@ -7,6 +7,7 @@ pub mod emulate;
 pub mod export;
 pub mod flash;
 pub mod model;
+pub mod plots;
 pub mod progress;
 pub mod prune;
 pub mod report;

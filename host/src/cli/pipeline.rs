@@ -142,6 +142,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     );
     let full = format!("{report}{summary}");
     crate::report::write_atomic(&a.out.join("report.md"), full.as_bytes())?;
+    crate::plots::write(&a.out, &state)?;
     println!("{full}");
     if board.agree != board.samples || board.exact != board.samples || board.samples == 0 {
         anyhow::bail!(

@@ -110,6 +110,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let report = crate::report::prune_report(&net.arch.labels, &state, &eval.source);
     crate::report::write_atomic(&a.out.join("report.md"), report.as_bytes())?;
     crate::report::write_json(&a.out.join("report.json"), &state)?;
+    for f in crate::plots::write(&a.out, &state)? {
+        eprintln!("wrote {}", f.display());
+    }
     let last = state.history.last().and_then(|h| h.checkpoint.clone());
     if let Some(ck) = &last {
         std::fs::copy(ck, a.out.join("final.safetensors"))?;

@@ -1,0 +1,99 @@
+//! Report plots: accuracy against MACs across pruning iterations, and kept channels per layer
+//! (original vs pruned), as SVG and PNG. Text is laid out with a TrueType font found on the
+//! system (or `PARE_FONT`), read with pure-Rust ab_glyph: no C font libraries to install.
+
+use crate::prune::schedule::RunState;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+
+type Res = Result<(), Box<dyn std::error::Error>>;
+
+fn accuracy_vs_macs<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, state: &RunState) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let pts: Vec<(f64, f64)> = state.history.iter().map(|h| (h.macs as f64 / 1e6, 100.0 * h.top1)).collect();
+    let (xmax, ymin, ymax) =
+        pts.iter().fold((0f64, 100f64, 0f64), |(x, lo, hi), (a, b)| (x.max(*a), lo.min(*b), hi.max(*b)));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("top-1 vs MACs ({})", state.config.criterion.name()), ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..xmax * 1.05, (ymin - 2.0).max(0.0)..(ymax + 1.0).min(100.0))?;
+    chart.configure_mesh().x_desc("MACs (M)").y_desc("top-1 (%)").draw()?;
+    chart.draw_series(LineSeries::new(pts.clone(), &BLUE))?;
+    chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))?;
+    root.present()?;
+    Ok(())
+}
+
+fn channels<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, state: &RunState) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let (Some(first), Some(last)) = (state.history.first(), state.history.last()) else { return Ok(()) };
+    let n = first.channels.len();
+    let cmax = first.channels.iter().map(|(_, c)| *c).max().unwrap_or(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption("kept channels per layer: original (grey) vs pruned (blue)", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..n as f64, 0f64..cmax as f64 * 1.05)?;
+    chart.configure_mesh().x_desc("conv layer (execution order)").y_desc("output channels").disable_x_mesh().draw()?;
+    chart.draw_series(first.channels.iter().enumerate().map(|(i, (_, c))| {
+        Rectangle::new([(i as f64 + 0.1, 0.0), (i as f64 + 0.9, *c as f64)], RGBColor(200, 200, 200).filled())
+    }))?;
+    chart.draw_series(
+        last.channels
+            .iter()
+            .enumerate()
+            .map(|(i, (_, c))| Rectangle::new([(i as f64 + 0.25, 0.0), (i as f64 + 0.75, *c as f64)], BLUE.filled())),
+    )?;
+    root.present()?;
+    Ok(())
+}
+
+fn font() -> Option<&'static [u8]> {
+    let candidates: Vec<PathBuf> = std::env::var_os("PARE_FONT")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            [
+                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/TTF/DejaVuSans.ttf",
+                "/System/Library/Fonts/Supplemental/Arial.ttf",
+                "C:\\Windows\\Fonts\\arial.ttf",
+            ]
+            .map(PathBuf::from),
+        )
+        .collect();
+    let bytes = candidates.iter().find_map(|p| std::fs::read(p).ok())?;
+    Some(Box::leak(bytes.into_boxed_slice()))
+}
+
+/// Writes `accuracy_vs_macs.{svg,png}` and `channels.{svg,png}` into `dir`; returns the files.
+/// Text needs a TrueType font (measured for both formats); without one, plots are skipped with
+/// a note and the Markdown/JSON reports stand alone.
+pub fn write(dir: &Path, state: &RunState) -> anyhow::Result<Vec<PathBuf>> {
+    let Some(bytes) = font() else {
+        eprintln!("note: no TrueType font found (set PARE_FONT=file.ttf): plots skipped");
+        return Ok(vec![]);
+    };
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    });
+    let err = |e: Box<dyn std::error::Error>| anyhow::anyhow!("plot: {e}");
+    let (a, c) = (dir.join("accuracy_vs_macs.svg"), dir.join("channels.svg"));
+    accuracy_vs_macs(SVGBackend::new(&a, (720, 480)).into_drawing_area(), state).map_err(err)?;
+    channels(SVGBackend::new(&c, (900, 480)).into_drawing_area(), state).map_err(err)?;
+    let (ap, cp) = (dir.join("accuracy_vs_macs.png"), dir.join("channels.png"));
+    accuracy_vs_macs(BitMapBackend::new(&ap, (720, 480)).into_drawing_area(), state).map_err(err)?;
+    channels(BitMapBackend::new(&cp, (900, 480)).into_drawing_area(), state).map_err(err)?;
+    Ok(vec![a, c, ap, cp])
+}
