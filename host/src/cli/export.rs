@@ -1,7 +1,7 @@
 //! `pare export`.
 
 use super::common::ModelArgs;
-use crate::export::{export, Quant};
+use crate::export::{export_with, Calibration, Quant};
 use crate::report::write_atomic;
 use std::path::PathBuf;
 
@@ -17,6 +17,10 @@ pub struct ExportArgs {
     pub calib_data: String,
     #[arg(long, default_value_t = 512)]
     pub calib_samples: usize,
+    /// Activation ranges from the central P percent of calibration values (e.g. 99.99)
+    /// instead of min/max.
+    #[arg(long)]
+    pub calib_percentile: Option<f64>,
     /// Output file.
     #[arg(long, short, default_value = "model.pare")]
     pub out: PathBuf,
@@ -36,7 +40,8 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
         .and_then(|p| crate::model::weights::read(p).ok())
         .and_then(|(_, m)| m.get("pare.provenance").cloned());
     let prov: Option<crate::prune::ProvenanceRecord> = provenance.and_then(|p| serde_json::from_str(&p).ok());
-    let bytes = export(&net, a.quant, calib.as_ref(), prov.as_ref().map(|p| p.as_format()))?;
+    let method = a.calib_percentile.map_or(Calibration::MinMax, Calibration::Percentile);
+    let bytes = export_with(&net, a.quant, calib.as_ref(), method, prov.as_ref().map(|p| p.as_format()))?;
     write_atomic(&a.out, &bytes)?;
     let rt = pare_device::Runtime::from_bytes(&bytes)?;
     let (macs, params) = net.arch.cost().map_err(anyhow::Error::msg)?;

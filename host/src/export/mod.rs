@@ -6,7 +6,7 @@
 mod calibrate;
 mod quantize;
 
-pub use calibrate::{calibrate, Ranges};
+pub use calibrate::{calibrate, Calibration, Ranges};
 
 use crate::data::Dataset;
 use crate::model::{weights, Net, Node, Src};
@@ -62,11 +62,22 @@ pub struct ExportSummary {
     pub quant: Quant,
 }
 
-/// Builds the `.pare` bytes. `calibration` is required for int8.
+/// Builds the `.pare` bytes. `calibration` is required for int8 (min/max ranges).
 pub fn export(
     net: &Net,
     quant: Quant,
     calibration: Option<&Dataset>,
+    provenance: Option<Provenance<'_>>,
+) -> anyhow::Result<Vec<u8>> {
+    export_with(net, quant, calibration, Calibration::MinMax, provenance)
+}
+
+/// [`export`] with a choice of activation-range calibration.
+pub fn export_with(
+    net: &Net,
+    quant: Quant,
+    calibration: Option<&Dataset>,
+    method: Calibration,
     provenance: Option<Provenance<'_>>,
 ) -> anyhow::Result<Vec<u8>> {
     let arch = &net.arch;
@@ -76,7 +87,7 @@ pub fn export(
         Quant::F32 => None,
         Quant::Int8 => {
             let ds = calibration.ok_or_else(|| anyhow::anyhow!("int8 export needs calibration images"))?;
-            Some(calibrate(net, ds, &burn::tensor::Device::flex()))
+            Some(calibrate(net, ds, &burn::tensor::Device::flex(), method))
         }
     };
     let q = ranges.as_ref().map(|r| quantize::plan(arch, r));
