@@ -11,4 +11,6 @@ pub mod plots;
 pub mod progress;
 pub mod prune;
 pub mod report;
+#[doc(hidden)]
+pub mod testing;
 pub mod train;

@@ -3,6 +3,8 @@
 
 mod common;
 
+use pare::testing::shared;
+
 use pare::data::{fetch, load, load_cifar, DataError};
 use std::io::Write;
 
@@ -133,7 +135,7 @@ fn fetch_refuses_a_corrupted_archive() {
 
 #[test]
 fn shared_cifar_loads_with_the_documented_counts() {
-    let Some(shared) = common::shared("data/cifar10") else { return };
+    let Some(shared) = shared("data/cifar10") else { return };
     let d = shared.join("data/cifar10");
     assert_eq!(load_cifar(&d, "test_lossless").unwrap().len(), 1668);
     assert_eq!(load_cifar(&d, "test").unwrap().len(), 10_000);

@@ -3,31 +3,15 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
-use pare::model::{weights, zoo, Net};
+use pare::model::zoo;
 use pare::prune::groups::Groups;
 use pare::prune::surgery::{forward_masked, prune};
+use pare::testing::random_net;
 use rand::{Rng, SeedableRng};
-
-/// A random model with non-trivial BatchNorm statistics.
-fn random_net(name: &str, device: &Device) -> Net {
-    device.seed(7);
-    let arch = zoo::by_name(name, 10).unwrap();
-    let net = Net::init(&arch, device).unwrap();
-    let mut t = weights::to_tensors(&net);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    for (k, (_, v)) in t.iter_mut() {
-        if k.contains("running_var") {
-            v.iter_mut().for_each(|x| *x = rng.random_range(0.5..2.0));
-        } else if k.contains("running_mean") || (k.contains("bn") && k.ends_with("bias")) {
-            v.iter_mut().for_each(|x| *x = rng.random_range(-0.3..0.3));
-        }
-    }
-    weights::from_tensors(&arch, &t, device).unwrap()
-}
 
 fn check_family(name: &str) {
     let device = Device::flex();
-    let net = random_net(name, &device);
+    let net = random_net(name, 7, &device);
     let groups = Groups::of(&net.arch).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let mut keep = groups.keep_all();

@@ -1,7 +1,7 @@
 //! Weight import errors, checkpoint round trip, and the published accuracy of the pretrained
 //! CIFAR ResNets (where ../shared is present).
 
-mod common;
+use pare::testing::shared;
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
@@ -73,7 +73,7 @@ fn not_a_safetensors_file_is_a_clear_error() {
 /// (resnet56) on test_lossless.bin.
 #[test]
 fn pretrained_resnets_reach_their_published_accuracy() {
-    let Some(shared) = common::shared("models/resnet-cifar10") else { return };
+    let Some(shared) = shared("models/resnet-cifar10") else { return };
     let device = Device::flex();
     let ds = pare::data::load_cifar(&shared.join("data/cifar10"), "test_lossless").unwrap();
     for (name, want) in [("resnet20", 0.9161), ("resnet56", 0.9293)] {

@@ -64,7 +64,9 @@ pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
     let rt = pare_device::Runtime::from_bytes(&model)
         .map_err(|e| FlashError::Model { path: a.model.clone(), source: e.into() })?;
     let pixels = u64::from(rt.input_bytes() / rt.model().input_buffer().map_or(1, |b| b.dtype.size()));
-    flash::check_fit(board, model.len() as u64, a.samples as u64 * (pixels + 2), u64::from(rt.arena_bytes()))?;
+    // Per sample: pixels, label, host prediction and host output bytes.
+    let per_sample = pixels + 2 + u64::from(rt.output_bytes());
+    flash::check_fit(board, model.len() as u64, a.samples as u64 * per_sample, u64::from(rt.arena_bytes()))?;
     let ds = crate::data::load(&a.data.data, &a.split).map_err(anyhow::Error::from)?.take(a.samples);
     let cache = boards::build_dir();
     let bundle_dir = cache.join("bundle").join(board.name);
