@@ -1,5 +1,6 @@
 //! pare, host side: models, data, training, pruning, export and the CLI behind `pare`.
 
+pub mod atomic;
 pub mod boards;
 pub mod cli;
 pub mod data;

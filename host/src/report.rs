@@ -29,17 +29,7 @@ pub fn per_class_table(labels: &[String], columns: &[(&str, &Evaluation)]) -> St
 /// Writes any serialisable value as pretty JSON, atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    write_atomic(path, text.as_bytes())
-}
-
-/// Writes bytes through a temporary file in the same folder and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path)?;
-    Ok(())
+    Ok(crate::atomic::write(path, text.as_bytes())?)
 }
 
 /// The seed-style tables of a pruning run: Top-1, MACs and params with pruning ratio per

@@ -2,7 +2,6 @@
 
 use super::common::ModelArgs;
 use crate::export::{export_with, Calibration, Quant};
-use crate::report::write_atomic;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -42,7 +41,7 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
     let prov: Option<crate::prune::ProvenanceRecord> = provenance.and_then(|p| serde_json::from_str(&p).ok());
     let method = a.calib_percentile.map_or(Calibration::MinMax, Calibration::Percentile);
     let bytes = export_with(&net, a.quant, calib.as_ref(), method, prov.as_ref().map(|p| p.as_format()))?;
-    write_atomic(&a.out, &bytes)?;
+    crate::atomic::write(&a.out, &bytes)?;
     let rt = pare_device::Runtime::from_bytes(&bytes)?;
     let (macs, params) = net.arch.cost().map_err(anyhow::Error::msg)?;
     println!(

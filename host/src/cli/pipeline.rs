@@ -102,7 +102,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     };
     let bytes = export(&pruned.valid(), Quant::Int8, Some(&calib), Some(prov.as_format()))?;
     let model_path = a.out.join("model.pare");
-    crate::report::write_atomic(&model_path, &bytes)?;
+    crate::atomic::write(&model_path, &bytes)?;
     eprintln!("[4/5] host emulation of the device runtime on {}", eval_ds.source);
     let em = crate::emulate::emulate(&bytes, &eval_ds)?;
     eprintln!("[5/5] on-device check on {}", a.board);
@@ -141,7 +141,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let full = format!("{report}{summary}");
-    crate::report::write_atomic(&a.out.join("report.md"), full.as_bytes())?;
+    crate::atomic::write(&a.out.join("report.md"), full.as_bytes())?;
     crate::plots::write(&a.out, &state)?;
     println!("{full}");
     if board.agree != board.samples || board.exact != board.samples || board.samples == 0 {

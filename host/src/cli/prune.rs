@@ -108,7 +108,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let data = RunData { train: &train, calib: &calib, eval: &eval };
     let (net, state) = run_schedule(net, &cfg, &data, &a.out, a.resume, &device, &stop)?;
     let report = crate::report::prune_report(&net.arch.labels, &state, &eval.source);
-    crate::report::write_atomic(&a.out.join("report.md"), report.as_bytes())?;
+    crate::atomic::write(&a.out.join("report.md"), report.as_bytes())?;
     crate::report::write_json(&a.out.join("report.json"), &state)?;
     for f in crate::plots::write(&a.out, &state)? {
         eprintln!("wrote {}", f.display());

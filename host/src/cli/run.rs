@@ -39,7 +39,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     println!("{}", report::per_class_table(&labels, &[("accuracy", &em.evaluation)]));
     if let Some(p) = a.predictions {
         let text: String = em.evaluation.predictions.iter().map(|p| format!("{p}\n")).collect();
-        report::write_atomic(&p, text.as_bytes())?;
+        crate::atomic::write(&p, text.as_bytes())?;
     }
     Ok(())
 }

@@ -212,10 +212,5 @@ pub fn save_checkpoint(net: &Net, extra: &[(&str, String)], path: &Path) -> Resu
     meta.insert(ARCH_KEY.into(), serde_json::to_string(&net.arch).unwrap_or_default());
     let data = safetensors::serialize(views, Some(meta))
         .map_err(|e| WeightsError::Format { path: path.into(), reason: e.to_string() })?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    std::io::Write::write_all(&mut tmp, &data).map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    crate::atomic::write(path, &data).map_err(io)
 }
