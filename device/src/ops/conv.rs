@@ -69,8 +69,8 @@ pub fn conv_f32(
     Some(())
 }
 
-/// Receptive fields up to this many elements take the im2col + SMLAD path (the column lives on
-/// the stack: `SCRATCH / 2` words); larger ones the direct path.
+/// Receptive fields up to this many elements take the im2col + SMLAD path (two columns and their
+/// interleaved copy live on the stack: `2 × SCRATCH` words); larger ones the direct path.
 pub const SCRATCH: usize = 4608;
 
 /// int8 convolution with per-channel requantisation.
@@ -81,8 +81,8 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
     }
     let x_offset = q.in_zp.checked_neg()?;
     let words = k.div_ceil(4) * 2;
-    let (mut s0, mut s1) = ([0u32; SCRATCH / 2], [0u32; SCRATCH / 2]);
-    let (c0, c1) = (s0.get_mut(..words)?, s1.get_mut(..words)?);
+    let (mut s0, mut s1, mut s2) = ([0u32; SCRATCH / 2], [0u32; SCRATCH / 2], [0u32; SCRATCH]);
+    let (c0, c1, both) = (s0.get_mut(..words)?, s1.get_mut(..words)?, s2.get_mut(..2 * words)?);
     for oy in 0..g.oh {
         let mut ox = 0;
         while ox < g.ow {
@@ -90,6 +90,7 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
             im2col(g, x, oy, ox, x_offset, c0)?;
             if pair {
                 im2col(g, x, oy, ox + 1, x_offset, c1)?;
+                simd::interleave(c0, c1, both);
             }
             let base = (oy * g.ow + ox) * g.oc;
             let mut filters = w.chunks_exact(k).enumerate();
@@ -98,7 +99,7 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
                 match (pair, filters.next()) {
                     (true, Some((ob, fb))) => {
                         let bias_b = q.bias.get(ob as u32)?;
-                        let [a0, b0, a1, b1] = simd::dot_packed_2x2(c0, c1, fa, fb);
+                        let [a0, b0, a1, b1] = simd::dot_packed_2x2(both, fa, fb);
                         *y.get_mut(base + o)? = q.apply(o as u32, bias_a.wrapping_add(a0), relu)?;
                         *y.get_mut(base + ob)? = q.apply(ob as u32, bias_b.wrapping_add(b0), relu)?;
                         *y.get_mut(base + g.oc + o)? = q.apply(o as u32, bias_a.wrapping_add(a1), relu)?;

@@ -161,30 +161,40 @@ fn tail_word(tail: &[u8]) -> u32 {
     u32::from_le_bytes(last)
 }
 
-/// Two packed columns (two output pixels) against two filters (two output channels) in one
-/// pass, so every column load and weight expansion serves two multiply-accumulates:
-/// `[c0·w0, c0·w1, c1·w0, c1·w1]`.
+/// Interleaves two packed columns group by group (`[c0 pair, c1 pair]` per four elements), the
+/// layout [`dot_packed_2x2`] reads with one pointer.
+pub fn interleave(c0: &[u32], c1: &[u32], out: &mut [u32]) {
+    let (p0, _) = c0.as_chunks::<2>();
+    let (p1, _) = c1.as_chunks::<2>();
+    let (o, _) = out.as_chunks_mut::<4>();
+    for ((o, a), b) in o.iter_mut().zip(p0).zip(p1) {
+        *o = [a[0], a[1], b[0], b[1]];
+    }
+}
+
+/// Two interleaved columns (two output pixels, see [`interleave`]) against two filters (two
+/// output channels) in one pass, so every load and weight expansion serves two
+/// multiply-accumulates: `[c0·w0, c0·w1, c1·w0, c1·w1]`.
 #[inline]
-pub fn dot_packed_2x2(c0: &[u32], c1: &[u32], w0: &[i8], w1: &[i8]) -> [i32; 4] {
+pub fn dot_packed_2x2(cols: &[u32], w0: &[i8], w1: &[i8]) -> [i32; 4] {
     let (b0, b1): (&[u8], &[u8]) = (bytemuck::cast_slice(w0), bytemuck::cast_slice(w1));
     let (q0, t0) = b0.as_chunks::<4>();
     let (q1, t1) = b1.as_chunks::<4>();
-    let (p0, _) = c0.as_chunks::<2>();
-    let (p1, _) = c1.as_chunks::<2>();
+    let (groups, _) = cols.as_chunks::<4>();
     let mut acc = [0i32; 4];
-    let step = |x: &[u32; 2], y: &[u32; 2], wa: u32, wb: u32, acc: &mut [i32; 4]| {
+    let step = |x: &[u32; 4], wa: u32, wb: u32, acc: &mut [i32; 4]| {
         let (a02, a13, b02, b13) = (sxtb16(wa), sxtb16_ror8(wa), sxtb16(wb), sxtb16_ror8(wb));
         acc[0] = smlad(x[1], a13, smlad(x[0], a02, acc[0]));
         acc[1] = smlad(x[1], b13, smlad(x[0], b02, acc[1]));
-        acc[2] = smlad(y[1], a13, smlad(y[0], a02, acc[2]));
-        acc[3] = smlad(y[1], b13, smlad(y[0], b02, acc[3]));
+        acc[2] = smlad(x[3], a13, smlad(x[2], a02, acc[2]));
+        acc[3] = smlad(x[3], b13, smlad(x[2], b02, acc[3]));
     };
-    for (((a, b), x), y) in q0.iter().zip(q1).zip(p0).zip(p1) {
-        step(x, y, u32::from_le_bytes(*a), u32::from_le_bytes(*b), &mut acc);
+    for ((a, b), x) in q0.iter().zip(q1).zip(groups) {
+        step(x, u32::from_le_bytes(*a), u32::from_le_bytes(*b), &mut acc);
     }
     if !t0.is_empty() {
-        if let (Some(x), Some(y)) = (p0.get(q0.len()), p1.get(q0.len())) {
-            step(x, y, tail_word(t0), tail_word(t1), &mut acc);
+        if let Some(x) = groups.get(q0.len()) {
+            step(x, tail_word(t0), tail_word(t1), &mut acc);
         }
     }
     acc
@@ -231,16 +241,17 @@ mod tests {
         let w: [i8; 23] = core::array::from_fn(|i| (i as i8).wrapping_mul(-53).wrapping_add(7));
         let v: [i8; 23] = core::array::from_fn(|i| (i as i8).wrapping_mul(29).wrapping_add(-1));
         for n in 0..=23 {
-            let (mut c0, mut c1) = ([0u32; 12], [0u32; 12]);
+            let (mut c0, mut c1, mut both) = ([0u32; 12], [0u32; 12], [0u32; 24]);
             pack_into(&mut c0, 0, &x[..n], 17);
             pack_into(&mut c1, 0, &z[..n], 17);
+            interleave(&c0, &c1, &mut both);
             let want = [
                 dot_i8_portable(&x[..n], &w[..n], 17),
                 dot_i8_portable(&x[..n], &v[..n], 17),
                 dot_i8_portable(&z[..n], &w[..n], 17),
                 dot_i8_portable(&z[..n], &v[..n], 17),
             ];
-            assert_eq!(dot_packed_2x2(&c0, &c1, &w[..n], &v[..n]), want, "n={n}");
+            assert_eq!(dot_packed_2x2(&both, &w[..n], &v[..n]), want, "n={n}");
         }
     }
 
