@@ -1,5 +1,6 @@
 //! The `pare` command line: one module per subcommand, shared options here.
 
+pub mod bench;
 pub mod common;
 pub mod data;
 pub mod eval;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Build board firmware with a model and test samples, run it (QEMU) or flash it
     /// (probe-rs), and check every prediction against host emulation.
     Flash(flash::FlashArgs),
+    /// Throughput benchmarks (`pare bench train`).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// List the boards `pare flash` supports, with flash and RAM sizes.
     Boards,
 }
@@ -59,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => export::run(a),
         Command::Run(a) => run::run(a),
         Command::Flash(a) => flash::run(a),
+        Command::Bench(c) => bench::run(c),
         Command::Boards => {
             flash::boards();
             Ok(())

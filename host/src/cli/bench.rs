@@ -1,0 +1,70 @@
+//! `pare bench train`: images per second of training steps and of inference, for comparison
+//! with PyTorch (`bench/train-vs-pytorch.sh`).
+
+use super::common::{zoo_arch, DeviceKind};
+use crate::model::Net;
+use crate::train::cross_entropy;
+use burn::module::Module;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Training-step and inference throughput on random data.
+    Train {
+        #[arg(long, default_value = "resnet56")]
+        model: String,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceKind,
+        /// Timed training steps (after 2 warm-up steps).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+    },
+}
+
+pub fn run(c: BenchCommand) -> anyhow::Result<()> {
+    let BenchCommand::Train { model, batch, device, steps } = c;
+    let dev = device.device();
+    let ad = dev.clone().autodiff();
+    ad.seed(0);
+    let arch = zoo_arch(&model)?;
+    let mut net = Net::init(&arch, &ad).map_err(anyhow::Error::msg)?;
+    let mut optim =
+        SgdConfig::new().with_momentum(Some(MomentumConfig { momentum: 0.9, dampening: 0.0, nesterov: true })).init();
+    let labels: Vec<i64> = (0..batch as i64).map(|i| i % 10).collect();
+    let y: Tensor<1, Int> = Tensor::from_data(TensorData::new(labels, [batch]), &ad);
+    let mut step = |net: Net| {
+        let x: Tensor<4> = Tensor::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &ad);
+        let loss = cross_entropy(net.forward(x), y.clone(), 0.0);
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let net = optim.step(0.01, net, grads);
+        // Reading a parameter back forces the step to complete before the clock stops.
+        let _ = net.linear.bias.val().into_data();
+        net
+    };
+    for _ in 0..2 {
+        net = step(net);
+    }
+    let t = std::time::Instant::now();
+    for _ in 0..steps {
+        net = step(net);
+    }
+    let train = (steps * batch) as f64 / t.elapsed().as_secs_f64();
+    let eval = net.valid();
+    let x: Tensor<4> = Tensor::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
+    let _ = eval.forward(x.clone()).into_data();
+    let t = std::time::Instant::now();
+    for _ in 0..steps {
+        let _ = eval.forward(x.clone()).into_data();
+    }
+    let infer = (steps * batch) as f64 / t.elapsed().as_secs_f64();
+    println!("pare {model} batch {batch} {device:?}: train {train:.1} img/s, inference {infer:.1} img/s");
+    println!(
+        "{}",
+        serde_json::json!({"framework": "pare/burn-flex", "model": model, "batch": batch, "train_img_s": train, "infer_img_s": infer})
+    );
+    Ok(())
+}
