@@ -140,3 +140,20 @@ fn shared_cifar_loads_with_the_documented_counts() {
     assert_eq!(load_cifar(&d, "test_lossless").unwrap().len(), 1668);
     assert_eq!(load_cifar(&d, "test").unwrap().len(), 10_000);
 }
+
+#[test]
+fn index_file_splits_select_from_their_base_split() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data_batch_1.bin"), common::cifar_records(6)).unwrap();
+    std::fs::write(dir.path().join("train_exact_indices.txt"), "4\n1\n\n5\n").unwrap();
+    let ds = load_cifar(dir.path(), "train_exact").unwrap();
+    assert_eq!(ds.labels, vec![4, 1, 5]);
+    assert_eq!(ds.image(0)[0], 4, "record 4's first pixel is 4");
+    std::fs::write(dir.path().join("train_bad_indices.txt"), "1\n9\n").unwrap();
+    match load_cifar(dir.path(), "train_bad") {
+        Err(DataError::BadIndex { line, .. }) => assert_eq!(line, 2),
+        other => panic!("{other:?}"),
+    }
+    let Some(shared) = shared("data/cifar10") else { return };
+    assert_eq!(load_cifar(&shared.join("data/cifar10"), "train_lossless").unwrap().len(), 7728);
+}

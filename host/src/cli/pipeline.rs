@@ -30,6 +30,9 @@ pub struct PipelineArgs {
     pub step: StepSize,
     #[arg(long, default_value_t = 60)]
     pub finetune_steps: usize,
+    /// Split for training / fine-tuning (e.g. `train_lossless`: ../shared's bit-exact images).
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
     #[arg(long, default_value_t = 256)]
     pub calib_samples: usize,
     /// Split for accuracy (test_lossless for ../shared's CIFAR-10).
@@ -50,7 +53,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let device = a.model.device.device();
     let ad = device.clone().autodiff();
-    let train_ds = crate::data::load(&a.data.data, "train")?;
+    let train_ds = crate::data::load(&a.data.data, &a.train_split)?;
     let mut eval_ds = crate::data::load(&a.data.data, &a.eval_split)?;
     if let Some(n) = a.eval_limit {
         eval_ds = eval_ds.take(n);

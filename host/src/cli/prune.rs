@@ -40,6 +40,9 @@ pub struct PruneArgs {
     /// Stop before an iteration that loses more than this many top-1 points.
     #[arg(long)]
     pub max_accuracy_drop: Option<f64>,
+    /// Split for training / fine-tuning (e.g. `train_lossless`: ../shared's bit-exact images).
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
     #[arg(long, default_value_t = 512)]
     pub calib_samples: usize,
     #[arg(long, default_value = "train")]
@@ -78,7 +81,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let device = a.model.device.device();
     // On --resume the model comes from the run's last checkpoint.
     let net = if a.resume { None } else { Some(a.model.load(&device)?) };
-    let train = crate::data::load(&a.data.data, "train")?;
+    let train = crate::data::load(&a.data.data, &a.train_split)?;
     let calib = crate::data::load(&a.data.data, &a.calib_split)?.take(a.calib_samples);
     let mut eval = crate::data::load(&a.data.data, &a.eval_split)?;
     if let Some(n) = a.eval_limit {

@@ -14,6 +14,9 @@ pub struct TrainArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub data: DataArgs,
+    /// Split for training / fine-tuning (e.g. `train_lossless`: ../shared's bit-exact images).
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
     /// Checkpoint written after every epoch (atomically).
     #[arg(long, default_value = "runs/model.safetensors")]
     pub out: PathBuf,
@@ -71,7 +74,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     } else {
         (a.model.load(&device)?, 0, 0)
     };
-    let ds = crate::data::load(&a.data.data, "train")?;
+    let ds = crate::data::load(&a.data.data, &a.train_split)?;
     let cfg = TrainConfig {
         epochs: a.epochs,
         max_steps: a.max_steps,

@@ -1,5 +1,8 @@
 //! CIFAR-10 binary format: records of 1 label byte + 3072 pixel bytes (R, G, B planes).
-//! Splits: `train` = `data_batch_*.bin`, `test` = `test_batch.bin`, any other name = `NAME.bin`.
+//! Splits: `train` = `data_batch_*.bin`, `test` = `test_batch.bin`, any other name = `NAME.bin`;
+//! where `NAME.bin` is absent but `NAME_indices.txt` lists original indices (one per line), the
+//! split is those images of the split named before the first `_` (e.g. `train_lossless`: the
+//! bit-exact training images of `../shared/data/cifar10`).
 //! Reads a folder or the official `cifar-10-binary.tar.gz` directly.
 
 use super::Dataset;
@@ -19,6 +22,8 @@ pub enum DataError {
     BadLabel { path: PathBuf, offset: usize, label: u8 },
     #[error("no files for split '{split}' in {path} (expected {expected})")]
     NoFiles { path: PathBuf, split: String, expected: String },
+    #[error("{path}:{line}: {reason}")]
+    BadIndex { path: PathBuf, line: usize, reason: String },
     #[error("unknown synthetic split '{0}' (use train or test)")]
     UnknownSplit(String),
 }
@@ -48,6 +53,39 @@ fn parse(path: &Path, bytes: &[u8], ds: &mut Dataset) -> Result<(), DataError> {
 
 /// Loads a split from a folder of `.bin` files or from the official `.tar.gz`.
 pub fn load_cifar(path: &Path, split: &str) -> Result<Dataset, DataError> {
+    let index_file = path.join(format!("{split}_indices.txt"));
+    if path.is_dir() && !path.join(format!("{split}.bin")).exists() && index_file.is_file() {
+        if let Some((base, _)) = split.split_once('_') {
+            let ds = load_cifar(path, base)?;
+            return select(ds, &index_file, split);
+        }
+    }
+    load_files(path, split)
+}
+
+/// The images of `ds` listed in `index_file`, in file order.
+fn select(ds: Dataset, index_file: &Path, split: &str) -> Result<Dataset, DataError> {
+    let text = std::fs::read_to_string(index_file).map_err(|e| DataError::Io { path: index_file.into(), source: e })?;
+    let n = ds.image_bytes();
+    let mut out = Dataset {
+        images: vec![],
+        labels: vec![],
+        source: format!("{}:{split}", ds.source.rsplit_once(':').map_or("", |(a, _)| a)),
+        ..ds.clone()
+    };
+    for (line, t) in text.lines().enumerate().filter(|(_, t)| !t.trim().is_empty()) {
+        let bad = |reason: String| DataError::BadIndex { path: index_file.into(), line: line + 1, reason };
+        let i: usize = t.trim().parse().map_err(|_| bad(format!("'{}' is not an index", t.trim())))?;
+        if i >= ds.len() {
+            return Err(bad(format!("index {i} is past the {} images of the base split", ds.len())));
+        }
+        out.labels.push(ds.labels[i]);
+        out.images.extend_from_slice(&ds.images[i * n..(i + 1) * n]);
+    }
+    Ok(out)
+}
+
+fn load_files(path: &Path, split: &str) -> Result<Dataset, DataError> {
     let (names, expected) = split_files(split);
     let mut ds = Dataset {
         images: vec![],
