@@ -145,7 +145,9 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     );
     let full = format!("{report}{summary}");
     crate::atomic::write(&a.out.join("report.md"), full.as_bytes())?;
-    crate::plots::write(&a.out, &state)?;
+    if let Err(e) = crate::plots::write(&a.out, &state) {
+        eprintln!("warning: plots not written: {e:#}");
+    }
     println!("{full}");
     if board.agree != board.samples || board.exact != board.samples || board.samples == 0 {
         anyhow::bail!(

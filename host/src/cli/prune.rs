@@ -113,12 +113,14 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let report = crate::report::prune_report(&net.arch.labels, &state, &eval.source);
     crate::atomic::write(&a.out.join("report.md"), report.as_bytes())?;
     crate::report::write_json(&a.out.join("report.json"), &state)?;
-    for f in crate::plots::write(&a.out, &state)? {
-        eprintln!("wrote {}", f.display());
-    }
     let last = state.history.last().and_then(|h| h.checkpoint.clone());
     if let Some(ck) = &last {
         std::fs::copy(ck, a.out.join("final.safetensors"))?;
+    }
+    // Plots come last and never fail a finished run.
+    match crate::plots::write(&a.out, &state) {
+        Ok(files) => files.iter().for_each(|f| eprintln!("wrote {}", f.display())),
+        Err(e) => eprintln!("warning: plots not written: {e:#}"),
     }
     println!("{report}");
     println!("final model: {}", a.out.join("final.safetensors").display());
