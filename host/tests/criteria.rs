@@ -140,3 +140,19 @@ fn group_scores_sum_members_and_spearman_is_rank_correlation() {
     assert_eq!(spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), 1.0);
     assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), -1.0);
 }
+
+#[test]
+fn closed_form_capacity_gradient_matches_autodiff() {
+    use burn::tensor::activation::sigmoid;
+    use burn::tensor::Distribution;
+    use pare::prune::criteria::{capacity, capacity_grad};
+    let ad = Device::flex().autodiff();
+    ad.seed(3);
+    let alpha: Tensor<4> = Tensor::random([2, 3, 4, 4], Distribution::Uniform(-4.0, 6.0), &ad).require_grad();
+    let r_hat: Tensor<4> = Tensor::random([2, 3, 4, 4], Distribution::Normal(0.0, 2.0), &ad);
+    let grads = capacity(r_hat.clone(), sigmoid(alpha.clone())).sum().backward();
+    let auto = alpha.grad(&grads).unwrap();
+    let closed = capacity_grad(sigmoid(alpha.clone().inner()), r_hat.inner());
+    let diff = (auto - closed).abs().max().into_scalar::<f32>();
+    assert!(diff < 1e-4, "max difference {diff}");
+}

@@ -228,11 +228,17 @@ fn activation_stats(
 }
 
 /// IBA capacity per element, in nats: KL(N(λr̂, (1−λ)²) ‖ N(0, 1)) with r̂ = (R − μ)/σ.
-fn capacity(r: Tensor<4>, lambda: Tensor<4>, mean: &Tensor<3>, std: &Tensor<3>) -> Tensor<4> {
-    let r_hat = (r - mean.clone().unsqueeze_dim(0)) / std.clone().unsqueeze_dim(0);
+pub fn capacity(r_hat: Tensor<4>, lambda: Tensor<4>) -> Tensor<4> {
     let one_minus = lambda.clone().neg().add_scalar(1.0).clamp_min(1e-6);
     let mu_z = lambda * r_hat;
     one_minus.clone().log().neg() + (one_minus.powi_scalar(2) + mu_z.powi_scalar(2)).mul_scalar(0.5) - 0.5
+}
+
+/// ∂capacity/∂α with λ = sigmoid(α): (1/(1−λ) − (1−λ) + λr̂²)·λ(1−λ)
+/// = λ − λ(1−λ)² + λ²(1−λ)r̂². Elementwise, so the optimiser needs no autodiff graph for it.
+pub fn capacity_grad(lambda: Tensor<4>, r_hat: Tensor<4>) -> Tensor<4> {
+    let om = lambda.clone().neg().add_scalar(1.0);
+    lambda.clone() - lambda.clone() * om.clone().powi_scalar(2) + lambda.powi_scalar(2) * om * r_hat.powi_scalar(2)
 }
 
 fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
@@ -260,7 +266,8 @@ fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
                 (BTreeMap::new(), BTreeMap::new());
             for step in 0..=cfg.iba.steps {
                 let last = step == cfg.iba.steps;
-                let mut caps: Vec<(usize, Tensor<4>)> = vec![];
+                // Each site's R (plain, detached): the capacity term needs it, not its graph.
+                let mut taps: Vec<(usize, Tensor<4>)> = vec![];
                 let logits = model.forward_hooked(x.clone(), &mut |i, r| {
                     if !run.contains(&i) {
                         return r;
@@ -273,40 +280,43 @@ fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
                     let eps = Tensor::random(r.dims(), Distribution::Normal(0.0, 1.0), &ad)
                         * std.clone().unsqueeze_dim(0)
                         + mean.clone().unsqueeze_dim(0);
-                    let r_det = r.clone().detach();
-                    caps.push((i, capacity(r_det, lambda.clone(), mean, std)));
+                    taps.push((i, r.clone().detach().inner()));
                     r * lambda.clone() + eps * lambda.neg().add_scalar(1.0)
                 });
+                let r_hat = |i: usize, r: Tensor<4>| {
+                    let (mean, std) = &stats[&i];
+                    (r - mean.clone().inner().unsqueeze_dim(0)) / std.clone().inner().unsqueeze_dim(0)
+                };
                 if last {
-                    for (i, cap) in caps {
+                    for (i, r) in taps {
+                        let lambda = sigmoid(alphas[&i].clone().inner());
+                        let cap = capacity(r_hat(i, r), lambda);
                         // Bits per channel, summed over H×W, summed over samples (averaged below).
                         let per = values(
-                            cap.inner()
-                                .sum_dim(2)
-                                .sum_dim(3)
-                                .sum_dim(0)
-                                .flatten(0, 3)
-                                .div_scalar(std::f64::consts::LN_2),
+                            cap.sum_dim(2).sum_dim(3).sum_dim(0).flatten(0, 3).div_scalar(std::f64::consts::LN_2),
                         );
                         let acc = bits.entry(i).or_insert_with(|| vec![0.0; per.len()]);
                         acc.iter_mut().zip(&per).for_each(|(a, b)| *a += b);
                     }
                     break;
                 }
-                let n_caps = caps.len().max(1) as f64;
-                let mean_cap =
-                    caps.into_iter().map(|(_, c)| c.mean()).reduce(|a, b| a + b).map(|c| c.div_scalar(n_caps));
-                let loss = match mean_cap {
-                    Some(c) => cross_entropy(logits, y.clone(), 0.0) + c.mul_scalar(cfg.iba.beta),
-                    None => cross_entropy(logits, y.clone(), 0.0),
-                };
-                let grads = loss.backward();
+                // L = CE + β · mean over sites of mean(capacity): CE through autodiff, the
+                // capacity term's gradient in closed form (see `capacity_grad`).
+                let grads = cross_entropy(logits, y.clone(), 0.0).backward();
+                let sites = taps.len().max(1) as f64;
+                let r_hats: BTreeMap<usize, Tensor<4>> = taps.into_iter().map(|(i, r)| (i, r_hat(i, r))).collect();
                 // Adam (β1 0.9, β2 0.999, ε 1e-8) on every α.
                 let t = (step + 1) as i32;
                 for (i, alpha) in alphas.iter_mut() {
                     let Some(g) = alpha.grad(&grads) else { continue };
-                    let g = g.inner();
                     let a = alpha.clone().inner();
+                    let g = match r_hats.get(i) {
+                        Some(rh) => {
+                            let weight = cfg.iba.beta / (sites * a.shape().num_elements() as f64);
+                            g.inner() + capacity_grad(sigmoid(a.clone()), rh.clone()).mul_scalar(weight)
+                        }
+                        None => g.inner(),
+                    };
                     let mm = m1
                         .remove(i)
                         .map_or(g.clone().mul_scalar(0.1), |m| m.mul_scalar(0.9) + g.clone().mul_scalar(0.1));
