@@ -249,6 +249,7 @@ fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
     places.dedup();
     let stats = activation_stats(net, &places, cfg, device);
     let (model, ad) = scoring_model(net, device);
+    let plain = ad.clone().inner();
     let stats: BTreeMap<usize, (Tensor<3>, Tensor<3>)> =
         stats.into_iter().map(|(i, (m, s))| (i, (m.to_device(&ad), s.clamp_min(1e-5).to_device(&ad)))).collect();
     // Runs of bottlenecks optimised together: all at once, or one at a time.
@@ -277,11 +278,14 @@ fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
                         alphas.entry(i).or_insert_with(|| Tensor::full(r.dims(), 5.0, &ad)).clone().require_grad();
                     alphas.insert(i, alpha.clone());
                     let lambda = sigmoid(alpha);
-                    let eps = Tensor::random(r.dims(), Distribution::Normal(0.0, 1.0), &ad)
-                        * std.clone().unsqueeze_dim(0)
-                        + mean.clone().unsqueeze_dim(0);
+                    // ε ~ N(μ, σ²) needs no gradient: drawn and scaled on the plain device.
+                    let eps = Tensor::random(r.dims(), Distribution::Normal(0.0, 1.0), &plain)
+                        * std.clone().inner().unsqueeze_dim(0)
+                        + mean.clone().inner().unsqueeze_dim(0);
+                    let eps = Tensor::from_inner(eps);
                     taps.push((i, r.clone().detach().inner()));
-                    r * lambda.clone() + eps * lambda.neg().add_scalar(1.0)
+                    // Z = λR + (1 − λ)ε, written as ε + λ(R − ε).
+                    eps.clone() + lambda * (r - eps)
                 });
                 let r_hat = |i: usize, r: Tensor<4>| {
                     let (mean, std) = &stats[&i];
