@@ -3,6 +3,7 @@
 use crate::model::{weights, zoo, Net};
 use anyhow::{bail, Context};
 use burn::tensor::Device;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Which compute device runs burn.
@@ -46,25 +47,31 @@ pub struct DataArgs {
 impl ModelArgs {
     /// Loads or initialises the model on `device`.
     pub fn load(&self, device: &Device) -> anyhow::Result<Net> {
+        Ok(self.load_with_metadata(device)?.0)
+    }
+
+    /// [`ModelArgs::load`], also returning the weights file's metadata (empty without one).
+    pub fn load_with_metadata(&self, device: &Device) -> anyhow::Result<(Net, BTreeMap<String, String>)> {
         match (&self.model, &self.weights) {
-            (_, Some(path)) => {
-                let (_, meta) = weights::read(path)?;
-                if meta.contains_key(weights::ARCH_KEY) {
-                    let (net, _) = weights::load_checkpoint(path, device)?;
-                    if let Some(m) = &self.model {
-                        if &net.arch.name != m {
-                            bail!("{} holds a {} checkpoint, not {m}", path.display(), net.arch.name);
-                        }
+            (model, Some(path)) => {
+                let fallback = model.as_deref().map(zoo_arch).transpose()?;
+                let (net, meta) = weights::load_file(path, fallback.as_ref(), device).map_err(|e| match e {
+                    weights::WeightsError::NoArch { path } => anyhow::anyhow!(
+                        "{} has plain weights without an architecture: say which with --model",
+                        path.display()
+                    ),
+                    e => e.into(),
+                })?;
+                if let Some(m) = model {
+                    if &net.arch.name != m {
+                        bail!("{} holds a {} checkpoint, not {m}", path.display(), net.arch.name);
                     }
-                    return Ok(net);
                 }
-                let Some(name) = &self.model else {
-                    bail!("{} has plain weights without an architecture: say which with --model", path.display());
-                };
-                let arch = zoo_arch(name)?;
-                Ok(weights::load_weights(&arch, path, device)?)
+                Ok((net, meta))
             }
-            (Some(name), None) => Net::init(&zoo_arch(name)?, device).map_err(anyhow::Error::msg),
+            (Some(name), None) => {
+                Ok((Net::init(&zoo_arch(name)?, device).map_err(anyhow::Error::msg)?, BTreeMap::new()))
+            }
             (None, None) => bail!("give --model NAME, --weights FILE, or both"),
         }
     }

@@ -27,18 +27,13 @@ pub struct ExportArgs {
 
 pub fn run(a: ExportArgs) -> anyhow::Result<()> {
     let device = a.model.device.device();
-    let net = a.model.load(&device)?;
+    let (net, meta) = a.model.load_with_metadata(&device)?;
     let calib = match a.quant {
         Quant::F32 => None,
         Quant::Int8 => Some(crate::data::load(&a.calib_data, "train")?.take(a.calib_samples)),
     };
-    let provenance = a
-        .model
-        .weights
-        .as_ref()
-        .and_then(|p| crate::model::weights::read(p).ok())
-        .and_then(|(_, m)| m.get("pare.provenance").cloned());
-    let prov: Option<crate::prune::ProvenanceRecord> = provenance.and_then(|p| serde_json::from_str(&p).ok());
+    let prov: Option<crate::prune::ProvenanceRecord> =
+        meta.get("pare.provenance").and_then(|p| serde_json::from_str(p).ok());
     let method = a.calib_percentile.map_or(Calibration::MinMax, Calibration::Percentile);
     let bytes = export_with(&net, a.quant, calib.as_ref(), method, prov.as_ref().map(|p| p.as_format()))?;
     crate::atomic::write(&a.out, &bytes)?;

@@ -106,10 +106,9 @@ pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
     let stream = output.stdout;
     let lines = flash::decode_defmt(&elf_bytes, &stream)?;
     let mut r = flash::parse_lines(&lines);
-    if !status.success() && r.errors.is_empty() && r.agree != r.samples {
-        r.errors.push(format!("firmware exit status {}", status.code().unwrap_or(-1)));
-    }
-    if matches!(board.runner, Runner::Qemu { .. }) && status.code().is_some_and(|c| c > 1) && r.errors.is_empty() {
+    // Exit status 1 is a disagreement, already in the counts; any other failure is reported.
+    let disagreement = r.agree != r.samples || r.exact != r.samples;
+    if !status.success() && r.errors.is_empty() && !disagreement {
         r.errors.push(format!("firmware exit status {}", status.code().unwrap_or(-1)));
     }
     print_report(board.name, &model, &rt, &r, elf_bytes.len());

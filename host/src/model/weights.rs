@@ -176,19 +176,34 @@ pub fn read(path: &Path) -> Result<(Tensors, BTreeMap<String, String>), WeightsE
 /// Loads weights for a known architecture (pretrained files, or checkpoints of the same arch).
 pub fn load_weights(arch: &Arch, path: &Path, device: &Device) -> Result<Net, WeightsError> {
     let (t, _) = read(path)?;
-    check(arch, &t, path)?;
-    from_tensors(arch, &t, device).map_err(|reason| WeightsError::BadArch { path: path.into(), reason })
+    build(arch, &t, path, device)
 }
 
 /// Loads a checkpoint: the architecture comes from the file.
 pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Net, BTreeMap<String, String>), WeightsError> {
-    let (t, meta) = read(path)?;
-    let json = meta.get(ARCH_KEY).ok_or_else(|| WeightsError::NoArch { path: path.into() })?;
-    let arch: Arch =
-        serde_json::from_str(json).map_err(|e| WeightsError::BadArch { path: path.into(), reason: e.to_string() })?;
-    check(&arch, &t, path)?;
-    let net = from_tensors(&arch, &t, device).map_err(|reason| WeightsError::BadArch { path: path.into(), reason })?;
+    let (net, meta) = load_file(path, None, device)?;
     Ok((net, meta))
+}
+
+/// Reads `path` once: a checkpoint's own architecture when it has one, otherwise `fallback`
+/// (plain pretrained weights). Returns the model and the file's metadata.
+pub fn load_file(
+    path: &Path,
+    fallback: Option<&Arch>,
+    device: &Device,
+) -> Result<(Net, BTreeMap<String, String>), WeightsError> {
+    let (t, meta) = read(path)?;
+    let arch = match meta.get(ARCH_KEY) {
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| WeightsError::BadArch { path: path.into(), reason: e.to_string() })?,
+        None => fallback.cloned().ok_or_else(|| WeightsError::NoArch { path: path.into() })?,
+    };
+    Ok((build(&arch, &t, path, device)?, meta))
+}
+
+fn build(arch: &Arch, t: &Tensors, path: &Path, device: &Device) -> Result<Net, WeightsError> {
+    check(arch, t, path)?;
+    from_tensors(arch, t, device).map_err(|reason| WeightsError::BadArch { path: path.into(), reason })
 }
 
 /// Writes a checkpoint atomically (temporary file in the same folder, then rename).
