@@ -90,26 +90,25 @@ pub fn sxtab16(a: u32, b: u32) -> u32 {
 /// elements, words `(x0, x2)` and `(x1, x3)`. `col` must hold `len.div_ceil(4) * 2` words; the
 /// tail of the last group is zero.
 pub fn pack_into(col: &mut [u32], start: usize, x: &[i8], x_offset: i32) {
-    if start.is_multiple_of(4) {
-        // Whole groups of four: one word in, two words out.
-        let bytes: &[u8] = bytemuck::cast_slice(x);
-        let (quads, rest) = bytes.as_chunks::<4>();
-        let off = (x_offset as u16 as u32) | ((x_offset as u16 as u32) << 16);
-        let first = start / 2;
-        if let Some(dst) = col.get_mut(first..first + quads.len() * 2) {
-            let (pairs, _) = dst.as_chunks_mut::<2>();
-            for (p, q) in pairs.iter_mut().zip(quads) {
-                let w = u32::from_le_bytes(*q);
-                p[0] = sxtab16(off, w);
-                p[1] = sxtab16(off, w.rotate_right(8));
-            }
+    // Up to three elements to reach a group boundary, then whole groups, then the tail.
+    let head = ((4 - start % 4) % 4).min(x.len());
+    let (first, rest) = x.split_at(head);
+    pack_scalar(col, start, first, x_offset);
+    let start = start + head;
+    let bytes: &[u8] = bytemuck::cast_slice(rest);
+    let (quads, _) = bytes.as_chunks::<4>();
+    let off = (x_offset as u16 as u32) | ((x_offset as u16 as u32) << 16);
+    let first_word = start / 2;
+    if let Some(dst) = col.get_mut(first_word..first_word + quads.len() * 2) {
+        let (pairs, _) = dst.as_chunks_mut::<2>();
+        for (p, q) in pairs.iter_mut().zip(quads) {
+            let w = u32::from_le_bytes(*q);
+            p[0] = sxtab16(off, w);
+            p[1] = sxtab16(off, w.rotate_right(8));
         }
-        let done = quads.len() * 4;
-        pack_scalar(col, start + done, x.get(done..).unwrap_or(&[]), x_offset);
-        let _ = rest;
-        return;
     }
-    pack_scalar(col, start, x, x_offset);
+    let done = quads.len() * 4;
+    pack_scalar(col, start + done, rest.get(done..).unwrap_or(&[]), x_offset);
 }
 
 /// Element by element (unaligned starts and tails).
