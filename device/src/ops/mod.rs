@@ -96,12 +96,11 @@ pub fn execute(model: &Model<'_>, k: u32, op: &Op<'_>, arena: &mut [u8]) -> Resu
     let (ob, os) = span(model, op.output(), k)?;
     match op {
         Op::Add(a) => {
-            let (_, bs) = span(model, a.b, k)?;
+            let (bb, bs) = span(model, a.b, k)?;
             let ([x, y], out) = split(arena, [is, bs], os, k)?;
             match a.quant {
                 None => add::add_f32(f32s(x, k)?, f32s(y, k)?, a.relu, f32s_mut(out, k)?),
                 Some(q) => {
-                    let (bb, _) = span(model, a.b, k)?;
                     let zp = [ib.zero_point, bb.zero_point, ob.zero_point];
                     add::add_i8(i8s(x), i8s(y), &q, zp, a.relu, i8s_mut(out))
                 }

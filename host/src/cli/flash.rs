@@ -111,7 +111,7 @@ pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
     if !status.success() && r.errors.is_empty() && !disagreement {
         r.errors.push(format!("firmware exit status {}", status.code().unwrap_or(-1)));
     }
-    print_report(board.name, &model, &rt, &r, elf_bytes.len());
+    print_report(board.name, &model, &rt, &r);
     if let Some(p) = &a.json {
         crate::report::write_json(p, &r)?;
     }
@@ -126,7 +126,7 @@ fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(tool)).find(|f| f.is_file()))
 }
 
-fn print_report(board: &str, model: &[u8], rt: &pare_device::Runtime<'_>, r: &flash::BoardResult, _elf: usize) {
+fn print_report(board: &str, model: &[u8], rt: &pare_device::Runtime<'_>, r: &flash::BoardResult) {
     let macs = macs_of(rt);
     println!("## On-device check: {board}\n");
     println!("| measure | value |\n|---|---:|");

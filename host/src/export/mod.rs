@@ -52,16 +52,6 @@ pub fn fold_conv(t: &weights::Tensors, name: &str, bn: &str) -> Folded {
     Folded { weights, bias, out: o }
 }
 
-/// What [`export`] reports about the file it wrote.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ExportSummary {
-    pub file_bytes: usize,
-    pub arena_bytes: u32,
-    pub macs: u64,
-    pub params: u64,
-    pub quant: Quant,
-}
-
 /// Builds the `.pare` bytes. `calibration` is required for int8 (min/max ranges).
 pub fn export(
     net: &Net,

@@ -263,10 +263,7 @@ impl AlphaState {
             for (k, (((a, m), v), (g, r))) in a.iter_mut().zip(m).zip(v).zip(g.iter().zip(r)).enumerate() {
                 let e = (offset + k) % chw;
                 let lambda = 1.0 / (1.0 + (-*a).exp());
-                let om = 1.0 - lambda;
-                let rh = (r - mean[e]) / std[e];
-                let dc = lambda - lambda * om * om + lambda * lambda * om * rh * rh;
-                let g = g + weight * dc;
+                let g = g + weight * capacity_grad(lambda, (r - mean[e]) / std[e]);
                 *m = 0.9 * *m + 0.1 * g;
                 *v = 0.999 * *v + 0.001 * g * g;
                 *a -= lr * (*m / c1) / ((*v / c2).sqrt() + 1e-8);
@@ -283,11 +280,12 @@ impl AlphaState {
     }
 }
 
-/// ∂capacity/∂α with λ = sigmoid(α): (1/(1−λ) − (1−λ) + λr̂²)·λ(1−λ)
-/// = λ − λ(1−λ)² + λ²(1−λ)r̂². Elementwise, so the optimiser needs no autodiff graph for it.
-pub fn capacity_grad(lambda: Tensor<4>, r_hat: Tensor<4>) -> Tensor<4> {
-    let om = lambda.clone().neg().add_scalar(1.0);
-    lambda.clone() - lambda.clone() * om.clone().powi_scalar(2) + lambda.powi_scalar(2) * om * r_hat.powi_scalar(2)
+/// ∂capacity/∂α for one element, with λ = sigmoid(α):
+/// (1/(1−λ) − (1−λ) + λr̂²)·λ(1−λ) = λ − λ(1−λ)² + λ²(1−λ)r̂². Elementwise, so the optimiser
+/// needs no autodiff graph for the capacity term.
+pub fn capacity_grad(lambda: f32, r_hat: f32) -> f32 {
+    let om = 1.0 - lambda;
+    lambda - lambda * om * om + lambda * lambda * om * r_hat * r_hat
 }
 
 fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {

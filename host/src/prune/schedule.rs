@@ -269,17 +269,16 @@ pub fn run(
             break;
         }
         let pruned = prune(&net, &groups, &keep, &ad).map_err(anyhow::Error::msg)?;
-        let ft = TrainConfig {
-            epochs: usize::MAX / 2,
-            max_steps: Some(cfg.finetune_steps),
-            batch_size: cfg.batch_size,
-            lr: cfg.finetune_lr,
-            seed: cfg.seed + state.history.len() as u64,
-            ..TrainConfig::default()
-        };
         let tuned = if cfg.finetune_steps > 0 {
-            let epochs_needed = cfg.finetune_steps.div_ceil(data.train.len().div_ceil(cfg.batch_size));
-            let ft = TrainConfig { epochs: epochs_needed, ..ft };
+            let ft = TrainConfig {
+                // Enough epochs to hold the step budget; `max_steps` ends the run.
+                epochs: cfg.finetune_steps.div_ceil(data.train.len().div_ceil(cfg.batch_size)),
+                max_steps: Some(cfg.finetune_steps),
+                batch_size: cfg.batch_size,
+                lr: cfg.finetune_lr,
+                seed: cfg.seed + state.history.len() as u64,
+                ..TrainConfig::default()
+            };
             train(pruned, data.train, &ft, Default::default(), &ad, stop, &mut |_, _, _| {}).valid()
         } else {
             pruned.valid()
