@@ -7,6 +7,7 @@ pub mod data;
 pub mod emulate;
 pub mod export;
 pub mod flash;
+pub mod gpu;
 pub mod model;
 pub mod plots;
 pub mod progress;

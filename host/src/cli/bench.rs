@@ -27,7 +27,7 @@ pub enum BenchCommand {
 
 pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     let BenchCommand::Train { model, batch, device, steps } = c;
-    let dev = device.device();
+    let dev = device.device()?;
     let ad = dev.clone().autodiff();
     ad.seed(0);
     let arch = zoo_arch(&model)?;
@@ -64,7 +64,7 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     println!("pare {model} batch {batch} {device:?}: train {train:.1} img/s, inference {infer:.1} img/s");
     println!(
         "{}",
-        serde_json::json!({"framework": "pare/burn-flex", "model": model, "batch": batch, "train_img_s": train, "infer_img_s": infer})
+        serde_json::json!({"framework": match device { DeviceKind::Cpu => "pare/burn-flex", DeviceKind::Gpu => "pare/burn-wgpu" }, "model": model, "batch": batch, "train_img_s": train, "infer_img_s": infer})
     );
     Ok(())
 }

@@ -11,12 +11,17 @@ use std::path::PathBuf;
 pub enum DeviceKind {
     /// burn-flex on the CPU.
     Cpu,
+    /// burn-wgpu on the default GPU adapter (Vulkan, Metal or DX12). On a machine without a
+    /// GPU, Mesa's lavapipe (`mesa-vulkan-drivers`) serves, slowly.
+    Gpu,
 }
 
 impl DeviceKind {
-    pub fn device(self) -> Device {
+    /// The burn device, opened and checked: an unusable GPU is an error here, not a panic later.
+    pub fn device(self) -> anyhow::Result<Device> {
         match self {
-            DeviceKind::Cpu => Device::flex(),
+            DeviceKind::Cpu => Ok(Device::flex()),
+            DeviceKind::Gpu => Ok(crate::gpu::open()?),
         }
     }
 }

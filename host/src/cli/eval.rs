@@ -24,7 +24,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    let device = a.model.device.device();
+    let device = a.model.device.device()?;
     let net = a.model.load(&device)?;
     let mut ds = crate::data::load(&a.data.data, &a.split)?;
     if let Some(n) = a.limit {

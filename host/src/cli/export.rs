@@ -26,7 +26,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(a: ExportArgs) -> anyhow::Result<()> {
-    let device = a.model.device.device();
+    let device = a.model.device.device()?;
     let (net, meta) = a.model.load_with_metadata(&device)?;
     let calib = match a.quant {
         Quant::F32 => None,

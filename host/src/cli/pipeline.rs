@@ -51,7 +51,7 @@ pub struct PipelineArgs {
 
 pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let device = a.model.device.device();
+    let device = a.model.device.device()?;
     let ad = device.clone().autodiff();
     let train_ds = crate::data::load(&a.data.data, &a.train_split)?;
     let mut eval_ds = crate::data::load(&a.data.data, &a.eval_split)?;

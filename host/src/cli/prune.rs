@@ -3,6 +3,7 @@
 use super::common::{DataArgs, ModelArgs};
 use crate::prune::criteria::{Criterion, Normalize};
 use crate::prune::schedule::{run as run_schedule, PruneConfig, RunData, StepSize, Target};
+use anyhow::bail;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -52,6 +53,10 @@ pub struct PruneArgs {
     /// Fine-tuning steps after each removal.
     #[arg(long, default_value_t = 100)]
     pub finetune_steps: usize,
+    /// Fine-tuning after each removal in epochs of --train-split instead (overrides
+    /// --finetune-steps; 0.5 = half an epoch).
+    #[arg(long)]
+    pub finetune_epochs: Option<f64>,
     #[arg(long, default_value_t = 0.01)]
     pub finetune_lr: f64,
     #[arg(long, default_value_t = 50)]
@@ -78,7 +83,7 @@ pub enum Scope {
 }
 
 pub fn run(a: PruneArgs) -> anyhow::Result<()> {
-    let device = a.model.device.device();
+    let device = a.model.device.device()?;
     // On --resume the model comes from the run's last checkpoint.
     let net = if a.resume { None } else { Some(a.model.load(&device)?) };
     let train = crate::data::load(&a.data.data, &a.train_split)?;
@@ -103,7 +108,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         calib_samples: a.calib_samples,
         batch_size: a.batch_size,
         seed: a.seed,
-        finetune_steps: a.finetune_steps,
+        finetune_steps: match a.finetune_epochs {
+            Some(e) if e.is_finite() && e >= 0.0 => (e * train.len().div_ceil(a.batch_size) as f64).round() as usize,
+            Some(e) => bail!("--finetune-epochs must be a non-negative number, not {e}"),
+            None => a.finetune_steps,
+        },
         finetune_lr: a.finetune_lr,
         max_iterations: a.max_iterations,
     };

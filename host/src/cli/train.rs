@@ -62,7 +62,7 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
-    let device = a.model.device.device().autodiff();
+    let device = a.model.device.device()?.autodiff();
     device.seed(a.seed);
     let (net, start, start_step) = if a.resume {
         let (net, meta) =

@@ -1,0 +1,84 @@
+//! burn-wgpu against burn-flex: the same weights and input give the same logits (within 1e-4),
+//! and one training step gives the same loss and weights. On a machine without a GPU this runs
+//! on Mesa's lavapipe (`scripts/setup` installs it); `PARE_SKIP_GPU=1` skips it, loudly.
+
+use burn::module::Module;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use pare::model::weights;
+use pare::testing::random_net;
+use pare::train::cross_entropy;
+
+/// The GPU device, or `None` after a loud skip when the user asked to skip.
+fn gpu() -> Option<Device> {
+    if std::env::var_os("PARE_SKIP_GPU").is_some() {
+        eprintln!("\n!!!!!!!! SKIPPED: PARE_SKIP_GPU is set; burn-wgpu is not compared with burn-flex !!!!!!!!\n");
+        return None;
+    }
+    match pare::gpu::open() {
+        Ok(d) => Some(d),
+        Err(e) => panic!("{e}\n(set PARE_SKIP_GPU=1 to skip the GPU tests on this machine)"),
+    }
+}
+
+/// Largest |a − b| relative to the largest |a|.
+fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().fold(f32::MIN_POSITIVE, |m, x| m.max(x.abs()));
+    a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+fn input(batch: usize, seed: u64) -> TensorData {
+    let flex = Device::flex();
+    flex.seed(seed);
+    Tensor::<4>::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &flex).into_data()
+}
+
+#[test]
+fn wgpu_forward_matches_flex_for_every_model_family() {
+    let Some(gpu) = gpu() else { return };
+    let flex = Device::flex();
+    for (i, name) in ["tiny", "resnet8", "resnet20", "resnet18", "vgg16"].into_iter().enumerate() {
+        let on_flex = random_net(name, 10 + i as u64, &flex).valid();
+        // Loaded independently from the same tensors, not moved: the GPU copy has its own path.
+        let on_gpu = weights::from_tensors(&on_flex.arch, &weights::to_tensors(&on_flex), &gpu).unwrap().valid();
+        let x = input(4, i as u64);
+        let a = on_flex.forward(Tensor::from_data(x.clone(), &flex)).into_data().try_to_vec::<f32>().unwrap();
+        let b = on_gpu.forward(Tensor::from_data(x, &gpu)).into_data().try_to_vec::<f32>().unwrap();
+        let d = rel_diff(&a, &b);
+        eprintln!("{name}: flex vs wgpu logits, max relative difference {d:.2e}");
+        assert!(d <= 1e-4, "{name}: wgpu logits differ from flex by {d:e} (relative)");
+    }
+}
+
+#[test]
+fn wgpu_training_step_matches_flex() {
+    let Some(gpu) = gpu() else { return };
+    let start = random_net("resnet8", 3, &Device::flex());
+    let before: Vec<f32> = weights::to_tensors(&start).into_values().flat_map(|(_, v)| v).collect();
+    let mut runs = Vec::new();
+    for device in [Device::flex(), gpu] {
+        let ad = device.autodiff();
+        let net = weights::from_tensors(&start.arch, &weights::to_tensors(&start), &ad).unwrap();
+        let x = Tensor::<4>::from_data(input(8, 1), &ad);
+        let y = Tensor::<1, Int>::from_data(TensorData::new((0..8i64).map(|i| i % 10).collect(), [8]), &ad);
+        let loss = cross_entropy(net.forward(x), y, 0.0);
+        let loss_value = loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let net = SgdConfig::new().init().step(0.1, net, grads);
+        // Input seed 1: with seed 7 one of 32,768 ReLU inputs of the last block lies within
+        // rounding of zero, its mask differs between backends, and the update differs by 0.5 %
+        // upstream (checked: every node's gradient downstream of it agrees to 1e-7, and isolated
+        // add/ReLU/pool/BatchNorm backward passes agree exactly). Seeds 1–5 agree within 7.4e-6.
+        // The update itself (gradient step and BatchNorm statistics), so a wrong gradient cannot
+        // hide behind the unchanged bulk of the weights.
+        let delta: Vec<f32> =
+            weights::to_tensors(&net).into_values().flat_map(|(_, v)| v).zip(&before).map(|(a, b)| a - b).collect();
+        runs.push((loss_value, delta));
+    }
+    let ((l_flex, d_flex), (l_gpu, d_gpu)) = (&runs[0], &runs[1]);
+    let d = rel_diff(d_flex, d_gpu);
+    eprintln!("training step: loss flex {l_flex} wgpu {l_gpu}; update max relative difference {d:.2e}");
+    assert!((l_flex - l_gpu).abs() <= 1e-4 * l_flex.abs().max(1.0), "loss {l_flex} vs {l_gpu}");
+    assert!(d <= 1e-4, "the wgpu update differs from flex's by {d:e} (relative)");
+}
