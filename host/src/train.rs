@@ -69,6 +69,9 @@ pub struct TrainConfig {
     pub label_smoothing: f64,
     pub seed: u64,
     pub augment: bool,
+    /// Print a line (step, mean loss and accuracy of the last `n` steps) every `n` steps, for
+    /// logs where the progress bar is hidden.
+    pub log_every: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -84,6 +87,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             seed: 0,
             augment: true,
+            log_every: None,
         }
     }
 }
@@ -126,6 +130,7 @@ pub fn train(
     let steps_per_epoch = ds.len().div_ceil(cfg.batch_size);
     let total = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch).min(cfg.epochs * steps_per_epoch);
     let mut step = start.step;
+    let (mut window_loss, mut window_correct, mut window_seen) = (0.0, 0usize, 0usize);
     for epoch in start.epoch..cfg.epochs {
         if step >= total {
             break;
@@ -144,12 +149,28 @@ pub fn train(
             let logits = net.forward(x);
             let loss = cross_entropy(logits.clone(), y.clone(), cfg.label_smoothing);
             let pred = logits.argmax(1).squeeze_dim::<1>(1);
-            correct += pred.equal(y).int().sum().into_scalar::<i64>() as usize;
+            let batch_correct = pred.equal(y).int().sum().into_scalar::<i64>() as usize;
+            let batch_loss = loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
+            correct += batch_correct;
             seen += idx.len();
-            loss_sum += loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
+            loss_sum += batch_loss;
+            window_correct += batch_correct;
+            window_seen += idx.len();
+            window_loss += batch_loss;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(cfg.schedule.lr(cfg.lr, step, total), net, grads);
             step += 1;
+            if cfg.log_every.is_some_and(|n| n > 0 && step % n == 0) {
+                bar.suspend(|| {
+                    eprintln!(
+                        "step {step:>6}: loss {:.4}  acc {:.2} %  (mean of the last {} steps)",
+                        window_loss / window_seen as f64,
+                        100.0 * window_correct as f64 / window_seen as f64,
+                        cfg.log_every.unwrap_or(0)
+                    )
+                });
+                (window_loss, window_correct, window_seen) = (0.0, 0, 0);
+            }
             bar.inc(1);
             bar.set_prefix(format!(
                 "loss {:.3} acc {:.1}% {:.0} img/s",

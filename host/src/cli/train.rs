@@ -42,6 +42,10 @@ pub struct TrainArgs {
     pub label_smoothing: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Also print the mean loss and accuracy of every N steps (the progress bar shows them live
+    /// but is hidden when stderr is not a terminal).
+    #[arg(long)]
+    pub log_every: Option<usize>,
     /// Evaluate on this split after training (e.g. test, test_lossless).
     #[arg(long)]
     pub eval_split: Option<String>,
@@ -86,6 +90,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         label_smoothing: a.label_smoothing,
         seed: a.seed,
         augment: true,
+        log_every: a.log_every,
     };
     let stop = interrupt_flag();
     let mut save_error = None;

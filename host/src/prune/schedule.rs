@@ -224,7 +224,7 @@ pub fn run(
             history: vec![first],
             done: false,
         };
-        std::fs::write(&state_path, serde_json::to_string_pretty(&state)?)?;
+        crate::atomic::write(&state_path, serde_json::to_string_pretty(&state)?.as_bytes())?;
         (net, state)
     };
     let (base_top1, base_macs, base_params) = (state.history[0].top1, state.history[0].macs, state.history[0].params);
@@ -279,7 +279,17 @@ pub fn run(
                 seed: cfg.seed + state.history.len() as u64,
                 ..TrainConfig::default()
             };
-            train(pruned, data.train, &ft, Default::default(), &ad, stop, &mut |_, _, _| {}).valid()
+            let tuned = train(pruned, data.train, &ft, Default::default(), &ad, stop, &mut |_, _, _| {}).valid();
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // A half fine-tuned model is not a result: keep the last complete iteration.
+                eprintln!(
+                    "interrupted while fine-tuning iteration {}: not recorded; --resume redoes it from iteration {}",
+                    state.history.len(),
+                    state.history.len() - 1
+                );
+                return Ok((net, state));
+            }
+            tuned
         } else {
             pruned.valid()
         };
@@ -317,7 +327,7 @@ pub fn run(
             it.seconds
         );
         state.history.push(it);
-        std::fs::write(&state_path, serde_json::to_string_pretty(&state)?)?;
+        crate::atomic::write(&state_path, serde_json::to_string_pretty(&state)?.as_bytes())?;
         net = tuned;
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             eprintln!("interrupted: state saved; continue with --resume");
@@ -325,6 +335,6 @@ pub fn run(
         }
     }
     state.done = true;
-    std::fs::write(&state_path, serde_json::to_string_pretty(&state)?)?;
+    crate::atomic::write(&state_path, serde_json::to_string_pretty(&state)?.as_bytes())?;
     Ok((net, state))
 }
