@@ -160,7 +160,7 @@ pub fn train(
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(cfg.schedule.lr(cfg.lr, step, total), net, grads);
             step += 1;
-            if cfg.log_every.is_some_and(|n| n > 0 && step % n == 0) {
+            if cfg.log_every.is_some_and(|n| n > 0 && step.is_multiple_of(n)) {
                 bar.suspend(|| {
                     eprintln!(
                         "step {step:>6}: loss {:.4}  acc {:.2} %  (mean of the last {} steps)",
