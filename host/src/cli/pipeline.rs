@@ -64,7 +64,8 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         let name = a.model.model.clone().unwrap_or_else(|| "tiny".into());
         eprintln!("[1/5] training {name} on {} for {} epochs", train_ds.source, a.epochs);
         let args = ModelArgs { model: Some(name), ..a.model.clone() };
-        let net = args.load(&ad)?;
+        let mut net = args.load(&ad)?;
+        net.name_classes(&train_ds.class_names);
         let cfg = TrainConfig { epochs: a.epochs, ..TrainConfig::default() };
         let stop = std::sync::atomic::AtomicBool::new(false);
         train(net, &train_ds, &cfg, Default::default(), &ad, &stop, &mut |_, s, _| {

@@ -79,6 +79,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         (a.model.load(&device)?, 0, 0)
     };
     let ds = crate::data::load(&a.data.data, &a.train_split)?;
+    let mut net = net;
+    if a.model.weights.is_none() && !a.resume {
+        net.name_classes(&ds.class_names);
+    }
     let cfg = TrainConfig {
         epochs: a.epochs,
         max_steps: a.max_steps,

@@ -93,6 +93,7 @@ fn load_files(path: &Path, split: &str) -> Result<Dataset, DataError> {
         shape: [3, 32, 32],
         classes: 10,
         source: format!("{}:{split}", path.display()),
+        class_names: class_names(path),
     };
     let io = |e| DataError::Io { path: path.into(), source: e };
     if path.is_file() {
@@ -135,4 +136,16 @@ fn load_files(path: &Path, split: &str) -> Result<Dataset, DataError> {
         return Err(DataError::NoFiles { path: path.into(), split: split.into(), expected });
     }
     Ok(ds)
+}
+
+/// Class names from `batches.meta.txt` beside the batches (one per line), or CIFAR-10's.
+fn class_names(path: &Path) -> Vec<String> {
+    let from_file = path.is_dir().then(|| std::fs::read_to_string(path.join("batches.meta.txt")).ok()).flatten();
+    let names: Vec<String> =
+        from_file.iter().flat_map(|t| t.lines()).map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    if names.len() == 10 {
+        names
+    } else {
+        crate::model::zoo::CIFAR10_LABELS.iter().map(|s| s.to_string()).collect()
+    }
 }

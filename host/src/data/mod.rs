@@ -19,6 +19,8 @@ pub struct Dataset {
     pub classes: usize,
     /// Where it came from, for reports.
     pub source: String,
+    /// One name per class, for reports (and for a model trained from scratch on this data).
+    pub class_names: Vec<String>,
 }
 
 impl Dataset {

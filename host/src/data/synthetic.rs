@@ -6,6 +6,20 @@
 use super::{DataError, Dataset};
 use rand::{Rng, SeedableRng};
 
+/// Class `k`'s pattern and palette.
+const NAMES: [&str; 10] = [
+    "warm-hstripes",
+    "warm-vstripes",
+    "warm-checker",
+    "warm-disc",
+    "warm-diagonal",
+    "cool-hstripes",
+    "cool-vstripes",
+    "cool-checker",
+    "cool-disc",
+    "cool-diagonal",
+];
+
 /// `train` (5,000 images) or `test` (1,000), identical on every machine.
 pub fn synthetic(split: &str) -> Result<Dataset, DataError> {
     let (n, seed) = match split {
@@ -20,6 +34,7 @@ pub fn synthetic(split: &str) -> Result<Dataset, DataError> {
         shape: [3, 32, 32],
         classes: 10,
         source: format!("synthetic:{split}"),
+        class_names: NAMES.iter().map(|s| s.to_string()).collect(),
     };
     for i in 0..n {
         let k = (i % 10) as u8;

@@ -63,6 +63,14 @@ impl Net {
         Ok(Self { convs, linear, arch: arch.clone() })
     }
 
+    /// Names the classes after the data a fresh model is about to learn (a zoo model comes
+    /// with CIFAR-10's names); ignored when the count differs.
+    pub fn name_classes(&mut self, names: &[String]) {
+        if names.len() == self.arch.labels.len() {
+            self.arch.labels = names.to_vec();
+        }
+    }
+
     /// Logits for a batch `[n, c, h, w]` of normalised images.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_hooked(x, &mut |_, t| t)
