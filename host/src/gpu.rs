@@ -15,16 +15,20 @@ pub enum GpuError {
     NoAdapter(String),
 }
 
+/// Mesa's window-system layer complains on stderr ("XDG_RUNTIME_DIR is invalid") when this is
+/// unset, as on headless machines and CI; nothing of ours draws windows, so any existing
+/// directory quiets it. Call while the process has one thread.
+pub fn quiet_window_system() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+}
+
 /// Opens burn-wgpu's default adapter (`CUBECL_WGPU_DEFAULT_DEVICE` overrides wgpu's choice) and
 /// runs one tiny kernel on it.
 #[cfg(feature = "gpu")]
 pub fn open() -> Result<Device, GpuError> {
     use burn::tensor::Tensor;
-    // Mesa's window-system layer complains on stderr when this is unset (headless machines,
-    // CI); nothing of ours draws windows, so any existing directory quiets it.
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
-    }
     let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
     // wgpu reports a missing adapter by panicking on first use; keep that panic's message
     // for the error and off the terminal.
