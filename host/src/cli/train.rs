@@ -68,7 +68,7 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let device = a.model.device.device()?.autodiff();
     device.seed(a.seed);
-    let (net, start, start_step) = if a.resume {
+    let (mut net, start, start_step) = if a.resume {
         let (net, meta) =
             weights::load_checkpoint(&a.out, &device).context("--resume needs the checkpoint at --out")?;
         let epoch = meta.get("pare.epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
@@ -79,7 +79,6 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         (a.model.load(&device)?, 0, 0)
     };
     let ds = crate::data::load(&a.data.data, &a.train_split)?;
-    let mut net = net;
     if a.model.weights.is_none() && !a.resume {
         net.name_classes(&ds.class_names);
     }
