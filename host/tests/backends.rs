@@ -55,11 +55,12 @@ fn wgpu_forward_matches_flex_for_every_model_family() {
 fn wgpu_training_step_matches_flex() {
     let Some(gpu) = gpu() else { return };
     let start = random_net("resnet8", 3, &Device::flex());
-    let before: Vec<f32> = weights::to_tensors(&start).into_values().flat_map(|(_, v)| v).collect();
+    let start_tensors = weights::to_tensors(&start);
+    let before: Vec<f32> = start_tensors.values().flat_map(|(_, v)| v.iter().copied()).collect();
     let mut runs = Vec::new();
     for device in [Device::flex(), gpu] {
         let ad = device.autodiff();
-        let net = weights::from_tensors(&start.arch, &weights::to_tensors(&start), &ad).unwrap();
+        let net = weights::from_tensors(&start.arch, &start_tensors, &ad).unwrap();
         let x = Tensor::<4>::from_data(input(8, 1), &ad);
         let y = Tensor::<1, Int>::from_data(TensorData::new((0..8i64).map(|i| i % 10).collect(), [8]), &ad);
         let loss = cross_entropy(net.forward(x), y, 0.0);
