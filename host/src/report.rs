@@ -39,14 +39,15 @@ pub fn prune_report(labels: &[String], state: &crate::prune::schedule::RunState,
     let (Some(first), Some(last)) = (h.first(), h.last()) else { return String::new() };
     let pr = |now: u64, base: u64| 100.0 * (1.0 - now as f64 / base.max(1) as f64);
     let mut s = format!(
-        "## Pruning: {} (normalize {:?}), accuracy on {eval_source}\n\n| iteration | φ kept | top-1 | Δ top-1 | MACs | FLOPs PR | params | params PR | time |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "## Pruning: {} (normalize {:?}), accuracy on {eval_source}\n\n| iteration | φ kept | top-1 | Δ top-1 | MACs | FLOPs PR | params | params PR | fine-tune steps | time |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         state.config.criterion.name(),
         state.config.normalize
     );
     for it in h {
         s += &format!(
-            "| {} | {:.3} | {:.2} % | {:+.2} | {:.2} M | {:.1} % | {:.1} k | {:.1} % | {:.0} s |\n",
+            "| {}{} | {:.3} | {:.2} % | {:+.2} | {:.2} M | {:.1} % | {:.1} k | {:.1} % | {} | {:.0} s |\n",
             it.iteration,
+            if it.recovery { " (recovery)" } else { "" },
             it.kept_ratio,
             100.0 * it.top1,
             100.0 * (it.top1 - first.top1),
@@ -54,6 +55,7 @@ pub fn prune_report(labels: &[String], state: &crate::prune::schedule::RunState,
             pr(it.macs, first.macs),
             it.params as f64 / 1e3,
             pr(it.params, first.params),
+            it.steps,
             it.seconds
         );
     }
@@ -62,9 +64,9 @@ pub fn prune_report(labels: &[String], state: &crate::prune::schedule::RunState,
         let (a, b) = (first.per_class.get(i).copied().unwrap_or(0.0), last.per_class.get(i).copied().unwrap_or(0.0));
         s += &format!("| {l} | {:.1} % | {:.1} % | {:+.1} |\n", 100.0 * a, 100.0 * b, 100.0 * (b - a));
     }
-    s += "\n### Kept channels per layer\n\n| layer | original | pruned |\n|---|---:|---:|\n";
+    s += "\n### Kept channels per layer\n\n| layer | original | pruned | kept |\n|---|---:|---:|---:|\n";
     for ((name, a), (_, b)) in first.channels.iter().zip(&last.channels) {
-        s += &format!("| {name} | {a} | {b} |\n");
+        s += &format!("| {name} | {a} | {b} | {:.0} % |\n", 100.0 * *b as f64 / (*a).max(1) as f64);
     }
     s
 }

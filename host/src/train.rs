@@ -1,5 +1,6 @@
 //! Training (SGD with Nesterov momentum, weight decay, cosine or step schedule, label
-//! smoothing) and evaluation (top-1, per-class accuracy, confusion matrix).
+//! smoothing, optional distillation from a teacher, a step or wall-clock horizon), BatchNorm
+//! re-estimation, and evaluation (top-1, per-class accuracy, confusion matrix).
 
 use crate::data::{batch, Augment, Dataset};
 use crate::model::Net;
@@ -25,6 +26,37 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>, smoothing: f64)
     }
 }
 
+/// Knowledge distillation (Hinton et al. 2015): `weight · T² · KL(softmax(t/T) ‖ softmax(s/T))
+/// + (1 − weight) · CE(s, labels)`, batch means, with `t` the teacher's and `s` the student's
+/// logits. The T² keeps the soft term's gradient scale independent of the temperature.
+pub fn distillation_loss(
+    student: Tensor<2>,
+    teacher: Tensor<2>,
+    targets: Tensor<1, Int>,
+    temperature: f64,
+    weight: f64,
+) -> Tensor<1> {
+    let n = student.dims()[0].max(1) as f64;
+    let log_ps = log_softmax(student.clone().div_scalar(temperature), 1);
+    let log_pt = log_softmax(teacher.div_scalar(temperature), 1);
+    let kl = (log_pt.clone().exp() * (log_pt - log_ps)).sum().div_scalar(n);
+    let soft = kl.mul_scalar(weight * temperature * temperature);
+    if weight < 1.0 {
+        soft + cross_entropy(student, targets, 0.0).mul_scalar(1.0 - weight)
+    } else {
+        soft
+    }
+}
+
+/// A teacher for [`distillation_loss`]: a model (run in inference mode) and the loss's settings.
+#[derive(Debug, Clone)]
+pub struct Teacher {
+    pub net: Net,
+    pub temperature: f64,
+    /// Share of the soft (teacher) term; the label term gets `1 − weight`.
+    pub weight: f64,
+}
+
 /// Learning-rate schedule over total steps.
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum, Serialize)]
 pub enum Schedule {
@@ -38,7 +70,12 @@ pub enum Schedule {
 
 impl Schedule {
     pub fn lr(self, base: f64, step: usize, total: usize) -> f64 {
-        let t = step as f64 / total.max(1) as f64;
+        self.lr_at(base, step as f64 / total.max(1) as f64)
+    }
+
+    /// The rate at fraction `t` ∈ [0, 1] of the run (steps or wall-clock).
+    pub fn lr_at(self, base: f64, t: f64) -> f64 {
+        let t = t.clamp(0.0, 1.0);
         match self {
             Schedule::Cosine => base * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
             Schedule::Step => {
@@ -72,6 +109,12 @@ pub struct TrainConfig {
     /// Print a line (step, mean loss and accuracy of the last `n` steps) every `n` steps, for
     /// logs where the progress bar is hidden.
     pub log_every: Option<usize>,
+    /// Wall-clock horizon in seconds: training stops when it is used up, and the schedule runs
+    /// over elapsed time (whichever of steps and time is further along drives the rate).
+    pub time_limit: Option<f64>,
+    /// Distil from this teacher instead of the plain label loss.
+    #[serde(skip)]
+    pub teacher: Option<Teacher>,
 }
 
 impl Default for TrainConfig {
@@ -88,6 +131,8 @@ impl Default for TrainConfig {
             seed: 0,
             augment: true,
             log_every: None,
+            time_limit: None,
+            teacher: None,
         }
     }
 }
@@ -130,6 +175,15 @@ pub fn train(
     let steps_per_epoch = ds.len().div_ceil(cfg.batch_size);
     let total = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch).min(cfg.epochs * steps_per_epoch);
     let mut step = start.step;
+    let clock = std::time::Instant::now();
+    let teacher = cfg.teacher.as_ref().map(|t| (t.net.valid(), t.temperature, t.weight));
+    // The fraction of the run done: steps, or wall-clock under a time limit.
+    let done = |step: usize| {
+        let by_steps = step.saturating_sub(start.step) as f64 / total.saturating_sub(start.step).max(1) as f64;
+        let by_steps = if cfg.time_limit.is_some() && cfg.max_steps.is_none() { 0.0 } else { by_steps };
+        let by_time = cfg.time_limit.map_or(0.0, |l| clock.elapsed().as_secs_f64() / l.max(1e-9));
+        by_steps.max(by_time)
+    };
     let (mut window_loss, mut window_correct, mut window_seen) = (0.0, 0usize, 0usize);
     for epoch in start.epoch..cfg.epochs {
         if step >= total {
@@ -143,11 +197,18 @@ pub fn train(
         let started = std::time::Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         let mut interrupted = false;
+        let mut out_of_time = false;
         for idx in order.chunks(cfg.batch_size).take(n_steps) {
             let aug = cfg.augment.then_some(Augment { rng: &mut rng });
             let (x, y) = batch(ds, idx, &net.arch.mean, &net.arch.std, aug, device);
+            let soft = teacher
+                .as_ref()
+                .map(|(t, temp, w)| (Tensor::from_inner(t.forward(x.clone().inner()).detach()), *temp, *w));
             let logits = net.forward(x);
-            let loss = cross_entropy(logits.clone(), y.clone(), cfg.label_smoothing);
+            let loss = match soft {
+                Some((t, temp, w)) => distillation_loss(logits.clone(), t, y.clone(), temp, w),
+                None => cross_entropy(logits.clone(), y.clone(), cfg.label_smoothing),
+            };
             let pred = logits.argmax(1).squeeze_dim::<1>(1);
             let batch_correct = pred.equal(y).int().sum().into_scalar::<i64>() as usize;
             let batch_loss = loss.clone().into_scalar::<f32>() as f64 * idx.len() as f64;
@@ -158,7 +219,12 @@ pub fn train(
             window_seen += idx.len();
             window_loss += batch_loss;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(cfg.schedule.lr(cfg.lr, step, total), net, grads);
+            let lr = if cfg.time_limit.is_some() {
+                cfg.schedule.lr_at(cfg.lr, done(step))
+            } else {
+                cfg.schedule.lr(cfg.lr, step, total)
+            };
+            net = optim.step(lr, net, grads);
             step += 1;
             if cfg.log_every.is_some_and(|n| n > 0 && step.is_multiple_of(n)) {
                 bar.suspend(|| {
@@ -182,6 +248,10 @@ pub fn train(
                 interrupted = true;
                 break;
             }
+            if cfg.time_limit.is_some() && done(step) >= 1.0 {
+                out_of_time = true;
+                break;
+            }
         }
         bar.finish_and_clear();
         let stats = EpochStats {
@@ -192,9 +262,30 @@ pub fn train(
             step,
         };
         on_epoch(&net, &stats, interrupted);
-        if interrupted {
+        if interrupted || out_of_time {
             break;
         }
+    }
+    net
+}
+
+/// Re-estimates every BatchNorm's running mean and variance on `batches` batches of `ds`
+/// (in order, no augmentation), as a cumulative average over those batches (PyTorch's
+/// `momentum=None`): after surgery the statistics the model carries no longer describe what
+/// its layers see. Each layer normalises with the batch's statistics during the passes, as in
+/// training. `device` must be an autodiff device (where BatchNorm runs in training mode).
+pub fn recalibrate_batchnorm(mut net: Net, ds: &Dataset, batches: usize, batch_size: usize, device: &Device) -> Net {
+    let order: Vec<usize> = (0..ds.len()).collect();
+    let momenta: Vec<f64> = net.convs.iter().map(|c| c.bn.momentum).collect();
+    for (k, idx) in order.chunks(batch_size.max(1)).take(batches).enumerate() {
+        for cb in &mut net.convs {
+            cb.bn.momentum = 1.0 / (k + 1) as f64;
+        }
+        let (x, _) = batch::<rand::rngs::StdRng>(ds, idx, &net.arch.mean, &net.arch.std, None, device);
+        drop(net.forward(x));
+    }
+    for (cb, m) in net.convs.iter_mut().zip(momenta) {
+        cb.bn.momentum = m;
     }
     net
 }

@@ -6,7 +6,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use pare::data::{batch, load};
 use pare::model::{weights, zoo, Net, Node};
-use pare::prune::criteria::{group_scores, normalize, score, spearman, Criterion, IbaConfig, Normalize, ScoreConfig};
+use pare::prune::criteria::{
+    group_scores, normalize, score, spearman, Criterion, GroupReduce, IbaConfig, Normalize, ScoreConfig, SiteStats,
+};
 use pare::prune::groups::Groups;
 use pare::train::cross_entropy;
 
@@ -122,7 +124,7 @@ fn attribution_ranks_a_silenced_channel_lowest() {
 }
 
 #[test]
-fn group_scores_sum_members_and_spearman_is_rank_correlation() {
+fn group_scores_reduce_members_and_spearman_is_rank_correlation() {
     let arch = zoo::resnet8(10);
     let g = Groups::of(&arch).unwrap();
     let convs = arch.conv_nodes();
@@ -130,13 +132,24 @@ fn group_scores_sum_members_and_spearman_is_rank_correlation() {
         .iter()
         .map(|&i| {
             let c = if let Node::Conv { out, .. } = &arch.nodes[i] { *out } else { 0 };
-            (i, vec![1.0; c])
+            // Member m of every space scores m + 1 on each channel.
+            (i, vec![1.0 + g.spaces[g.node_space[i]].producers.iter().position(|&p| p == i).unwrap() as f64; c])
         })
         .collect();
-    let gs = group_scores(&g, &scores);
+    let (sum, mean, max) = (
+        group_scores(&g, &scores, GroupReduce::Sum),
+        group_scores(&g, &scores, GroupReduce::Mean),
+        group_scores(&g, &scores, GroupReduce::Max),
+    );
     for (s, space) in g.spaces.iter().enumerate() {
-        assert!(gs[s].iter().all(|&v| v == space.producers.len() as f64));
+        // Members score 1, 2, …, m: sum m(m+1)/2, mean (m+1)/2, max m.
+        let m = space.producers.len() as f64;
+        assert!(sum[s].iter().all(|&v| v == m * (m + 1.0) / 2.0), "{:?}", sum[s]);
+        assert!(mean[s].iter().all(|&v| m == 0.0 || v == (m + 1.0) / 2.0), "{:?}", mean[s]);
+        assert!(max[s].iter().all(|&v| v == m), "{:?}", max[s]);
     }
+    // resnet8 couples the stem with its first block through an add: a group of two.
+    assert!(g.spaces.iter().any(|s| s.producers.len() >= 2));
     assert_eq!(spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), 1.0);
     assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), -1.0);
 }
@@ -158,4 +171,46 @@ fn closed_form_capacity_gradient_matches_autodiff() {
         let closed = capacity_grad(*l, *r);
         assert!((a - closed).abs() < 1e-4, "autodiff {a} vs closed form {closed} (λ {l}, r̂ {r})");
     }
+}
+
+#[test]
+fn a_dead_unit_revived_by_upstream_noise_does_not_dominate() {
+    // One site, 2 channels of 1×2 elements. Element 0 of channel 0 was never active on the
+    // clean calibration pass (a ReLU output that is always 0: mean 0, std 0); in the noisy pass
+    // upstream noise makes it 3.0. Channel 1 is an ordinary unit: mean 1, std 0.5.
+    let iba = IbaConfig::default();
+    let mean = vec![0.0, 1.0, 1.0, 1.0];
+    let std = [0.0, 0.5, 0.5, 0.5];
+    let active = [0.0, 0.9, 0.8, 1.0];
+    let site = SiteStats::new(mean, &std, &active, &iba);
+    assert_eq!(site.std[0], 0.01, "std floored at the authors' 0.01, not 1e-5");
+    assert_eq!(site.active, vec![0.0, 1.0, 1.0, 1.0]);
+    let r = [3.0f32, 1.5, 2.0, 0.0];
+    let lambda = [0.9f32, 0.9, 0.9, 0.9];
+    let bits = site.bits_per_channel(&r, &lambda, [1, 2, 1, 2]);
+    // Hand-computed: capacity = −ln(1−λ) + ((1−λ)² + (λ r̂)²)/2 − 1/2 nats, /ln 2 for bits.
+    let cap = |r_hat: f64| {
+        let l = 0.9f64;
+        (-(1.0 - l).ln() + 0.5 * ((1.0 - l).powi(2) + (l * r_hat).powi(2)) - 0.5) / std::f64::consts::LN_2
+    };
+    // Channel 0: the dead element adds nothing; its live neighbour r̂ = (1.5 − 1)/0.5 = 1.
+    assert!((bits[0] - cap(1.0)).abs() < 1e-4, "{bits:?} vs {}", cap(1.0));
+    // Channel 1: r̂ = 2 and r̂ = −2.
+    assert!((bits[1] - 2.0 * cap(2.0)).abs() < 1e-4, "{bits:?} vs {}", 2.0 * cap(2.0));
+    // Without the mask and with the old 1e-5 floor, the revived element alone would carry
+    // (0.9 · 3/1e-5)²/2/ln 2 ≈ 5.3e10 bits and squash every other channel.
+    assert!(bits[0] < bits[1]);
+}
+
+#[test]
+fn stem_has_a_bottleneck_of_its_own() {
+    use pare::prune::criteria::bottleneck_node;
+    let net = pare::testing::random_net("resnet20", 1, &Device::flex());
+    let convs = net.arch.conv_nodes();
+    let sites: Vec<usize> = convs.iter().map(|&c| bottleneck_node(&net, c)).collect();
+    let mut unique = sites.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), sites.len(), "no two convs share a bottleneck: {sites:?}");
+    assert_eq!(sites[0], convs[0], "the stem (conv1) is scored at its own output");
 }

@@ -28,6 +28,10 @@ fn interrupted_finetune_is_not_recorded_and_resume_redoes_it() {
         finetune_steps: 4,
         finetune_lr: 0.01,
         max_iterations: 10,
+        distill: None,
+        bn_batches: 0,
+        min_width: 0.0,
+        ..PruneConfig::default()
     };
     let out = tempfile::tempdir().unwrap();
     // Ctrl-C already pressed: the first fine-tune stops after one batch.

@@ -6,7 +6,7 @@ use super::common::{DataArgs, ModelArgs};
 use super::flash::{flash_model, FlashArgs};
 use crate::export::{export, Quant};
 use crate::prune::criteria::Criterion;
-use crate::prune::schedule::{run as run_schedule, PruneConfig, RunData, StepSize, Target};
+use crate::prune::schedule::{run as run_schedule, Budget, PruneConfig, RunData, StepSize, Target};
 use crate::train::{train, TrainConfig};
 use burn::module::Module;
 use std::path::PathBuf;
@@ -26,10 +26,15 @@ pub struct PipelineArgs {
     /// FLOPs reduction to reach (0.5 = half).
     #[arg(long, default_value_t = 0.5)]
     pub target_flops: f64,
-    #[arg(long, default_value = "0.15")]
-    pub step: StepSize,
-    #[arg(long, default_value_t = 60)]
-    pub finetune_steps: usize,
+    /// Channels removed per iteration (fraction of the original, or a count); the last
+    /// iteration removes only what the target needs [default: 0.25].
+    #[arg(long)]
+    pub step: Option<StepSize>,
+    /// Fine-tuning budget of the pruning run: steps (2000), time (8m, 480s: scoring and
+    /// evaluation count) or epochs of --train-split (6ep); split between the iterations and a
+    /// recovery fine-tune after the last removal, always distilling from the original model.
+    #[arg(long, default_value = "6ep")]
+    pub budget: Budget,
     /// Split for training / fine-tuning (e.g. `train_lossless`: ../shared's bit-exact images).
     #[arg(long, default_value = "train")]
     pub train_split: String,
@@ -75,20 +80,15 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     };
     eprintln!("[2/5] pruning with {} to −{:.0} % FLOPs", a.criterion.name(), 100.0 * a.target_flops);
     let calib = crate::data::load(&a.data.data, "train")?.take(a.calib_samples);
+    let d = PruneConfig::default();
     let cfg = PruneConfig {
         criterion: a.criterion,
         normalize: a.criterion.default_normalize(),
-        internal_only: false,
-        step: a.step,
-        min_channels: 2,
-        round_to: 1,
+        step: a.step.unwrap_or(d.step),
         target: Target { flops_reduction: Some(a.target_flops), ..Target::default() },
         calib_samples: a.calib_samples,
-        batch_size: 64,
-        seed: 0,
-        finetune_steps: a.finetune_steps,
-        finetune_lr: 0.01,
-        max_iterations: 50,
+        budget: Some(a.budget),
+        ..d
     };
     let stop = super::train::interrupt_flag();
     let data = RunData { train: &train_ds, calib: &calib, eval: &eval_ds };

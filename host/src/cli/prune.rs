@@ -1,8 +1,8 @@
 //! `pare prune`: the iterative schedule and its report.
 
 use super::common::{DataArgs, ModelArgs};
-use crate::prune::criteria::{Criterion, Normalize};
-use crate::prune::schedule::{run as run_schedule, PruneConfig, RunData, StepSize, Target};
+use crate::prune::criteria::{Criterion, GroupReduce, Normalize};
+use crate::prune::schedule::{run as run_schedule, Budget, Distill, PruneConfig, RunData, StepSize, Target};
 use anyhow::bail;
 use std::path::PathBuf;
 
@@ -20,12 +20,47 @@ pub struct PruneArgs {
     /// `all` prunes residual streams too (coupled groups); `internal` only block-internal channels.
     #[arg(long, value_enum, default_value = "all")]
     pub scope: Scope,
-    /// Channels removed per iteration: a count (e.g. 32) or a fraction of the original (e.g. 0.1).
-    #[arg(long, default_value = "0.1")]
-    pub step: StepSize,
+    /// Channels removed per iteration: a count (e.g. 32) or a fraction of the original (e.g.
+    /// 0.1); the last iteration removes only what the MACs/params target needs [default: 0.25].
+    #[arg(long)]
+    pub step: Option<StepSize>,
     /// Keep at least this many channels in every layer.
     #[arg(long, default_value_t = 2)]
     pub min_channels: usize,
+    /// Keep at least this fraction of every layer's original width [default: 0.125].
+    #[arg(long)]
+    pub min_width: Option<f64>,
+    /// How a coupled group (a residual stream) combines its layers' normalised scores
+    /// [default: mean; `sum` makes streams nearly unprunable].
+    #[arg(long, value_enum)]
+    pub reduce: Option<GroupReduce>,
+    /// Rank channels by score per MAC they cost instead of by score alone.
+    #[arg(long)]
+    pub cost_aware: bool,
+    /// The whole run's fine-tuning budget: steps (2000), time (600s, 10m, 1h: scoring and
+    /// evaluation count) or epochs of --train-split (5ep). Each iteration's fine-tune takes
+    /// --iteration-share of what is left, a recovery fine-tune after the last removal the rest.
+    /// Replaces --finetune-steps/--finetune-epochs/--final-steps.
+    #[arg(long)]
+    pub budget: Option<Budget>,
+    /// Under --budget: share of the remaining budget each iteration's fine-tune takes [default: 0.15].
+    #[arg(long)]
+    pub iteration_share: Option<f64>,
+    /// Without --budget: recovery fine-tune steps after the last removal.
+    #[arg(long, default_value_t = 0)]
+    pub final_steps: usize,
+    /// Fine-tune with labels only (no distillation from the original model).
+    #[arg(long)]
+    pub no_distill: bool,
+    /// Distillation temperature [default: 4].
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Share of the teacher's soft targets in the distillation loss, the rest on labels [default: 0.9].
+    #[arg(long)]
+    pub distill_weight: Option<f64>,
+    /// Batches that re-estimate BatchNorm statistics after each removal (0: off) [default: 10].
+    #[arg(long)]
+    pub bn_batches: Option<usize>,
     /// Round kept channel counts up to a multiple (e.g. 4 for SIMD on the board).
     #[arg(long, default_value_t = 1)]
     pub round_to: usize,
@@ -92,19 +127,50 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     if let Some(n) = a.eval_limit {
         eval = eval.take(n);
     }
+    let d = PruneConfig::default();
+    let target = Target {
+        kept_ratio: a.target_ratio,
+        flops_reduction: a.target_flops,
+        params_reduction: a.target_params,
+        max_accuracy_drop: a.max_accuracy_drop,
+    };
+    if target == Target::default() && !a.resume {
+        bail!("give a target: --target-flops, --target-params, --target-ratio or --max-accuracy-drop");
+    }
+    for (name, v) in
+        [("--target-flops", a.target_flops), ("--target-params", a.target_params), ("--target-ratio", a.target_ratio)]
+    {
+        if v.is_some_and(|v| !(v > 0.0 && v < 1.0)) {
+            bail!("{name} must be a fraction in (0, 1)");
+        }
+    }
+    let distill = match (a.no_distill, a.temperature, a.distill_weight) {
+        (true, _, _) => None,
+        (false, t, w) => {
+            let d = Distill::default();
+            let (t, w) = (t.unwrap_or(d.temperature), w.unwrap_or(d.weight));
+            if !(t > 0.0 && (0.0..=1.0).contains(&w)) {
+                bail!("--temperature must be positive and --distill-weight in [0, 1]");
+            }
+            Some(Distill { temperature: t, weight: w })
+        }
+    };
     let cfg = PruneConfig {
         criterion: a.criterion,
         normalize: a.normalize.unwrap_or(a.criterion.default_normalize()),
         internal_only: a.scope == Scope::Internal,
-        step: a.step,
+        step: a.step.unwrap_or(d.step),
         min_channels: a.min_channels,
+        min_width: a.min_width.unwrap_or(d.min_width),
+        reduce: a.reduce.unwrap_or(d.reduce),
+        cost_aware: a.cost_aware,
+        distill,
+        bn_batches: a.bn_batches.unwrap_or(d.bn_batches),
+        budget: a.budget,
+        iteration_share: a.iteration_share.unwrap_or(d.iteration_share),
+        final_steps: a.final_steps,
         round_to: a.round_to,
-        target: Target {
-            kept_ratio: a.target_ratio,
-            flops_reduction: a.target_flops,
-            params_reduction: a.target_params,
-            max_accuracy_drop: a.max_accuracy_drop,
-        },
+        target,
         calib_samples: a.calib_samples,
         batch_size: a.batch_size,
         seed: a.seed,

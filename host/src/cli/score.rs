@@ -48,7 +48,13 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
     let net = a.model.load(&device)?;
     let calib = crate::data::load(&a.data.data, &a.calib_split)?.take(a.calib_samples);
     let how = a.normalize.unwrap_or(a.criterion.default_normalize());
-    let iba = IbaConfig { steps: a.iba_steps, lr: a.iba_lr, beta: a.iba_beta, per_layer: a.per_layer };
+    let iba = IbaConfig {
+        steps: a.iba_steps,
+        lr: a.iba_lr,
+        beta: a.iba_beta,
+        per_layer: a.per_layer,
+        ..IbaConfig::default()
+    };
     let cfg = ScoreConfig { criterion: a.criterion, calib: &calib, batch_size: a.batch_size, seed: a.seed, iba };
     let started = std::time::Instant::now();
     let scores = normalize(&score(&net, &cfg, &device), how);

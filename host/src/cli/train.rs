@@ -94,6 +94,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         seed: a.seed,
         augment: true,
         log_every: a.log_every,
+        ..TrainConfig::default()
     };
     let stop = interrupt_flag();
     let mut save_error = None;

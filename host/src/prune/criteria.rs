@@ -62,6 +62,18 @@ pub enum Normalize {
     None,
 }
 
+/// How a channel space's score combines its producers' (normalised) scores. A residual
+/// stream has 7–19 producers: with `sum` its channels outscore every single layer's and the
+/// streams are never pruned; `mean` and `max` put them on one scale with internal layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupReduce {
+    Sum,
+    #[default]
+    Mean,
+    Max,
+}
+
 /// Information Bottleneck settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct IbaConfig {
@@ -70,11 +82,17 @@ pub struct IbaConfig {
     pub beta: f64,
     /// One bottleneck at a time (faithful) instead of all at once (fast).
     pub per_layer: bool,
+    /// Floor of the per-element standard deviation (as the IBA authors' code, 0.01): an element
+    /// that barely varies on clean data must not turn noise into thousands of bits.
+    pub min_std: f64,
+    /// Elements non-zero in at most this fraction of the calibration samples carry no
+    /// capacity (the authors' active-neuron mask, 0.01).
+    pub active_threshold: f64,
 }
 
 impl Default for IbaConfig {
     fn default() -> Self {
-        Self { steps: 10, lr: 1.0, beta: 10.0, per_layer: false }
+        Self { steps: 10, lr: 1.0, beta: 10.0, per_layer: false, min_std: 0.01, active_threshold: 0.01 }
     }
 }
 
@@ -180,32 +198,92 @@ fn taylor(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
     sums
 }
 
-/// Where a conv's bottleneck sits: its own output, or the residual add it feeds.
+/// Where a conv's bottleneck sits: the residual add whose branch it ends (operand `a`, the
+/// branch, in every zoo family), else its own output. A conv that feeds an add only as the
+/// shortcut (a ResNet stem, a projection) keeps its own site, so no two convs share one.
 pub fn bottleneck_node(net: &Net, conv: usize) -> usize {
     for (j, node) in net.arch.nodes.iter().enumerate() {
-        if let Node::Add { a, b, .. } = node {
-            if *a == Src::Node(conv) || *b == Src::Node(conv) {
-                return j;
-            }
+        match node {
+            Node::Add { a, .. } if *a == Src::Node(conv) => return j,
+            Node::Conv { .. }
+            | Node::MaxPool { .. }
+            | Node::AvgPool { .. }
+            | Node::GlobalAvgPool { .. }
+            | Node::Add { .. }
+            | Node::Place { .. }
+            | Node::Linear { .. } => {}
         }
     }
     conv
 }
 
-/// Per-element mean and std of node outputs over the calibration set (Welford/Chan).
+/// Per-element statistics of one bottleneck site over the calibration set, on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteStats {
+    pub mean: Vec<f32>,
+    /// Standard deviation, floored at [`IbaConfig::min_std`].
+    pub std: Vec<f32>,
+    /// 1 where the element is active (non-zero in more than the threshold's share of
+    /// samples), 0 where it is not: such elements get no capacity.
+    pub active: Vec<f32>,
+}
+
+impl SiteStats {
+    /// From raw per-element mean, std and active fraction.
+    pub fn new(mean: Vec<f32>, std: &[f32], active_fraction: &[f32], iba: &IbaConfig) -> Self {
+        Self {
+            mean,
+            std: std.iter().map(|s| s.max(iba.min_std as f32)).collect(),
+            active: active_fraction
+                .iter()
+                .map(|&f| if f64::from(f) > iba.active_threshold { 1.0 } else { 0.0 })
+                .collect(),
+        }
+    }
+
+    /// Bits per channel of one sample batch's `r` (`[n, c, h, w]`, flattened) under the
+    /// bottleneck `lambda` (same layout), summed over samples and positions.
+    pub fn bits_per_channel(&self, r: &[f32], lambda: &[f32], dims: [usize; 4]) -> Vec<f64> {
+        let [_, c, h, w] = dims;
+        let chw = (c * h * w).max(1);
+        let mut out = vec![0.0; c];
+        for (k, (&r, &l)) in r.iter().zip(lambda).enumerate() {
+            let e = k % chw;
+            if self.active[e] == 0.0 {
+                continue;
+            }
+            let r_hat = f64::from((r - self.mean[e]) / self.std[e]);
+            let l = f64::from(l);
+            let om = (1.0 - l).max(1e-6);
+            let cap = -om.ln() + 0.5 * (om * om + (l * r_hat).powi(2)) - 0.5;
+            out[e / (h * w).max(1)] += cap / std::f64::consts::LN_2;
+        }
+        out
+    }
+}
+
+/// Per-element mean, std and active fraction of node outputs over the calibration set
+/// (Welford/Chan).
 fn activation_stats(
     net: &Net,
     nodes: &[usize],
     cfg: &ScoreConfig<'_>,
     device: &Device,
-) -> BTreeMap<usize, (Tensor<3>, Tensor<3>)> {
+) -> BTreeMap<usize, (Tensor<3>, Tensor<3>, Tensor<3>)> {
     let model = net.valid();
     let mut acc: BTreeMap<usize, (f64, Tensor<3>, Tensor<3>)> = BTreeMap::new();
+    let mut active: BTreeMap<usize, Tensor<3>> = BTreeMap::new();
     for idx in batches(cfg.calib.len(), cfg.batch_size) {
         let (x, _) = batch::<rand::rngs::StdRng>(cfg.calib, &idx, &model.arch.mean, &model.arch.std, None, device);
         model.forward_hooked(x, &mut |i, t| {
             if nodes.contains(&i) {
                 let nb = t.dims()[0] as f64;
+                let on: Tensor<3> = t.clone().abs().greater_elem(0.0).float().sum_dim(0).squeeze_dim(0);
+                let on = match active.remove(&i) {
+                    Some(prev) => prev + on,
+                    None => on,
+                };
+                active.insert(i, on);
                 let mb: Tensor<3> = t.clone().mean_dim(0).squeeze_dim(0);
                 let m2b: Tensor<3> = (t.clone() - mb.clone().unsqueeze_dim(0)).powi_scalar(2).sum_dim(0).squeeze_dim(0);
                 let entry = acc.remove(&i);
@@ -224,7 +302,12 @@ fn activation_stats(
             t
         });
     }
-    acc.into_iter().map(|(i, (n, mean, m2))| (i, (mean, m2.div_scalar(n.max(1.0)).sqrt()))).collect()
+    acc.into_iter()
+        .filter_map(|(i, (n, mean, m2))| {
+            let on = active.remove(&i)?.div_scalar(n.max(1.0));
+            Some((i, (mean, m2.div_scalar(n.max(1.0)).sqrt(), on)))
+        })
+        .collect()
 }
 
 /// IBA capacity per element, in nats: KL(N(λr̂, (1−λ)²) ‖ N(0, 1)) with r̂ = (R − μ)/σ.
@@ -254,16 +337,16 @@ impl AlphaState {
 
     /// One Adam step (β1 0.9, β2 0.999, ε 1e-8) on `g_ce + weight · ∂capacity/∂α`, in a single
     /// pass per element (two threads): the ~25 separate tensor passes this replaces dominated
-    /// the scoring time. `mean`/`std` are per `(c, h, w)`, `t` counts from 1.
-    #[allow(clippy::too_many_arguments)]
-    fn step(&mut self, g_ce: &[f32], r: &[f32], mean: &[f32], std: &[f32], weight: f32, lr: f32, t: usize) {
+    /// the scoring time. `site` is per `(c, h, w)`, `t` counts from 1.
+    fn step(&mut self, g_ce: &[f32], r: &[f32], site: &SiteStats, weight: f32, lr: f32, t: usize) {
+        let (mean, std, active) = (&site.mean, &site.std, &site.active);
         let chw = mean.len().max(1);
         let (c1, c2) = (1.0 - 0.9f32.powi(t as i32), 1.0 - 0.999f32.powi(t as i32));
         let work = |a: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], r: &[f32], offset: usize| {
             for (k, (((a, m), v), (g, r))) in a.iter_mut().zip(m).zip(v).zip(g.iter().zip(r)).enumerate() {
                 let e = (offset + k) % chw;
                 let lambda = 1.0 / (1.0 + (-*a).exp());
-                let g = g + weight * capacity_grad(lambda, (r - mean[e]) / std[e]);
+                let g = g + weight * active[e] * capacity_grad(lambda, (r - mean[e]) / std[e]);
                 *m = 0.9 * *m + 0.1 * g;
                 *v = 0.999 * *v + 0.001 * g * g;
                 *a -= lr * (*m / c1) / ((*v / c2).sqrt() + 1e-8);
@@ -295,12 +378,15 @@ fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
     places.sort_unstable();
     places.dedup();
     let stats = activation_stats(net, &places, cfg, device);
-    let stats_host: BTreeMap<usize, (Vec<f32>, Vec<f32>)> =
-        stats.iter().map(|(i, (m, s))| (*i, (host(m.clone()), host(s.clone().clamp_min(1e-5))))).collect();
+    let stats_host: BTreeMap<usize, SiteStats> = stats
+        .iter()
+        .map(|(i, (m, s, on))| (*i, SiteStats::new(host(m.clone()), &host(s.clone()), &host(on.clone()), &cfg.iba)))
+        .collect();
     let (model, ad) = scoring_model(net, device);
     let plain = ad.clone().inner();
+    let min_std = cfg.iba.min_std;
     let stats: BTreeMap<usize, (Tensor<3>, Tensor<3>)> =
-        stats.into_iter().map(|(i, (m, s))| (i, (m.to_device(&ad), s.clamp_min(1e-5).to_device(&ad)))).collect();
+        stats.into_iter().map(|(i, (m, s, _))| (i, (m.to_device(&ad), s.clamp_min(min_std).to_device(&ad)))).collect();
     // Runs of bottlenecks optimised together: all at once, or one at a time.
     let runs: Vec<Vec<usize>> =
         if cfg.iba.per_layer { places.iter().map(|&p| vec![p]).collect() } else { vec![places.clone()] };
@@ -339,29 +425,24 @@ fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
                 });
                 if last {
                     for (i, r) in taps {
-                        let (mean, std) = &stats[&i];
-                        let r_hat = (r - mean.clone().inner().unsqueeze_dim(0)) / std.clone().inner().unsqueeze_dim(0);
-                        let lambda = sigmoid(alphas[&i].clone().inner());
-                        let cap = capacity(r_hat, lambda);
+                        let dims = r.dims();
+                        let lambda = host(sigmoid(alphas[&i].clone().inner()));
                         // Bits per channel, summed over H×W, summed over samples (averaged below).
-                        let per = values(
-                            cap.sum_dim(2).sum_dim(3).sum_dim(0).flatten(0, 3).div_scalar(std::f64::consts::LN_2),
-                        );
+                        let per = stats_host[&i].bits_per_channel(&host(r), &lambda, dims);
                         let acc = bits.entry(i).or_insert_with(|| vec![0.0; per.len()]);
                         acc.iter_mut().zip(&per).for_each(|(a, b)| *a += b);
                     }
                     break;
                 }
-                // L = CE + β · mean over sites of mean(capacity): CE through autodiff, the
+                // L = CE + β · Σ over sites of mean(capacity): every site feels the same
+                // information pressure as alone (per-layer mode). CE through autodiff, the
                 // capacity term's gradient in closed form, fused with Adam (see `AlphaState`).
                 let grads = cross_entropy(logits, y.clone(), 0.0).backward();
-                let sites = taps.len().max(1) as f64;
                 for (i, r) in taps {
                     let (Some(alpha), Some(st)) = (alphas.get(&i), states.get_mut(&i)) else { continue };
                     let Some(g) = alpha.grad(&grads) else { continue };
-                    let (mean, std) = &stats_host[&i];
-                    let weight = cfg.iba.beta / (sites * st.alpha.len() as f64);
-                    st.step(&host(g.inner()), &host(r), mean, std, weight as f32, cfg.iba.lr as f32, step + 1);
+                    let weight = cfg.iba.beta / st.alpha.len() as f64;
+                    st.step(&host(g.inner()), &host(r), &stats_host[&i], weight as f32, cfg.iba.lr as f32, step + 1);
                 }
             }
             bar.inc(1);
@@ -393,19 +474,24 @@ pub fn normalize(scores: &Scores, how: Normalize) -> Scores {
         .collect()
 }
 
-/// Score of each channel of each space: the sum of its producers' (normalised) scores.
-pub fn group_scores(groups: &Groups, scores: &Scores) -> Vec<Vec<f64>> {
+/// Score of each channel of each space: its producers' (normalised) scores combined by
+/// `reduce`.
+pub fn group_scores(groups: &Groups, scores: &Scores, reduce: GroupReduce) -> Vec<Vec<f64>> {
     groups
         .spaces
         .iter()
         .map(|s| {
-            let mut v = vec![0.0; s.channels];
-            for p in &s.producers {
-                if let Some(sc) = scores.get(p) {
-                    v.iter_mut().zip(sc).for_each(|(a, b)| *a += b);
-                }
-            }
-            v
+            let members: Vec<&Vec<f64>> = s.producers.iter().filter_map(|p| scores.get(p)).collect();
+            (0..s.channels)
+                .map(|c| {
+                    let vals = members.iter().filter_map(|m| m.get(c).copied());
+                    match reduce {
+                        GroupReduce::Sum => vals.sum(),
+                        GroupReduce::Mean => vals.sum::<f64>() / members.len().max(1) as f64,
+                        GroupReduce::Max => vals.fold(0.0, f64::max),
+                    }
+                })
+                .collect()
         })
         .collect()
 }

@@ -2,13 +2,13 @@
 //! together), fine-tune, evaluate, checkpoint; until a target is met. Every iteration is saved,
 //! so an interrupted run resumes where it stopped.
 
-use super::criteria::{group_scores, normalize, score, Criterion, IbaConfig, Normalize, ScoreConfig};
+use super::criteria::{group_scores, normalize, score, Criterion, GroupReduce, IbaConfig, Normalize, ScoreConfig};
 use super::groups::Groups;
-use super::surgery::prune;
+use super::surgery::{prune, pruned_arch};
 use super::ProvenanceRecord;
 use crate::data::Dataset;
-use crate::model::{weights, Net, Node};
-use crate::train::{evaluate, train, Evaluation, TrainConfig};
+use crate::model::{weights, Arch, Net, Node};
+use crate::train::{evaluate, recalibrate_batchnorm, train, Evaluation, Teacher, TrainConfig};
 use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,65 @@ impl std::str::FromStr for StepSize {
             Ok(f) if f > 0.0 && f < 1.0 => Ok(StepSize::Fraction(f)),
             _ => Err(format!("'{s}' is neither a channel count nor a fraction in (0, 1)")),
         }
+    }
+}
+
+/// How much fine-tuning a whole run may spend: optimiser steps, wall-clock seconds (scoring,
+/// evaluation and fine-tuning all count), or epochs of the training split (resolved to steps
+/// with [`Budget::resolve`]). Written `2000`, `600s`, `10m`, `1h` or `5ep`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Budget {
+    Steps(usize),
+    Seconds(f64),
+    Epochs(f64),
+}
+
+impl Budget {
+    /// Epochs become steps at `steps_per_epoch`; the others stay.
+    pub fn resolve(self, steps_per_epoch: usize) -> Self {
+        match self {
+            Budget::Epochs(e) => Budget::Steps((e * steps_per_epoch as f64).round() as usize),
+            Budget::Steps(_) | Budget::Seconds(_) => self,
+        }
+    }
+}
+
+impl std::str::FromStr for Budget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let bad = || {
+            format!(
+                "'{s}' is not a budget: write steps (2000), seconds (600s), minutes (10m), hours (1h) or epochs (5ep)"
+            )
+        };
+        let num = |t: &str| t.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0).ok_or_else(bad);
+        if let Some(t) = s.strip_suffix("ep") {
+            return Ok(Budget::Epochs(num(t)?));
+        }
+        for (suffix, unit) in [("s", 1.0), ("m", 60.0), ("h", 3600.0)] {
+            if let Some(t) = s.strip_suffix(suffix) {
+                return Ok(Budget::Seconds(num(t)? * unit));
+            }
+        }
+        match s.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Budget::Steps(n)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Distillation from the unpruned model in every fine-tune.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Distill {
+    pub temperature: f64,
+    /// Share of the teacher's soft term (the labels get the rest).
+    pub weight: f64,
+}
+
+impl Default for Distill {
+    fn default() -> Self {
+        Self { temperature: 4.0, weight: 0.9 }
     }
 }
 
@@ -64,6 +123,60 @@ pub struct PruneConfig {
     pub finetune_steps: usize,
     pub finetune_lr: f64,
     pub max_iterations: usize,
+    /// How a space's producers' scores combine.
+    #[serde(default)]
+    pub reduce: GroupReduce,
+    /// Keep at least this fraction of every space's original width.
+    #[serde(default)]
+    pub min_width: f64,
+    /// Rank by score per MAC the channel costs, not by score alone.
+    #[serde(default)]
+    pub cost_aware: bool,
+    /// Distil from the original model in every fine-tune (`None`: labels only).
+    #[serde(default)]
+    pub distill: Option<Distill>,
+    /// Batches that re-estimate BatchNorm statistics right after each removal (0: none).
+    #[serde(default)]
+    pub bn_batches: usize,
+    /// The whole run's budget; replaces `finetune_steps`/`final_steps` when set.
+    #[serde(default)]
+    pub budget: Option<Budget>,
+    /// Under a budget, each iteration's fine-tune takes this share of what is left; the final
+    /// recovery after the last removal takes the rest.
+    #[serde(default)]
+    pub iteration_share: f64,
+    /// Without a budget: recovery steps after the last removal.
+    #[serde(default)]
+    pub final_steps: usize,
+}
+
+impl Default for PruneConfig {
+    /// The defaults of `pare prune` and `pare pipeline` (one place for both).
+    fn default() -> Self {
+        Self {
+            criterion: Criterion::Attribution,
+            normalize: Criterion::Attribution.default_normalize(),
+            internal_only: false,
+            step: StepSize::Fraction(0.25),
+            min_channels: 2,
+            round_to: 1,
+            target: Target::default(),
+            calib_samples: 256,
+            batch_size: 64,
+            seed: 0,
+            finetune_steps: 100,
+            finetune_lr: 0.01,
+            max_iterations: 50,
+            reduce: GroupReduce::Mean,
+            min_width: 0.125,
+            cost_aware: false,
+            distill: Some(Distill::default()),
+            bn_batches: 10,
+            budget: None,
+            iteration_share: 0.15,
+            final_steps: 0,
+        }
+    }
 }
 
 /// One row of the report.
@@ -80,6 +193,12 @@ pub struct Iteration {
     pub removed: usize,
     pub seconds: f64,
     pub checkpoint: Option<PathBuf>,
+    /// Optimiser steps of this iteration's fine-tune.
+    #[serde(default)]
+    pub steps: usize,
+    /// The recovery fine-tune after the last removal (removes nothing).
+    #[serde(default)]
+    pub recovery: bool,
 }
 
 /// The state file of a run (`state.json` in the output folder).
@@ -97,13 +216,13 @@ pub fn prunable_channels(groups: &Groups, internal_only: bool) -> usize {
 }
 
 /// Global ascending ranking: removes the `tau` lowest-scoring channels, keeping at least
-/// `min_channels` per space and rounding kept counts up to a multiple of `round_to`.
+/// `floors[space]` (and 1) per space and rounding kept counts up to a multiple of `round_to`.
 pub fn select(
     groups: &Groups,
     scores: &[Vec<f64>],
     spaces: &[usize],
     tau: usize,
-    min_channels: usize,
+    floors: &[usize],
     round_to: usize,
 ) -> (Vec<Vec<usize>>, usize) {
     let mut cand: Vec<(f64, usize, usize)> =
@@ -119,7 +238,7 @@ pub fn select(
         if n >= tau {
             break;
         }
-        if left[s] > min_channels.max(1) {
+        if left[s] > floors.get(s).copied().unwrap_or(1).max(1) {
             removed[s][c] = true;
             left[s] -= 1;
             n += 1;
@@ -141,6 +260,52 @@ pub fn select(
     }
     let keep = removed.iter().map(|r| (0..r.len()).filter(|&c| !r[c]).collect()).collect();
     (keep, n)
+}
+
+/// Per space: the fewest channels it may keep, `max(min_channels, ⌈min_width · original⌉)`,
+/// where a space's original width is that of its producers in `original` (conv name → width,
+/// as recorded for iteration 0).
+pub fn floors(
+    arch: &Arch,
+    groups: &Groups,
+    original: &[(String, usize)],
+    min_channels: usize,
+    min_width: f64,
+) -> Vec<usize> {
+    groups
+        .spaces
+        .iter()
+        .map(|sp| {
+            let width = sp
+                .producers
+                .iter()
+                .filter_map(|&p| match arch.nodes.get(p) {
+                    Some(Node::Conv { name, .. }) => original.iter().find(|(n, _)| n == name).map(|(_, c)| *c),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(sp.channels);
+            min_channels.max((min_width * width as f64).ceil() as usize)
+        })
+        .collect()
+}
+
+/// MACs a space saves per channel removed (one channel fewer, everything else kept): the
+/// denominator of cost-aware ranking.
+pub fn macs_per_channel(arch: &Arch, groups: &Groups) -> Vec<f64> {
+    let full = arch.cost().map(|c| c.0).unwrap_or(0);
+    let all = groups.keep_all();
+    (0..groups.spaces.len())
+        .map(|s| {
+            if all[s].len() < 2 {
+                return 0.0;
+            }
+            let mut keep = all.clone();
+            keep[s].pop();
+            let less = pruned_arch(arch, groups, &keep).cost().map(|c| c.0).unwrap_or(full);
+            full.saturating_sub(less) as f64
+        })
+        .collect()
 }
 
 fn channels(net: &Net) -> Vec<(String, usize)> {
@@ -172,6 +337,8 @@ fn record(
         removed,
         seconds,
         checkpoint,
+        steps: 0,
+        recovery: false,
     }
 }
 
@@ -180,6 +347,81 @@ pub struct RunData<'a> {
     pub train: &'a Dataset,
     pub calib: &'a Dataset,
     pub eval: &'a Dataset,
+}
+
+/// Whether `cur` meets the size part of the target (MACs, parameters, kept ratio).
+fn size_reached(t: &Target, cur: &Iteration, base_macs: u64, base_params: u64) -> bool {
+    t.kept_ratio.is_some_and(|r| cur.kept_ratio <= r + 1e-9)
+        || t.flops_reduction.is_some_and(|r| 1.0 - cur.macs as f64 / base_macs as f64 >= r - 1e-12)
+        || t.params_reduction.is_some_and(|r| 1.0 - cur.params as f64 / base_params as f64 >= r - 1e-12)
+}
+
+/// The smallest removal count in `1..=tau` whose pruned architecture meets the MACs or
+/// parameter target, or `tau` when none does: the last iteration lands on the target
+/// instead of overshooting it. Bisection over the ranking (more removals never cost more).
+fn landing_tau(
+    arch: &Arch,
+    groups: &Groups,
+    t: &Target,
+    (base_macs, base_params): (u64, u64),
+    tau: usize,
+    pick: &dyn Fn(usize) -> Vec<Vec<usize>>,
+) -> usize {
+    if t.flops_reduction.is_none() && t.params_reduction.is_none() {
+        return tau;
+    }
+    let meets = |n: usize| {
+        let (m, p) = pruned_arch(arch, groups, &pick(n)).cost().unwrap_or((u64::MAX, u64::MAX));
+        t.flops_reduction.is_some_and(|r| 1.0 - m as f64 / base_macs as f64 >= r - 1e-12)
+            || t.params_reduction.is_some_and(|r| 1.0 - p as f64 / base_params as f64 >= r - 1e-12)
+    };
+    if !meets(tau) {
+        return tau;
+    }
+    let (mut lo, mut hi) = (1, tau);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if meets(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    hi
+}
+
+/// How long one fine-tune phase may run: steps and/or seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Phase {
+    steps: Option<usize>,
+    seconds: Option<f64>,
+}
+
+impl Phase {
+    fn is_empty(&self) -> bool {
+        self.steps == Some(0) || self.seconds.is_some_and(|s| s <= 0.0)
+    }
+}
+
+/// The fine-tune after a removal (`recovery` false) or after the last one (true), from the
+/// budget and what the history has used; `spent_now` is this iteration's time so far.
+fn phase(cfg: &PruneConfig, per_epoch: usize, history: &[Iteration], recovery: bool, spent_now: f64) -> Phase {
+    let share = if recovery { 1.0 } else { cfg.iteration_share.clamp(0.0, 1.0) };
+    match cfg.budget.map(|b| b.resolve(per_epoch)) {
+        None => Phase { steps: Some(if recovery { cfg.final_steps } else { cfg.finetune_steps }), seconds: None },
+        Some(Budget::Steps(n)) => {
+            let used: usize = history.iter().map(|h| h.steps).sum();
+            Phase { steps: Some((n.saturating_sub(used) as f64 * share).round() as usize), seconds: None }
+        }
+        // `resolve` turned epochs into steps.
+        Some(Budget::Epochs(_)) => Phase { steps: Some(0), seconds: None },
+        Some(Budget::Seconds(total)) => {
+            let used: f64 = history.iter().map(|h| h.seconds).sum::<f64>() + spent_now;
+            // Keep the time one evaluation takes (iteration 0 was one) for after the fine-tune.
+            let eval = history.first().map_or(0.0, |h| h.seconds);
+            Phase { steps: None, seconds: Some(((total - used).max(0.0) * share - eval).max(0.0)) }
+        }
+    }
 }
 
 /// Runs the schedule on `net`, or resumes the run in `out` when `net` is `None` or `resume`
@@ -228,19 +470,32 @@ pub fn run(
         (net, state)
     };
     let (base_top1, base_macs, base_params) = (state.history[0].top1, state.history[0].macs, state.history[0].params);
+    let original_channels = state.history[0].channels.clone();
     let n0 = state.original_prunable as f64;
+    let per_epoch = data.train.len().div_ceil(cfg.batch_size.max(1)).max(1);
+    // The teacher is the original model (iteration 0's checkpoint), fresh run or resumed.
+    let teacher = match (cfg.distill, state.history[0].checkpoint.as_ref()) {
+        (Some(d), Some(ck)) => {
+            Some(Teacher { net: weights::load_checkpoint(ck, device)?.0, temperature: d.temperature, weight: d.weight })
+        }
+        _ => None,
+    };
+    let t = &cfg.target;
+    let no_target = t.kept_ratio.is_none()
+        && t.flops_reduction.is_none()
+        && t.params_reduction.is_none()
+        && t.max_accuracy_drop.is_none();
+    if no_target {
+        anyhow::bail!("no target: give a kept ratio, a FLOPs or parameter reduction, or a maximum accuracy drop");
+    }
+    let mut target_met = false;
     while !state.done && state.history.len() <= cfg.max_iterations {
         let cur = state.history.last().cloned().ok_or_else(|| anyhow::anyhow!("empty history"))?;
-        let t = &cfg.target;
-        let reached = t.kept_ratio.is_some_and(|r| cur.kept_ratio <= r + 1e-9)
-            || t.flops_reduction.is_some_and(|r| 1.0 - cur.macs as f64 / base_macs as f64 >= r)
-            || t.params_reduction.is_some_and(|r| 1.0 - cur.params as f64 / base_params as f64 >= r);
-        if reached
-            || (t.kept_ratio.is_none()
-                && t.flops_reduction.is_none()
-                && t.params_reduction.is_none()
-                && t.max_accuracy_drop.is_none())
-        {
+        if cur.recovery {
+            break;
+        }
+        if size_reached(t, &cur, base_macs, base_params) {
+            target_met = true;
             break;
         }
         let started = std::time::Instant::now();
@@ -262,36 +517,37 @@ pub fn run(
             iba: IbaConfig::default(),
         };
         let raw = score(&net, &scfg, device);
-        let gs = group_scores(&groups, &normalize(&raw, cfg.normalize));
-        let (keep, removed) = select(&groups, &gs, &spaces, tau, cfg.min_channels, cfg.round_to);
+        let mut gs = group_scores(&groups, &normalize(&raw, cfg.normalize), cfg.reduce);
+        if cfg.cost_aware {
+            let per = macs_per_channel(&net.arch, &groups);
+            let mean = spaces.iter().map(|&s| per[s]).sum::<f64>() / spaces.len().max(1) as f64;
+            for &s in &spaces {
+                let w = per[s] / mean.max(1e-12);
+                gs[s].iter_mut().for_each(|v| *v /= w.max(1e-12));
+            }
+        }
+        let fl = floors(&net.arch, &groups, &original_channels, cfg.min_channels, cfg.min_width);
+        let pick = |n: usize| select(&groups, &gs, &spaces, n, &fl, cfg.round_to).0;
+        let tau = landing_tau(&net.arch, &groups, t, (base_macs, base_params), tau, &pick);
+        let (keep, removed) = select(&groups, &gs, &spaces, tau, &fl, cfg.round_to);
         if removed == 0 {
-            eprintln!("nothing left to remove under --min-channels/--round-to; stopping");
+            eprintln!("nothing left to remove under --min-channels/--min-width/--round-to; stopping");
             break;
         }
-        let pruned = prune(&net, &groups, &keep, &ad).map_err(anyhow::Error::msg)?;
-        let tuned = if cfg.finetune_steps > 0 {
-            let ft = TrainConfig {
-                // Enough epochs to hold the step budget; `max_steps` ends the run.
-                epochs: cfg.finetune_steps.div_ceil(data.train.len().div_ceil(cfg.batch_size)),
-                max_steps: Some(cfg.finetune_steps),
-                batch_size: cfg.batch_size,
-                lr: cfg.finetune_lr,
-                seed: cfg.seed + state.history.len() as u64,
-                ..TrainConfig::default()
-            };
-            let tuned = train(pruned, data.train, &ft, Default::default(), &ad, stop, &mut |_, _, _| {}).valid();
-            if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                // A half fine-tuned model is not a result: keep the last complete iteration.
-                eprintln!(
-                    "interrupted while fine-tuning iteration {}: not recorded; --resume redoes it from iteration {}",
-                    state.history.len(),
-                    state.history.len() - 1
-                );
-                return Ok((net, state));
-            }
-            tuned
-        } else {
-            pruned.valid()
+        let mut pruned = prune(&net, &groups, &keep, &ad).map_err(anyhow::Error::msg)?;
+        if cfg.bn_batches > 0 {
+            pruned = recalibrate_batchnorm(pruned, data.train, cfg.bn_batches, cfg.batch_size, &ad);
+        }
+        let ph = phase(cfg, per_epoch, &state.history, false, started.elapsed().as_secs_f64());
+        let Some((tuned, steps)) = finetune(pruned, cfg, data, &ph, teacher.as_ref(), state.history.len(), &ad, stop)
+        else {
+            // A half fine-tuned model is not a result: keep the last complete iteration.
+            eprintln!(
+                "interrupted while fine-tuning iteration {}: not recorded; --resume redoes it from iteration {}",
+                state.history.len(),
+                state.history.len() - 1
+            );
+            return Ok((net, state));
         };
         let ev = evaluate(&tuned, data.eval, cfg.batch_size, device);
         let k = state.history.len();
@@ -306,26 +562,10 @@ pub fn run(
             );
             break;
         }
-        let (macs, params) = tuned.arch.cost().map_err(anyhow::Error::msg)?;
-        let prov = ProvenanceRecord {
-            criterion: cfg.criterion.name().into(),
-            kept_filter_ratio: kept_ratio as f32,
-            flops_before: base_macs,
-            flops_after: macs,
-            params_before: base_params,
-            params_after: params,
-        };
-        let ck = out.join(format!("iter-{k}.safetensors"));
-        weights::save_checkpoint(&tuned, &[("pare.provenance", serde_json::to_string(&prov)?)], &ck)?;
-        let it = record(&tuned, &ev, k, kept_ratio, removed, started.elapsed().as_secs_f64(), Some(ck));
-        eprintln!(
-            "iteration {k}: removed {removed}, φ {:.3}, top-1 {:.2} %, MACs {:.2} M (−{:.1} %), {:.0} s",
-            kept_ratio,
-            100.0 * ev.top1,
-            macs as f64 / 1e6,
-            100.0 * (1.0 - macs as f64 / base_macs as f64),
-            it.seconds
-        );
+        let mut it = checkpoint(&tuned, &ev, k, kept_ratio, removed, cfg, (base_macs, base_params), out)?;
+        it.seconds = started.elapsed().as_secs_f64();
+        it.steps = steps;
+        log_iteration(&it, base_macs);
         state.history.push(it);
         crate::atomic::write(&state_path, serde_json::to_string_pretty(&state)?.as_bytes())?;
         net = tuned;
@@ -334,7 +574,117 @@ pub fn run(
             return Ok((net, state));
         }
     }
+    // Recovery: what the budget has left, after the last removal.
+    let last_is_recovery = state.history.last().is_some_and(|h| h.recovery);
+    if target_met && !last_is_recovery && state.history.len() > 1 {
+        let started = std::time::Instant::now();
+        let ph = phase(cfg, per_epoch, &state.history, true, 0.0);
+        if !ph.is_empty() {
+            let k = state.history.len();
+            eprintln!("recovery fine-tune after the last removal: {}", describe(&ph));
+            // A trainable copy on the autodiff device (the loop's model is an inference one).
+            let trainable =
+                weights::from_tensors(&net.arch, &weights::to_tensors(&net), &ad).map_err(anyhow::Error::msg)?;
+            let Some((tuned, steps)) = finetune(trainable, cfg, data, &ph, teacher.as_ref(), k, &ad, stop) else {
+                eprintln!("interrupted during the recovery fine-tune: not recorded; --resume redoes it");
+                return Ok((net, state));
+            };
+            let ev = evaluate(&tuned, data.eval, cfg.batch_size, device);
+            let kept_ratio = state.history.last().map_or(1.0, |h| h.kept_ratio);
+            let mut it = checkpoint(&tuned, &ev, k, kept_ratio, 0, cfg, (base_macs, base_params), out)?;
+            it.seconds = started.elapsed().as_secs_f64();
+            it.steps = steps;
+            it.recovery = true;
+            log_iteration(&it, base_macs);
+            state.history.push(it);
+            net = tuned;
+        }
+    }
     state.done = true;
     crate::atomic::write(&state_path, serde_json::to_string_pretty(&state)?.as_bytes())?;
     Ok((net, state))
+}
+
+fn describe(ph: &Phase) -> String {
+    match (ph.steps, ph.seconds) {
+        (Some(n), _) => format!("{n} steps"),
+        (None, Some(s)) => format!("{s:.0} s"),
+        (None, None) => "nothing".into(),
+    }
+}
+
+fn log_iteration(it: &Iteration, base_macs: u64) {
+    eprintln!(
+        "iteration {}{}: removed {}, φ {:.3}, top-1 {:.2} %, MACs {:.2} M (−{:.1} %), {} steps, {:.0} s",
+        it.iteration,
+        if it.recovery { " (recovery)" } else { "" },
+        it.removed,
+        it.kept_ratio,
+        100.0 * it.top1,
+        it.macs as f64 / 1e6,
+        100.0 * (1.0 - it.macs as f64 / base_macs as f64),
+        it.steps,
+        it.seconds
+    );
+}
+
+/// Saves iteration `k`'s checkpoint (with its provenance) and returns its record.
+#[allow(clippy::too_many_arguments)]
+fn checkpoint(
+    net: &Net,
+    ev: &Evaluation,
+    k: usize,
+    kept_ratio: f64,
+    removed: usize,
+    cfg: &PruneConfig,
+    (base_macs, base_params): (u64, u64),
+    out: &Path,
+) -> anyhow::Result<Iteration> {
+    let (macs, params) = net.arch.cost().map_err(anyhow::Error::msg)?;
+    let prov = ProvenanceRecord {
+        criterion: cfg.criterion.name().into(),
+        kept_filter_ratio: kept_ratio as f32,
+        flops_before: base_macs,
+        flops_after: macs,
+        params_before: base_params,
+        params_after: params,
+    };
+    let ck = out.join(format!("iter-{k}.safetensors"));
+    weights::save_checkpoint(net, &[("pare.provenance", serde_json::to_string(&prov)?)], &ck)?;
+    Ok(record(net, ev, k, kept_ratio, removed, 0.0, Some(ck)))
+}
+
+/// One fine-tune phase; `None` when Ctrl-C cut it short. Returns the model and its steps.
+#[allow(clippy::too_many_arguments)]
+fn finetune(
+    net: Net,
+    cfg: &PruneConfig,
+    data: &RunData<'_>,
+    ph: &Phase,
+    teacher: Option<&Teacher>,
+    k: usize,
+    ad: &Device,
+    stop: &AtomicBool,
+) -> Option<(Net, usize)> {
+    if ph.is_empty() || (ph.steps.is_none() && ph.seconds.is_none()) {
+        return Some((net.valid(), 0));
+    }
+    let per_epoch = data.train.len().div_ceil(cfg.batch_size).max(1);
+    let ft = TrainConfig {
+        // Enough epochs to hold the phase; `max_steps` or the time limit ends it.
+        epochs: ph.steps.map_or(100_000, |s| s.div_ceil(per_epoch).max(1)),
+        max_steps: ph.steps,
+        batch_size: cfg.batch_size,
+        lr: cfg.finetune_lr,
+        seed: cfg.seed + k as u64,
+        time_limit: ph.seconds,
+        teacher: teacher.cloned(),
+        ..TrainConfig::default()
+    };
+    let mut steps = 0;
+    let tuned = train(net, data.train, &ft, Default::default(), ad, stop, &mut |_, s, _| steps = s.step).valid();
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        return None;
+    }
+    Some((tuned, steps))
 }

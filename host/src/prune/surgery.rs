@@ -6,17 +6,41 @@ use super::groups::Groups;
 use crate::model::{weights, Arch, Net, Node};
 use burn::tensor::{Device, Tensor, TensorData};
 
+/// The architecture with only `keep[space]` channels of each space, without touching weights:
+/// what a removal would cost, before doing it.
+pub fn pruned_arch(arch: &Arch, groups: &Groups, keep: &[Vec<usize>]) -> Arch {
+    let mut new = Arch { nodes: vec![], ..arch.clone() };
+    for (i, node) in arch.nodes.iter().enumerate() {
+        let mut node = node.clone();
+        match &mut node {
+            Node::Conv { out, .. } => *out = keep[groups.node_space[i]].len(),
+            Node::Place { input, out, channels, .. } => {
+                let (so, si) = (groups.node_space[i], groups.space_of(*input));
+                *channels =
+                    keep[si].iter().map(|&c| channels[c].and_then(|t| keep[so].iter().position(|&k| k == t))).collect();
+                *out = keep[so].len();
+            }
+            Node::MaxPool { .. }
+            | Node::AvgPool { .. }
+            | Node::GlobalAvgPool { .. }
+            | Node::Add { .. }
+            | Node::Linear { .. } => {}
+        }
+        new.nodes.push(node);
+    }
+    new
+}
+
 /// The model with only `keep[space]` channels of each space (sorted indices).
 pub fn prune(net: &Net, groups: &Groups, keep: &[Vec<usize>], device: &Device) -> Result<Net, String> {
     let arch = &net.arch;
     let shapes = arch.shapes()?;
     let t = weights::to_tensors(net);
     let mut out_t = weights::Tensors::new();
-    let mut new = Arch { nodes: vec![], ..arch.clone() };
+    let new = pruned_arch(arch, groups, keep);
     for (i, node) in arch.nodes.iter().enumerate() {
-        let mut node = node.clone();
-        match &mut node {
-            Node::Conv { name, bn, input, out, kernel, .. } => {
+        match node {
+            Node::Conv { name, bn, input, kernel, .. } => {
                 let (so, si) = (groups.node_space[i], groups.space_of(*input));
                 let (ko, ki) = (&keep[so], &keep[si]);
                 let cin = arch.in_channels(&shapes, *input);
@@ -34,13 +58,6 @@ pub fn prune(net: &Net, groups: &Groups, keep: &[Vec<usize>], device: &Device) -
                     let v = &t[&format!("{bn}.{p}")].1;
                     out_t.insert(format!("{bn}.{p}"), (vec![ko.len()], ko.iter().map(|&o| v[o]).collect()));
                 }
-                *out = ko.len();
-            }
-            Node::Place { input, out, channels, .. } => {
-                let (so, si) = (groups.node_space[i], groups.space_of(*input));
-                *channels =
-                    keep[si].iter().map(|&c| channels[c].and_then(|t| keep[so].iter().position(|&k| k == t))).collect();
-                *out = keep[so].len();
             }
             Node::Linear { name, input, out } => {
                 let ki = &keep[groups.space_of(*input)];
@@ -50,9 +67,12 @@ pub fn prune(net: &Net, groups: &Groups, keep: &[Vec<usize>], device: &Device) -
                 out_t.insert(format!("{name}.weight"), (vec![*out, ki.len()], nw));
                 out_t.insert(format!("{name}.bias"), t[&format!("{name}.bias")].clone());
             }
-            _ => {}
+            Node::MaxPool { .. }
+            | Node::AvgPool { .. }
+            | Node::GlobalAvgPool { .. }
+            | Node::Add { .. }
+            | Node::Place { .. } => {}
         }
-        new.nodes.push(node);
     }
     weights::from_tensors(&new, &out_t, device)
 }

@@ -1,0 +1,172 @@
+//! What turns compute into recovered accuracy after pruning, against independently computed
+//! values: the distillation loss (a hand computation in Python's float64, numbers below),
+//! BatchNorm re-estimation (a direct convolution and its mean/variance written out here), the
+//! budget (steps counted), and a last iteration that lands on its target.
+
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use pare::model::{weights, Node};
+use pare::prune::schedule::{run, Budget, PruneConfig, RunData, StepSize, Target};
+use pare::testing::random_net;
+use pare::train::{distillation_loss, recalibrate_batchnorm};
+use std::sync::atomic::AtomicBool;
+
+#[test]
+fn distillation_loss_matches_a_hand_computation() {
+    let device = Device::flex();
+    let s: Tensor<2> = Tensor::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 0.5, -1.0, 2.0], [2, 3]), &device);
+    let t: Tensor<2> = Tensor::from_data(TensorData::new(vec![3.0f32, 1.0, 0.0, 0.0, 0.0, 4.0], [2, 3]), &device);
+    let y: Tensor<1, Int> = Tensor::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
+    // Python, float64: KL(batch mean) 0.310248923355, CE 1.324458630551;
+    // 0.75 · 2² · KL + 0.25 · CE = 1.261861427703.
+    let got = distillation_loss(s.clone(), t.clone(), y.clone(), 2.0, 0.75).into_scalar::<f32>();
+    assert!((f64::from(got) - 1.261_861_427_7).abs() < 1e-5, "{got}");
+    // Weight 1: the soft term alone, 4 · KL.
+    let soft = distillation_loss(s.clone(), t, y.clone(), 2.0, 1.0).into_scalar::<f32>();
+    assert!((f64::from(soft) - 4.0 * 0.310_248_923_355).abs() < 1e-5, "{soft}");
+    // A teacher equal to the student leaves only the label term: (1 − w) · CE.
+    let same = distillation_loss(s.clone(), s, y, 3.0, 0.5).into_scalar::<f32>();
+    assert!((f64::from(same) - 0.5 * 1.324_458_630_551).abs() < 1e-5, "{same}");
+}
+
+/// The first conv's pre-BatchNorm outputs, per channel, straight from the weights and pixels.
+fn first_conv_outputs(
+    net: &pare::model::Net,
+    ds: &pare::data::Dataset,
+    images: std::ops::Range<usize>,
+) -> Vec<Vec<f64>> {
+    let Node::Conv { name, out, kernel, stride, padding, .. } = &net.arch.nodes[0] else { panic!("conv first") };
+    let t = weights::to_tensors(net);
+    let w = &t[&format!("{name}.weight")].1;
+    let [c, h, wd] = ds.shape;
+    let (k, s, p) = (*kernel as i64, *stride as i64, *padding as i64);
+    let (oh, ow) = ((h as i64 + 2 * p - k) / s + 1, (wd as i64 + 2 * p - k) / s + 1);
+    let mut outs = vec![vec![]; *out];
+    for i in images {
+        let img = ds.image(i);
+        for (o, acc) in outs.iter_mut().enumerate() {
+            for y in 0..oh {
+                for x in 0..ow {
+                    let mut v = 0.0f64;
+                    for ch in 0..c {
+                        let (m, sd) = (f64::from(net.arch.mean[ch]), f64::from(net.arch.std[ch]));
+                        for dy in 0..k {
+                            for dx in 0..k {
+                                let (iy, ix) = (y * s + dy - p, x * s + dx - p);
+                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= wd as i64 {
+                                    continue;
+                                }
+                                let px = f64::from(img[ch * h * wd + iy as usize * wd + ix as usize]) / 255.0;
+                                let wv =
+                                    f64::from(w[((o * c + ch) * k as usize + dy as usize) * k as usize + dx as usize]);
+                                v += wv * (px - m) / sd;
+                            }
+                        }
+                    }
+                    acc.push(v);
+                }
+            }
+        }
+    }
+    outs
+}
+
+#[test]
+fn batchnorm_reestimation_matches_an_independent_mean_and_variance() {
+    let ad = Device::flex().autodiff();
+    let ds = pare::data::load("synthetic", "train").unwrap().take(24);
+    let net = random_net("tiny", 5, &ad);
+    let net = recalibrate_batchnorm(net, &ds, 3, 8, &ad);
+    let t = weights::to_tensors(&net.valid());
+    let (mean, var) = (&t["bn1.running_mean"].1, &t["bn1.running_var"].1);
+    // Three batches of 8: running stats are the average of the batches' mean and of their
+    // unbiased variances (PyTorch's momentum=None).
+    let batches: Vec<Vec<Vec<f64>>> = (0..3).map(|b| first_conv_outputs(&net, &ds, b * 8..b * 8 + 8)).collect();
+    for ch in 0..mean.len() {
+        let (mut m_avg, mut v_avg) = (0.0, 0.0);
+        for b in &batches {
+            let v = &b[ch];
+            let n = v.len() as f64;
+            let m = v.iter().sum::<f64>() / n;
+            m_avg += m / 3.0;
+            v_avg += v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) / 3.0;
+        }
+        assert!(
+            (f64::from(mean[ch]) - m_avg).abs() < 1e-4 * (1.0 + m_avg.abs()),
+            "channel {ch}: mean {} vs {m_avg}",
+            mean[ch]
+        );
+        assert!((f64::from(var[ch]) - v_avg).abs() < 1e-3 * (1.0 + v_avg), "channel {ch}: var {} vs {v_avg}", var[ch]);
+    }
+}
+
+#[test]
+fn budget_parses_units() {
+    assert_eq!("2000".parse::<Budget>(), Ok(Budget::Steps(2000)));
+    assert_eq!("600s".parse::<Budget>(), Ok(Budget::Seconds(600.0)));
+    assert_eq!("10m".parse::<Budget>(), Ok(Budget::Seconds(600.0)));
+    assert_eq!("1.5h".parse::<Budget>(), Ok(Budget::Seconds(5400.0)));
+    assert_eq!("5ep".parse::<Budget>(), Ok(Budget::Epochs(5.0)));
+    assert_eq!(Budget::Epochs(2.5).resolve(40), Budget::Steps(100));
+    for bad in ["", "0", "-3m", "ten", "5x", "nanm"] {
+        assert!(bad.parse::<Budget>().is_err(), "{bad}");
+    }
+}
+
+fn small_run(cfg: &PruneConfig) -> pare::prune::schedule::RunState {
+    let device = Device::flex();
+    let train = pare::data::load("synthetic", "train").unwrap().take(256);
+    let calib = train.clone().take(32);
+    let eval = pare::data::load("synthetic", "test").unwrap().take(64);
+    let data = RunData { train: &train, calib: &calib, eval: &eval };
+    let out = tempfile::tempdir().unwrap();
+    let net = random_net("tiny", 1, &device);
+    run(Some(net), cfg, &data, out.path(), false, &device, &AtomicBool::new(false)).unwrap().1
+}
+
+#[test]
+fn a_step_budget_is_spent_and_not_exceeded() {
+    let cfg = PruneConfig {
+        criterion: pare::prune::criteria::Criterion::L1,
+        step: StepSize::Fraction(0.2),
+        target: Target { kept_ratio: Some(0.6), ..Target::default() },
+        calib_samples: 32,
+        batch_size: 32,
+        budget: Some(Budget::Steps(40)),
+        iteration_share: 0.25,
+        ..PruneConfig::default()
+    };
+    let state = small_run(&cfg);
+    let steps: Vec<usize> = state.history.iter().map(|h| h.steps).collect();
+    let total: usize = steps.iter().sum();
+    // 40 · 0.25 = 10, then 30 · 0.25 ≈ 8 for the two removals, the remaining 22 to recovery.
+    assert!((36..=44).contains(&total), "within 10 % of 40: {steps:?}");
+    assert_eq!(steps, vec![0, 10, 8, 22]);
+    let last = state.history.last().unwrap();
+    assert!(last.recovery && last.removed == 0, "the run ends with a recovery fine-tune");
+}
+
+#[test]
+fn the_last_iteration_lands_on_a_macs_target() {
+    let cfg = PruneConfig {
+        criterion: pare::prune::criteria::Criterion::L1,
+        step: StepSize::Fraction(0.6),
+        target: Target { flops_reduction: Some(0.3), ..Target::default() },
+        calib_samples: 32,
+        batch_size: 32,
+        finetune_steps: 2,
+        distill: None,
+        ..PruneConfig::default()
+    };
+    let state = small_run(&cfg);
+    let (first, last) = (&state.history[0], state.history.last().unwrap());
+    let reduction = 1.0 - last.macs as f64 / first.macs as f64;
+    // A 60 % step would remove far more; the landing removes just enough (one tiny-CNN channel
+    // is at most ~5 % of its MACs).
+    assert_eq!(state.history.len(), 2, "one iteration reaches it");
+    assert!((0.3..0.36).contains(&reduction), "MACs reduction {reduction}");
+    // The floor holds: no layer below 1/8 of its width.
+    for ((_, c0), (_, c)) in first.channels.iter().zip(&last.channels) {
+        assert!(*c >= c0.div_ceil(8), "{c} of {c0}");
+    }
+}
