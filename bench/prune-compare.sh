@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Prunes the pretrained ResNet-20 with every criterion to the same FLOPs target and fine-tune
-# budget and prints the comparison table (for BENCHMARKS.md).
-# Usage: [TRAIN_SPLIT=train_lossless] bench/prune-compare.sh [OUT_DIR] [extra pare prune args...]
+# Prunes the pretrained ResNet-20 with every criterion to the same FLOPs target and the same
+# fine-tuning budget in optimiser steps (pare prune's recovery defaults: distillation, BatchNorm
+# re-estimation, mean group scores, a recovery fine-tune) and prints the comparison table (for
+# BENCHMARKS.md).
+# Usage: [TRAIN_SPLIT=train_lossless] [BUDGET=726] bench/prune-compare.sh [OUT_DIR] [extra pare prune args...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env
 OUT=${1:-$PARE_CACHE/prune-compare-lossless}; shift || true
 SHARED=${SHARED:-../shared}
 TRAIN_SPLIT=${TRAIN_SPLIT:-train_lossless}
+BUDGET=${BUDGET:-726}
 cargo build --release -p pare -q || exit 1
 PARE="$CARGO_TARGET_DIR/release/pare"
 mkdir -p "$OUT"
-for c in attribution taylor-guided taylor l1 random; do
+for c in attribution taylor-guided taylor l1 bn-scale random; do
   start=$(date +%s)
   "$PARE" prune --model resnet20 --weights "$SHARED/models/resnet-cifar10/resnet20.safetensors" \
     --data "$SHARED/data/cifar10" --eval-split test_lossless --train-split "$TRAIN_SPLIT" --criterion "$c" \
-    --target-flops 0.5 --step 0.08 --finetune-steps 150 --finetune-lr 0.01 --batch-size 64 \
+    --target-flops 0.5 --budget "$BUDGET" --batch-size 64 \
     --calib-samples 256 --out "$OUT/$c" "$@" > "$OUT-$c.log" 2>&1 || echo "$c failed: see $OUT-$c.log" >&2
   echo "$c $(( $(date +%s) - start )) s" >> "$OUT-times.txt"
 done

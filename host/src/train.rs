@@ -26,9 +26,10 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>, smoothing: f64)
     }
 }
 
-/// Knowledge distillation (Hinton et al. 2015): `weight · T² · KL(softmax(t/T) ‖ softmax(s/T))
-/// + (1 − weight) · CE(s, labels)`, batch means, with `t` the teacher's and `s` the student's
-/// logits. The T² keeps the soft term's gradient scale independent of the temperature.
+/// Knowledge distillation (Hinton et al. 2015): the batch mean of
+/// `weight · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − weight) · CE(s, labels)`, with `t`
+/// the teacher's and `s` the student's logits. The T² keeps the soft term's gradient scale
+/// independent of the temperature.
 pub fn distillation_loss(
     student: Tensor<2>,
     teacher: Tensor<2>,

@@ -356,9 +356,11 @@ fn size_reached(t: &Target, cur: &Iteration, base_macs: u64, base_params: u64) -
         || t.params_reduction.is_some_and(|r| 1.0 - cur.params as f64 / base_params as f64 >= r - 1e-12)
 }
 
-/// The smallest removal count in `1..=tau` whose pruned architecture meets the MACs or
-/// parameter target, or `tau` when none does: the last iteration lands on the target
-/// instead of overshooting it. Bisection over the ranking (more removals never cost more).
+/// The smallest removal count in `1..=1.5·tau` whose pruned architecture meets the MACs or
+/// parameter target, or `tau` when none does: the last iteration lands on the target instead
+/// of overshooting it, and a remainder under half a step is taken now rather than costing a
+/// whole iteration (scoring and fine-tune) of its own. Bisection over the ranking (more
+/// removals never cost more).
 fn landing_tau(
     arch: &Arch,
     groups: &Groups,
@@ -375,10 +377,11 @@ fn landing_tau(
         t.flops_reduction.is_some_and(|r| 1.0 - m as f64 / base_macs as f64 >= r - 1e-12)
             || t.params_reduction.is_some_and(|r| 1.0 - p as f64 / base_params as f64 >= r - 1e-12)
     };
-    if !meets(tau) {
+    let reach = tau + tau / 2;
+    if !meets(reach) {
         return tau;
     }
-    let (mut lo, mut hi) = (1, tau);
+    let (mut lo, mut hi) = (1, reach);
     while lo < hi {
         let mid = (lo + hi) / 2;
         if meets(mid) {
