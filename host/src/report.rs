@@ -32,6 +32,15 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result
     Ok(crate::atomic::write(path, text.as_bytes())?)
 }
 
+/// What an iteration row was, beside its removal: the recovery fine-tune after the last removal.
+pub fn phase_label(it: &crate::prune::schedule::Iteration) -> &'static str {
+    match (it.recovery, it.removed) {
+        (false, _) => "",
+        (true, 0) => " (recovery)",
+        (true, _) => " (last removal + recovery)",
+    }
+}
+
 /// The seed-style tables of a pruning run: Top-1, MACs and params with pruning ratio per
 /// iteration, per-class accuracy original vs compressed, and kept channels per layer.
 pub fn prune_report(labels: &[String], state: &crate::prune::schedule::RunState, eval_source: &str) -> String {
@@ -47,7 +56,7 @@ pub fn prune_report(labels: &[String], state: &crate::prune::schedule::RunState,
         s += &format!(
             "| {}{} | {:.3} | {:.2} % | {:+.2} | {:.2} M | {:.1} % | {:.1} k | {:.1} % | {} | {:.0} s |\n",
             it.iteration,
-            if it.recovery { " (recovery)" } else { "" },
+            phase_label(it),
             it.kept_ratio,
             100.0 * it.top1,
             100.0 * (it.top1 - first.top1),

@@ -139,11 +139,20 @@ fn a_step_budget_is_spent_and_not_exceeded() {
     let state = small_run(&cfg);
     let steps: Vec<usize> = state.history.iter().map(|h| h.steps).collect();
     let total: usize = steps.iter().sum();
-    // 40 · 0.25 = 10, then 30 · 0.25 ≈ 8 for the two removals, the remaining 22 to recovery.
+    // 40 · 0.25 = 10 after the first removal; the second meets the target, so its fine-tune is
+    // the recovery and takes the remaining 30.
     assert!((36..=44).contains(&total), "within 10 % of 40: {steps:?}");
-    assert_eq!(steps, vec![0, 10, 8, 22]);
+    assert_eq!(steps, vec![0, 10, 30]);
     let last = state.history.last().unwrap();
-    assert!(last.recovery && last.removed == 0, "the run ends with a recovery fine-tune");
+    assert!(last.recovery && last.removed > 0, "the last removal's fine-tune is the recovery");
+
+    // Without a budget: --finetune-steps per removal, then a recovery row of --final-steps.
+    let cfg = PruneConfig { budget: None, finetune_steps: 3, final_steps: 5, ..cfg };
+    let state = small_run(&cfg);
+    let steps: Vec<usize> = state.history.iter().map(|h| h.steps).collect();
+    assert_eq!(steps, vec![0, 3, 3, 5]);
+    let last = state.history.last().unwrap();
+    assert!(last.recovery && last.removed == 0, "a recovery row of its own");
 }
 
 #[test]

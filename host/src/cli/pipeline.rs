@@ -31,9 +31,9 @@ pub struct PipelineArgs {
     #[arg(long)]
     pub step: Option<StepSize>,
     /// Fine-tuning budget of the pruning run: steps (2000), time (8m, 480s: scoring and
-    /// evaluation count) or epochs of --train-split (6ep); split between the iterations and a
+    /// evaluation count) or epochs of --train-split (9ep); split between the iterations and a
     /// recovery fine-tune after the last removal, always distilling from the original model.
-    #[arg(long, default_value = "6ep")]
+    #[arg(long, default_value = "9ep")]
     pub budget: Budget,
     /// Split for training / fine-tuning (e.g. `train_lossless`: ../shared's bit-exact images).
     #[arg(long, default_value = "train")]

@@ -165,7 +165,7 @@ impl Default for PruneConfig {
             batch_size: 64,
             seed: 0,
             finetune_steps: 100,
-            finetune_lr: 0.01,
+            finetune_lr: 0.005,
             max_iterations: 50,
             reduce: GroupReduce::Mean,
             min_width: 0.125,
@@ -196,7 +196,9 @@ pub struct Iteration {
     /// Optimiser steps of this iteration's fine-tune.
     #[serde(default)]
     pub steps: usize,
-    /// The recovery fine-tune after the last removal (removes nothing).
+    /// This iteration's fine-tune was the recovery after the last removal: a row of its own
+    /// (removes nothing), or, under a budget, the last removal's fine-tune taking all that
+    /// was left.
     #[serde(default)]
     pub recovery: bool,
 }
@@ -541,7 +543,15 @@ pub fn run(
         if cfg.bn_batches > 0 {
             pruned = recalibrate_batchnorm(pruned, data.train, cfg.bn_batches, cfg.batch_size, &ad);
         }
-        let ph = phase(cfg, per_epoch, &state.history, false, started.elapsed().as_secs_f64());
+        // Under a budget, the removal that meets the target is the last: its fine-tune is the
+        // recovery and takes everything left (one cosine, no second warm restart).
+        let last = cfg.budget.is_some() && {
+            let (m, p) = pruned.arch.cost().map_err(anyhow::Error::msg)?;
+            let kept = prunable_channels(&Groups::of(&pruned.arch).map_err(anyhow::Error::msg)?, cfg.internal_only);
+            let probe = Iteration { macs: m, params: p, kept_ratio: kept as f64 / n0, ..cur.clone() };
+            size_reached(t, &probe, base_macs, base_params)
+        };
+        let ph = phase(cfg, per_epoch, &state.history, last, started.elapsed().as_secs_f64());
         let Some((tuned, steps)) = finetune(pruned, cfg, data, &ph, teacher.as_ref(), state.history.len(), &ad, stop)
         else {
             // A half fine-tuned model is not a result: keep the last complete iteration.
@@ -568,6 +578,7 @@ pub fn run(
         let mut it = checkpoint(&tuned, &ev, k, kept_ratio, removed, cfg, (base_macs, base_params), out)?;
         it.seconds = started.elapsed().as_secs_f64();
         it.steps = steps;
+        it.recovery = last;
         log_iteration(&it, base_macs);
         state.history.push(it);
         crate::atomic::write(&state_path, serde_json::to_string_pretty(&state)?.as_bytes())?;
@@ -620,7 +631,7 @@ fn log_iteration(it: &Iteration, base_macs: u64) {
     eprintln!(
         "iteration {}{}: removed {}, φ {:.3}, top-1 {:.2} %, MACs {:.2} M (−{:.1} %), {} steps, {:.0} s",
         it.iteration,
-        if it.recovery { " (recovery)" } else { "" },
+        crate::report::phase_label(it),
         it.removed,
         it.kept_ratio,
         100.0 * it.top1,
