@@ -194,7 +194,11 @@ pub fn train(
         let mut order: Vec<usize> = (0..ds.len()).collect();
         order.shuffle(&mut rng);
         let n_steps = steps_per_epoch.min(total - step);
-        let bar = crate::progress::steps(n_steps as u64, &format!("epoch {}/{}", epoch + 1, cfg.epochs));
+        let label = match cfg.time_limit {
+            Some(l) if cfg.max_steps.is_none() => format!("epoch {} (until {l:.0} s)", epoch + 1),
+            _ => format!("epoch {}/{}", epoch + 1, cfg.epochs.min(total.div_ceil(steps_per_epoch.max(1)))),
+        };
+        let bar = crate::progress::steps(n_steps as u64, &label);
         let started = std::time::Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         let mut interrupted = false;
