@@ -36,7 +36,7 @@ pub enum Command {
     /// Score every conv filter (attribution, taylor-guided, taylor, l1, bn-scale, random).
     Score(score::ScoreArgs),
     /// Iteratively remove the weakest filters (physically), fine-tune, report.
-    Prune(prune::PruneArgs),
+    Prune(Box<prune::PruneArgs>),
     /// Fold BatchNorm, optionally quantise to int8, and write a .pare file for the device.
     Export(export::ExportArgs),
     /// Run a .pare file through the device runtime on this machine (host emulation).
@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Data(c) => data::run(c),
         Command::Score(a) => score::run(a),
-        Command::Prune(a) => prune::run(a),
+        Command::Prune(a) => prune::run(*a),
         Command::Export(a) => export::run(a),
         Command::Run(a) => run::run(a),
         Command::Flash(a) => flash::run(a),
