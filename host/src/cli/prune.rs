@@ -38,8 +38,9 @@ pub struct PruneArgs {
     #[arg(long)]
     pub cost_aware: bool,
     /// The whole run's fine-tuning budget: steps (2000), time (600s, 10m, 1h: scoring and
-    /// evaluation count) or epochs of --train-split (5ep). Each iteration's fine-tune takes
-    /// --iteration-share of what is left, a recovery fine-tune after the last removal the rest.
+    /// evaluation count) or epochs of --train-split (5ep). Each removal's fine-tune takes
+    /// --iteration-share of what is left; the removal that meets the target is the last, and its
+    /// fine-tune (the recovery) takes all the rest.
     /// Replaces --finetune-steps/--finetune-epochs/--final-steps.
     #[arg(long)]
     pub budget: Option<Budget>,
@@ -145,6 +146,12 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         if v.is_some_and(|v| !(v > 0.0 && v < 1.0)) {
             bail!("{name} must be a fraction in (0, 1)");
         }
+    }
+    if a.min_width.is_some_and(|w| !(0.0..1.0).contains(&w)) {
+        bail!("--min-width must be a fraction in [0, 1)");
+    }
+    if a.iteration_share.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
+        bail!("--iteration-share must be a fraction in (0, 1]");
     }
     let distill = match (a.no_distill, a.temperature, a.distill_weight) {
         (true, _, _) => None,
