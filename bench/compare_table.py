@@ -18,7 +18,7 @@ for c in ["attribution", "taylor-guided", "taylor", "l1", "bn-scale", "random"]:
         continue
     h = json.loads(f.read_text())["history"]
     first, last = h[0], h[-1]
-    removals = len([x for x in h[1:] if not x.get("recovery")])
+    removals = len([x for x in h[1:] if x["removed"] > 0])
     # A CIFAR ResNet's stream width is its layerN.0.conv2 output (stem for stage 1).
     ch = dict(last["channels"])
     streams = "/".join(str(ch.get(k, "?")) for k in ["conv1", "layer2.0.conv2", "layer3.0.conv2"])

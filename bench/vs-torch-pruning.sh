@@ -91,7 +91,7 @@ row("ResNet-56 unpruned", base_macs, base_params, h[0]["top1"],
 row(f"{tp['method']} ({'global' if tp['global_pruning'] else 'per-layer'}, 5 steps, then SGD)",
     tp["macs"], tp["params"], tp["top1_lossless"], tp["top1_test"], tp["seconds"])
 last = h[-1]
-row(f"pare prune {rep['config']['criterion']} ({len([x for x in h[1:] if not x.get('recovery')])} iterations)",
+row(f"pare prune {rep['config']['criterion']} ({len([x for x in h[1:] if x['removed'] > 0])} removals)",
     last["macs"], last["params"], last["top1"], pare_test, pare_s)
 print()
 print(f"Wall time: from the start of the pruning to the end of the last test_lossless evaluation "

@@ -38,6 +38,13 @@ pub struct ScoreArgs {
     pub iba_lr: f64,
     #[arg(long, default_value_t = 10.0)]
     pub iba_beta: f64,
+    /// Attribution: floor of the per-element std [default: 0.01, the IBA authors' value].
+    #[arg(long)]
+    pub iba_min_std: Option<f64>,
+    /// Attribution: elements non-zero in at most this share of calibration samples get no
+    /// capacity [default: 0.01; 0 keeps every element that was ever non-zero, -1 disables].
+    #[arg(long)]
+    pub iba_active_threshold: Option<f64>,
     /// Write `{"criterion", "normalize", "layers": {"<layer>": [...]}}`.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -53,7 +60,8 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
         lr: a.iba_lr,
         beta: a.iba_beta,
         per_layer: a.per_layer,
-        ..IbaConfig::default()
+        min_std: a.iba_min_std.unwrap_or(IbaConfig::default().min_std),
+        active_threshold: a.iba_active_threshold.unwrap_or(IbaConfig::default().active_threshold),
     };
     let cfg = ScoreConfig { criterion: a.criterion, calib: &calib, batch_size: a.batch_size, seed: a.seed, iba };
     let started = std::time::Instant::now();
