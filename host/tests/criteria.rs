@@ -155,19 +155,30 @@ fn group_scores_reduce_members_and_spearman_is_rank_correlation() {
 }
 
 #[test]
-fn closed_form_capacity_gradient_matches_autodiff() {
+fn closed_form_capacity_gradient_matches_autodiff_and_scalar_capacity_the_tensor_form() {
     use burn::tensor::activation::sigmoid;
     use burn::tensor::Distribution;
     use pare::prune::criteria::{capacity, capacity_grad};
+    // The capacity written as tensor operations, for autodiff to differentiate.
+    let capacity_t = |r_hat: Tensor<4>, lambda: Tensor<4>| {
+        let one_minus = lambda.clone().neg().add_scalar(1.0).clamp_min(1e-6);
+        let mu_z = lambda * r_hat;
+        one_minus.clone().log().neg() + (one_minus.powi_scalar(2) + mu_z.powi_scalar(2)).mul_scalar(0.5) - 0.5
+    };
     let ad = Device::flex().autodiff();
     ad.seed(3);
     let alpha: Tensor<4> = Tensor::random([2, 3, 4, 4], Distribution::Uniform(-4.0, 6.0), &ad).require_grad();
     let r_hat: Tensor<4> = Tensor::random([2, 3, 4, 4], Distribution::Normal(0.0, 2.0), &ad);
-    let grads = capacity(r_hat.clone(), sigmoid(alpha.clone())).sum().backward();
+    let cap = capacity_t(r_hat.clone(), sigmoid(alpha.clone()));
+    let cap_values: Vec<f32> = cap.clone().inner().into_data().convert::<f32>().iter::<f32>().collect();
+    let grads = cap.sum().backward();
     let vec = |t: Tensor<4>| t.into_data().convert::<f32>().iter::<f32>().collect::<Vec<_>>();
     let auto = vec(alpha.grad(&grads).unwrap());
     let (lambda, r_hat) = (vec(sigmoid(alpha.inner())), vec(r_hat.inner()));
-    for ((a, l), r) in auto.iter().zip(&lambda).zip(&r_hat) {
+    for (((a, l), r), c) in auto.iter().zip(&lambda).zip(&r_hat).zip(&cap_values) {
+        // The scalar capacity the scores use equals the tensor form.
+        let scalar = capacity(f64::from(*l), f64::from(*r));
+        assert!((scalar - f64::from(*c)).abs() < 1e-4 * (1.0 + scalar.abs()), "capacity {scalar} vs {c}");
         let closed = capacity_grad(*l, *r);
         assert!((a - closed).abs() < 1e-4, "autodiff {a} vs closed form {closed} (λ {l}, r̂ {r})");
     }

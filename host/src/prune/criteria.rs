@@ -253,10 +253,7 @@ impl SiteStats {
                 continue;
             }
             let r_hat = f64::from((r - self.mean[e]) / self.std[e]);
-            let l = f64::from(l);
-            let om = (1.0 - l).max(1e-6);
-            let cap = -om.ln() + 0.5 * (om * om + (l * r_hat).powi(2)) - 0.5;
-            out[e / (h * w).max(1)] += cap / std::f64::consts::LN_2;
+            out[e / (h * w).max(1)] += capacity(f64::from(l), r_hat) / std::f64::consts::LN_2;
         }
         out
     }
@@ -310,11 +307,11 @@ fn activation_stats(
         .collect()
 }
 
-/// IBA capacity per element, in nats: KL(N(λr̂, (1−λ)²) ‖ N(0, 1)) with r̂ = (R − μ)/σ.
-pub fn capacity(r_hat: Tensor<4>, lambda: Tensor<4>) -> Tensor<4> {
-    let one_minus = lambda.clone().neg().add_scalar(1.0).clamp_min(1e-6);
-    let mu_z = lambda * r_hat;
-    one_minus.clone().log().neg() + (one_minus.powi_scalar(2) + mu_z.powi_scalar(2)).mul_scalar(0.5) - 0.5
+/// IBA capacity of one element, in nats: KL(N(λr̂, (1−λ)²) ‖ N(0, 1)) with r̂ = (R − μ)/σ
+/// (1 − λ floored at 1e-6).
+pub fn capacity(lambda: f64, r_hat: f64) -> f64 {
+    let om = (1.0 - lambda).max(1e-6);
+    -om.ln() + 0.5 * (om * om + (lambda * r_hat).powi(2)) - 0.5
 }
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {

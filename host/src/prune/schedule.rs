@@ -351,11 +351,17 @@ pub struct RunData<'a> {
     pub eval: &'a Dataset,
 }
 
-/// Whether `cur` meets the size part of the target (MACs, parameters, kept ratio).
-fn size_reached(t: &Target, cur: &Iteration, base_macs: u64, base_params: u64) -> bool {
-    t.kept_ratio.is_some_and(|r| cur.kept_ratio <= r + 1e-9)
-        || t.flops_reduction.is_some_and(|r| 1.0 - cur.macs as f64 / base_macs as f64 >= r - 1e-12)
-        || t.params_reduction.is_some_and(|r| 1.0 - cur.params as f64 / base_params as f64 >= r - 1e-12)
+/// Whether a model of `macs`/`params` (and kept ratio, when known) meets the size part of the
+/// target against the original `base`.
+fn size_met(
+    t: &Target,
+    (macs, params): (u64, u64),
+    kept_ratio: Option<f64>,
+    (base_macs, base_params): (u64, u64),
+) -> bool {
+    t.kept_ratio.zip(kept_ratio).is_some_and(|(r, k)| k <= r + 1e-9)
+        || t.flops_reduction.is_some_and(|r| 1.0 - macs as f64 / base_macs as f64 >= r - 1e-12)
+        || t.params_reduction.is_some_and(|r| 1.0 - params as f64 / base_params as f64 >= r - 1e-12)
 }
 
 /// The smallest removal count in `1..=1.5·tau` whose pruned architecture meets the MACs or
@@ -367,17 +373,17 @@ fn landing_tau(
     arch: &Arch,
     groups: &Groups,
     t: &Target,
-    (base_macs, base_params): (u64, u64),
+    base: (u64, u64),
     tau: usize,
     pick: &dyn Fn(usize) -> Vec<Vec<usize>>,
 ) -> usize {
     if t.flops_reduction.is_none() && t.params_reduction.is_none() {
         return tau;
     }
+    // The kept ratio is the step's own business (`tau` is clamped to it): MACs/params only.
     let meets = |n: usize| {
-        let (m, p) = pruned_arch(arch, groups, &pick(n)).cost().unwrap_or((u64::MAX, u64::MAX));
-        t.flops_reduction.is_some_and(|r| 1.0 - m as f64 / base_macs as f64 >= r - 1e-12)
-            || t.params_reduction.is_some_and(|r| 1.0 - p as f64 / base_params as f64 >= r - 1e-12)
+        let cost = pruned_arch(arch, groups, &pick(n)).cost().unwrap_or((u64::MAX, u64::MAX));
+        size_met(t, cost, None, base)
     };
     let reach = tau + tau / 2;
     if !meets(reach) {
@@ -499,7 +505,7 @@ pub fn run(
         if cur.recovery {
             break;
         }
-        if size_reached(t, &cur, base_macs, base_params) {
+        if size_met(t, (cur.macs, cur.params), Some(cur.kept_ratio), (base_macs, base_params)) {
             target_met = true;
             break;
         }
@@ -543,14 +549,12 @@ pub fn run(
         if cfg.bn_batches > 0 {
             pruned = recalibrate_batchnorm(pruned, data.train, cfg.bn_batches, cfg.batch_size, &ad);
         }
+        let kept_ratio =
+            prunable_channels(&Groups::of(&pruned.arch).map_err(anyhow::Error::msg)?, cfg.internal_only) as f64 / n0;
         // Under a budget, the removal that meets the target is the last: its fine-tune is the
         // recovery and takes everything left (one cosine, no second warm restart).
-        let last = cfg.budget.is_some() && {
-            let (m, p) = pruned.arch.cost().map_err(anyhow::Error::msg)?;
-            let kept = prunable_channels(&Groups::of(&pruned.arch).map_err(anyhow::Error::msg)?, cfg.internal_only);
-            let probe = Iteration { macs: m, params: p, kept_ratio: kept as f64 / n0, ..cur.clone() };
-            size_reached(t, &probe, base_macs, base_params)
-        };
+        let last = cfg.budget.is_some()
+            && size_met(t, pruned.arch.cost().map_err(anyhow::Error::msg)?, Some(kept_ratio), (base_macs, base_params));
         let ph = phase(cfg, per_epoch, &state.history, last, started.elapsed().as_secs_f64());
         let Some((tuned, steps)) = finetune(pruned, cfg, data, &ph, teacher.as_ref(), state.history.len(), &ad, stop)
         else {
@@ -564,8 +568,6 @@ pub fn run(
         };
         let ev = evaluate(&tuned, data.eval, cfg.batch_size, device);
         let k = state.history.len();
-        let kept_ratio =
-            prunable_channels(&Groups::of(&tuned.arch).map_err(anyhow::Error::msg)?, cfg.internal_only) as f64 / n0;
         if t.max_accuracy_drop.is_some_and(|d| 100.0 * (base_top1 - ev.top1) > d) {
             eprintln!(
                 "iteration {k}: top-1 {:.2} % drops more than the allowed {:.2} points; keeping iteration {}",
@@ -680,7 +682,7 @@ fn finetune(
     ad: &Device,
     stop: &AtomicBool,
 ) -> Option<(Net, usize)> {
-    if ph.is_empty() || (ph.steps.is_none() && ph.seconds.is_none()) {
+    if ph.is_empty() {
         return Some((net.valid(), 0));
     }
     let per_epoch = data.train.len().div_ceil(cfg.batch_size).max(1);
