@@ -1,10 +1,13 @@
 """The same training-step and inference benchmark as `pare bench train`, in PyTorch on the CPU.
 
 Models are built exactly like pare's zoo: VGG-16-BN for CIFAR (13 conv+BN+ReLU, 5 max pools,
-one linear layer) and the CIFAR ResNets with option-A shortcuts.
+one linear layer) and the CIFAR ResNets with option-A shortcuts. MODEL may also be a pare
+checkpoint (`.safetensors` with the `pare.arch` metadata, e.g. a pruned network): its
+architecture is then built node by node, so both frameworks train the same pruned shapes.
 Usage: python pytorch_bench.py MODEL BATCH STEPS
 """
 import json
+import struct
 import sys
 import time
 
@@ -60,11 +63,105 @@ class ResNetCifar(nn.Module):
         return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+class ArchNet(nn.Module):
+    """pare's architecture-as-data (host/src/model/arch.rs), interpreted node by node."""
+
+    def __init__(self, arch):
+        super().__init__()
+        self.nodes = arch["nodes"]
+        shapes, mods = [], nn.ModuleList()
+        src = lambda s: arch["input"]["c"] if s == "Input" else shapes[s["Node"]]
+        for node in self.nodes:
+            (kind, n), = node.items()
+            if kind == "Conv":
+                cin = src(n["input"])
+                mods.append(nn.Sequential(nn.Conv2d(cin, n["out"], n["kernel"], n["stride"], n["padding"], bias=False),
+                                          nn.BatchNorm2d(n["out"])))
+                shapes.append(n["out"])
+            elif kind == "Linear":
+                mods.append(nn.Linear(src(n["input"]), n["out"]))
+                shapes.append(n["out"])
+            elif kind == "Place":
+                mods.append(nn.Identity())
+                shapes.append(n["out"])
+            elif kind in ("MaxPool", "AvgPool", "GlobalAvgPool"):
+                mods.append(nn.Identity())
+                shapes.append(src(n["input"]))
+            elif kind == "Add":
+                mods.append(nn.Identity())
+                shapes.append(src(n["a"]))
+            else:
+                raise ValueError(f"unknown node kind {kind}")
+        self.mods = mods
+        # Option-A placement as an index map: input channel i goes to output channel channels[i].
+        for i, node in enumerate(self.nodes):
+            if "Place" in node:
+                ch = node["Place"]["channels"]
+                self.register_buffer(f"place{i}_src", torch.tensor([j for j, c in enumerate(ch) if c is not None]))
+                self.register_buffer(f"place{i}_dst", torch.tensor([c for c in ch if c is not None]))
+
+    def forward(self, x):
+        outs = []
+        get = lambda s: x if s == "Input" else outs[s["Node"]]
+        for i, (node, mod) in enumerate(zip(self.nodes, self.mods)):
+            (kind, n), = node.items()
+            if kind == "Conv":
+                y = mod(get(n["input"]))
+                y = F.relu(y) if n["relu"] else y
+            elif kind == "MaxPool":
+                y = F.max_pool2d(get(n["input"]), n["kernel"], n["stride"])
+            elif kind == "AvgPool":
+                y = F.avg_pool2d(get(n["input"]), n["kernel"], n["stride"])
+            elif kind == "GlobalAvgPool":
+                y = F.adaptive_avg_pool2d(get(n["input"]), 1)
+            elif kind == "Add":
+                y = get(n["a"]) + get(n["b"])
+                y = F.relu(y) if n["relu"] else y
+            elif kind == "Place":
+                z = get(n["input"])[:, :, :: n["stride"], :: n["stride"]]
+                y = z.new_zeros(z.shape[0], n["out"], z.shape[2], z.shape[3])
+                y[:, getattr(self, f"place{i}_dst")] = z[:, getattr(self, f"place{i}_src")]
+            elif kind == "Linear":
+                y = mod(get(n["input"]).flatten(1))
+            outs.append(y)
+        return outs[-1]
+
+
+def from_checkpoint(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    return ArchNet(json.loads(header["__metadata__"]["pare.arch"]))
+
+
+def macs(model, shape=(1, 3, 32, 32)):
+    """Multiply-accumulates of convolutions and linear layers, counted with forward hooks."""
+    total = [0]
+
+    def hook(m, inp, out):
+        if isinstance(m, nn.Conv2d):
+            total[0] += out.numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+        elif isinstance(m, nn.Linear):
+            total[0] += m.in_features * m.out_features
+
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(torch.zeros(shape))
+    for h in hs:
+        h.remove()
+    return total[0]
+
+
 def main():
     name, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    model = vgg16() if name == "vgg16" else ResNetCifar(int(name.removeprefix("resnet")))
+    if name.endswith(".safetensors"):
+        model = from_checkpoint(name)
+    elif name == "vgg16":
+        model = vgg16()
+    else:
+        model = ResNetCifar(int(name.removeprefix("resnet")))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     y = torch.arange(batch) % 10
 
@@ -90,7 +187,8 @@ def main():
             model(x)
         infer = steps * batch / (time.perf_counter() - t)
     print(f"pytorch {torch.__version__} {name} batch {batch}: train {train:.1f} img/s, inference {infer:.1f} img/s")
-    print(json.dumps({"framework": f"pytorch {torch.__version__}", "model": name, "batch": batch, "train_img_s": train, "infer_img_s": infer}))
+    print(json.dumps({"framework": f"pytorch {torch.__version__}", "model": name, "batch": batch, "train_img_s": train, "infer_img_s": infer,
+                      "macs": macs(model.eval()), "threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ pub mod emulate;
 pub mod export;
 pub mod flash;
 pub mod gpu;
+pub mod libtorch;
 pub mod model;
 pub mod plots;
 pub mod progress;

@@ -1,6 +1,8 @@
-//! burn-wgpu against burn-flex: the same weights and input give the same logits (within 1e-4),
-//! and one training step gives the same loss and weights. On a machine without a GPU this runs
-//! on Mesa's lavapipe (`scripts/setup` installs it); `PARE_SKIP_GPU=1` skips it, loudly.
+//! burn-wgpu and libtorch against burn-flex: the same weights and input give the same logits
+//! (within 1e-4), and one training step gives the same loss and weights. On a machine without a
+//! GPU wgpu runs on Mesa's lavapipe (`scripts/setup` installs it); `PARE_SKIP_GPU=1` skips it,
+//! loudly. libtorch runs in a pare built with `--features libtorch` (`scripts/test` does when
+//! `scripts/build-libtorch` has installed PyTorch); without the feature its tests say SKIPPED.
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, SgdConfig};
@@ -17,7 +19,22 @@ fn gpu() -> Option<Device> {
     }
     match pare::gpu::open() {
         Ok(d) => Some(d),
+        Err(e @ pare::gpu::GpuError::NotBuilt) => {
+            eprintln!("\n!!!!!!!! SKIPPED: burn-wgpu is not compared with burn-flex: {e} !!!!!!!!\n");
+            None
+        }
         Err(e) => panic!("{e}\n(set PARE_SKIP_GPU=1 to skip the GPU tests on this machine)"),
+    }
+}
+
+/// libtorch's CPU device, or `None` after a loud skip in a build without it.
+fn libtorch() -> Option<Device> {
+    match pare::libtorch::open() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("\n!!!!!!!! SKIPPED: libtorch is not compared with burn-flex: {e} !!!!!!!!\n");
+            None
+        }
     }
 }
 
@@ -37,28 +54,50 @@ fn input(batch: usize, seed: u64) -> TensorData {
 #[test]
 fn wgpu_forward_matches_flex_for_every_model_family() {
     let Some(gpu) = gpu() else { return };
-    let flex = Device::flex();
-    for (i, name) in ["tiny", "resnet8", "resnet20", "resnet18", "vgg16"].into_iter().enumerate() {
-        let on_flex = random_net(name, 10 + i as u64, &flex).valid();
-        // Loaded independently from the same tensors, not moved: the GPU copy has its own path.
-        let on_gpu = weights::from_tensors(&on_flex.arch, &weights::to_tensors(&on_flex), &gpu).unwrap().valid();
-        let x = input(4, i as u64);
-        let a = on_flex.forward(Tensor::from_data(x.clone(), &flex)).into_data().try_to_vec::<f32>().unwrap();
-        let b = on_gpu.forward(Tensor::from_data(x, &gpu)).into_data().try_to_vec::<f32>().unwrap();
-        let d = rel_diff(&a, &b);
-        eprintln!("{name}: flex vs wgpu logits, max relative difference {d:.2e}");
-        assert!(d <= 1e-4, "{name}: wgpu logits differ from flex by {d:e} (relative)");
-    }
+    forward_matches_flex(gpu, "wgpu");
+}
+
+#[test]
+fn libtorch_forward_matches_flex_for_every_model_family() {
+    let Some(torch) = libtorch() else { return };
+    forward_matches_flex(torch, "libtorch");
 }
 
 #[test]
 fn wgpu_training_step_matches_flex() {
     let Some(gpu) = gpu() else { return };
+    training_step_matches_flex(gpu, "wgpu");
+}
+
+/// Covers libtorch's patched kernels (vendor/burn-tch): ATen's convolution and batch-norm
+/// backward and `threshold_backward` for ReLU.
+#[test]
+fn libtorch_training_step_matches_flex() {
+    let Some(torch) = libtorch() else { return };
+    training_step_matches_flex(torch, "libtorch");
+}
+
+fn forward_matches_flex(other: Device, label: &str) {
+    let flex = Device::flex();
+    for (i, name) in ["tiny", "resnet8", "resnet20", "resnet18", "vgg16"].into_iter().enumerate() {
+        let on_flex = random_net(name, 10 + i as u64, &flex).valid();
+        // Loaded independently from the same tensors, not moved: the other copy has its own path.
+        let on_other = weights::from_tensors(&on_flex.arch, &weights::to_tensors(&on_flex), &other).unwrap().valid();
+        let x = input(4, i as u64);
+        let a = on_flex.forward(Tensor::from_data(x.clone(), &flex)).into_data().try_to_vec::<f32>().unwrap();
+        let b = on_other.forward(Tensor::from_data(x, &other)).into_data().try_to_vec::<f32>().unwrap();
+        let d = rel_diff(&a, &b);
+        eprintln!("{name}: flex vs {label} logits, max relative difference {d:.2e}");
+        assert!(d <= 1e-4, "{name}: {label} logits differ from flex by {d:e} (relative)");
+    }
+}
+
+fn training_step_matches_flex(other: Device, label: &str) {
     let start = random_net("resnet8", 3, &Device::flex());
     let start_tensors = weights::to_tensors(&start);
     let before: Vec<f32> = start_tensors.values().flat_map(|(_, v)| v.iter().copied()).collect();
     let mut runs = Vec::new();
-    for device in [Device::flex(), gpu] {
+    for device in [Device::flex(), other] {
         let ad = device.autodiff();
         let net = weights::from_tensors(&start.arch, &start_tensors, &ad).unwrap();
         let x = Tensor::<4>::from_data(input(8, 1), &ad);
@@ -77,9 +116,9 @@ fn wgpu_training_step_matches_flex() {
             weights::to_tensors(&net).into_values().flat_map(|(_, v)| v).zip(&before).map(|(a, b)| a - b).collect();
         runs.push((loss_value, delta));
     }
-    let ((l_flex, d_flex), (l_gpu, d_gpu)) = (&runs[0], &runs[1]);
-    let d = rel_diff(d_flex, d_gpu);
-    eprintln!("training step: loss flex {l_flex} wgpu {l_gpu}; update max relative difference {d:.2e}");
-    assert!((l_flex - l_gpu).abs() <= 1e-4 * l_flex.abs().max(1.0), "loss {l_flex} vs {l_gpu}");
-    assert!(d <= 1e-4, "the wgpu update differs from flex's by {d:e} (relative)");
+    let ((l_flex, d_flex), (l_other, d_other)) = (&runs[0], &runs[1]);
+    let d = rel_diff(d_flex, d_other);
+    eprintln!("training step: loss flex {l_flex} {label} {l_other}; update max relative difference {d:.2e}");
+    assert!((l_flex - l_other).abs() <= 1e-4 * l_flex.abs().max(1.0), "loss {l_flex} vs {l_other}");
+    assert!(d <= 1e-4, "the {label} update differs from flex's by {d:e} (relative)");
 }

@@ -13,6 +13,8 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 pub enum BenchCommand {
     /// Training-step and inference throughput on random data.
     Train {
+        /// A zoo model, or a pare checkpoint (`.safetensors`, e.g. a pruned network) whose
+        /// architecture is trained from a fresh initialisation.
         #[arg(long, default_value = "resnet56")]
         model: String,
         #[arg(long, default_value_t = 64)]
@@ -30,7 +32,13 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     let dev = device.device()?;
     let ad = dev.clone().autodiff();
     ad.seed(0);
-    let arch = zoo_arch(&model)?;
+    let arch = if model.ends_with(".safetensors") {
+        let path = std::path::Path::new(&model);
+        crate::model::weights::load_checkpoint(path, &dev)?.0.arch
+    } else {
+        zoo_arch(&model)?
+    };
+    let (macs, _params) = arch.cost().map_err(anyhow::Error::msg)?;
     let mut net = Net::init(&arch, &ad).map_err(anyhow::Error::msg)?;
     let mut optim =
         SgdConfig::new().with_momentum(Some(MomentumConfig { momentum: 0.9, dampening: 0.0, nesterov: true })).init();
@@ -61,10 +69,10 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
         let _ = eval.forward(x.clone()).into_data();
     }
     let infer = (steps * batch) as f64 / t.elapsed().as_secs_f64();
-    println!("pare {model} batch {batch} {device:?}: train {train:.1} img/s, inference {infer:.1} img/s");
+    println!("pare {model} batch {batch} {}: train {train:.1} img/s, inference {infer:.1} img/s", device.backend_name());
     println!(
         "{}",
-        serde_json::json!({"framework": match device { DeviceKind::Cpu => "pare/burn-flex", DeviceKind::Gpu => "pare/burn-wgpu" }, "model": model, "batch": batch, "train_img_s": train, "infer_img_s": infer})
+        serde_json::json!({"framework": device.backend_name(), "model": model, "batch": batch, "train_img_s": train, "infer_img_s": infer, "macs": macs})
     );
     Ok(())
 }
