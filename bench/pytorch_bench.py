@@ -97,8 +97,8 @@ class ArchNet(nn.Module):
         for i, node in enumerate(self.nodes):
             if "Place" in node:
                 ch = node["Place"]["channels"]
-                self.register_buffer(f"place{i}_src", torch.tensor([j for j, c in enumerate(ch) if c is not None]))
-                self.register_buffer(f"place{i}_dst", torch.tensor([c for c in ch if c is not None]))
+                self.register_buffer(f"place{i}_src", torch.tensor([j for j, c in enumerate(ch) if c is not None], dtype=torch.long))
+                self.register_buffer(f"place{i}_dst", torch.tensor([c for c in ch if c is not None], dtype=torch.long))
 
     def forward(self, x):
         outs = []

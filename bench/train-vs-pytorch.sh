@@ -4,12 +4,14 @@
 # models, batch, threads and random data. Rows: VGG-16 and ResNet-56 at batch 64, and a pruned
 # ResNet-56 (>= 2.5x fewer MACs, the same pruned architecture in both frameworks: PyTorch builds
 # it from the checkpoint's `pare.arch`) at batch 128.
-# Usage: bench/train-vs-pytorch.sh [STEPS] — prints Markdown rows for BENCHMARKS.md.
+# Usage: bench/train-vs-pytorch.sh [STEPS] — prints a Markdown table for BENCHMARKS.md.
+#   REPEATS=3 rounds (medians).
 #   PRUNED=path.safetensors picks the pruned network (default: made here with l1, synthetic data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env
 STEPS=${1:-10}
+REPEATS=${REPEATS:-3}
 VENV="$PARE_CACHE/torch-venv"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
@@ -21,28 +23,42 @@ TORCH_PARE="$PARE_CACHE/target-tch/release/pare"
 [ -x "$TORCH_PARE" ] || { echo "(pare with libtorch not built: scripts/build-libtorch; its columns are empty)" >&2; TORCH_PARE=""; }
 PRUNED=${PRUNED:-$PARE_CACHE/bench-pruned-resnet56/final.safetensors}
 if [ ! -f "$PRUNED" ]; then
-  "$FLEX" prune --model resnet56 --data synthetic --criterion l1 --target-flops 0.38 --budget 0 \
-    --final-steps 0 --out "$(dirname "$PRUNED")" >/dev/null
+  "$FLEX" prune --model resnet56 --data synthetic --criterion l1 --target-flops 0.62 --finetune-steps 0 \
+    --no-distill --out "$(dirname "$PRUNED")" >/dev/null
 fi
-echo "| model | batch | MACs (M) | pare flex train | pare libtorch train | PyTorch $("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])') train | libtorch/PyTorch | pare flex inference | pare libtorch inference | PyTorch inference | libtorch/PyTorch |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-run() {  # model batch
-  local f t p
-  f=$("$FLEX" bench train --model "$1" --batch "$2" --steps "$STEPS" --device flex | tail -1)
-  t='{}'
-  [ -n "$TORCH_PARE" ] && t=$("$TORCH_PARE" bench train --model "$1" --batch "$2" --steps "$STEPS" --device libtorch | tail -1)
-  p=$("$VENV/bin/python" bench/pytorch_bench.py "$1" "$2" "$STEPS" 2>/dev/null | tail -1)
-  python3 - "$1" "$f" "$t" "$p" <<'PY'
-import json, os, sys
-name, f, t, p = sys.argv[1], *map(json.loads, sys.argv[2:])
-name = "pruned resnet56" if name.endswith(".safetensors") else name
-assert f["macs"] == p["macs"], f"pare counts {f['macs']} MACs, PyTorch {p['macs']}: not the same network"
-g = lambda d, k: f"{d[k]:.1f}" if k in d else "—"
-r = lambda k: f"{t[k] / p[k]:.2f}×" if k in t else "—"
-print(f"| {name} | {f['batch']} | {f['macs'] / 1e6:.2f} | {g(f, 'train_img_s')} | {g(t, 'train_img_s')} | {g(p, 'train_img_s')} | {r('train_img_s')} "
-      f"| {g(f, 'infer_img_s')} | {g(t, 'infer_img_s')} | {g(p, 'infer_img_s')} | {r('infer_img_s')} |")
+TORCH_VERSION=$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')
+OUT=$(mktemp -d)
+# Rounds interleave the three frameworks so that a slow spell of this shared machine hits all of
+# them; the table shows each column's median over the rounds.
+for round in $(seq "$REPEATS"); do
+  for spec in vgg16:64 resnet56:64 "$PRUNED:128"; do
+    model=${spec%:*} batch=${spec##*:} key=$(basename "$model" .safetensors)-$batch
+    "$FLEX" bench train --model "$model" --batch "$batch" --steps "$STEPS" --device flex | tail -1 >>"$OUT/$key.flex"
+    [ -n "$TORCH_PARE" ] && "$TORCH_PARE" bench train --model "$model" --batch "$batch" --steps "$STEPS" --device libtorch | tail -1 >>"$OUT/$key.libtorch"
+    "$VENV/bin/python" bench/pytorch_bench.py "$model" "$batch" "$STEPS" 2>/dev/null | tail -1 >>"$OUT/$key.pytorch"
+  done
+done
+python3 - "$OUT" "$TORCH_VERSION" "$REPEATS" vgg16-64 resnet56-64 "$(basename "$PRUNED" .safetensors)-128" <<'PY'
+import json, os, statistics, sys
+out, version, repeats, keys = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+def runs(key, fw):
+    path = os.path.join(out, f"{key}.{fw}")
+    return [json.loads(l) for l in open(path)] if os.path.exists(path) else []
+print(f"| model | batch | MACs (M) | pare flex train | pare libtorch train | PyTorch {version} train | libtorch/PyTorch "
+      f"| pare flex inference | pare libtorch inference | PyTorch inference | libtorch/PyTorch |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for i, key in enumerate(keys):
+    f, t, p = runs(key, "flex"), runs(key, "libtorch"), runs(key, "pytorch")
+    assert f[0]["macs"] == p[0]["macs"], f"pare counts {f[0]['macs']} MACs, PyTorch {p[0]['macs']}: not the same network"
+    med = lambda rs, k: statistics.median(r[k] for r in rs) if rs else None
+    cell = lambda v: "—" if v is None else f"{v:.1f}"
+    ratio = lambda a, b: "—" if a is None else f"{a / b:.2f}×"
+    name = "pruned resnet56" if i == 2 else f[0]["model"]
+    row = [name, str(f[0]["batch"]), f"{f[0]['macs'] / 1e6:.2f}"]
+    for k in ("train_img_s", "infer_img_s"):
+        a, b, c = med(f, k), med(t, k), med(p, k)
+        row += [cell(a), cell(b), cell(c), ratio(b, c)]
+    print("| " + " | ".join(row) + " |")
+print(f"\nMedians of {repeats} interleaved rounds; threads: 2 (pare: burn's default on this machine, PyTorch: set_num_threads(2)).")
 PY
-}
-run vgg16 64
-run resnet56 64
-run "$PRUNED" 128
+rm -rf "$OUT"
