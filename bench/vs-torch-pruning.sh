@@ -12,6 +12,8 @@
 # bench/train-vs-pytorch.sh uses; outputs and logs go to $PARE_CACHE/vs-torch-pruning.
 # Usage: bench/vs-torch-pruning.sh [BUDGET]   — BUDGET is wall-clock time: 50m (default), 600s, 1h.
 #   SHARED=DIR overrides ../shared (models/resnet-cifar10, data/cifar10).
+#   PARE=path runs that pare binary, e.g. the libtorch build of scripts/build-libtorch
+#   ($PARE_CACHE/target-tch/release/pare); default: the default build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env
@@ -38,8 +40,12 @@ fi
 "$VENV/bin/python" -c 'import torch' 2>/dev/null || "$VENV/bin/pip" install -q torch
 "$VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("torch-pruning") != "1.6.1")' 2>/dev/null \
   || "$VENV/bin/pip" install -q torch-pruning==1.6.1
-cargo build --release -p pare -q
-PARE="$CARGO_TARGET_DIR/release/pare"
+if [ -z "${PARE:-}" ]; then
+  cargo build --release -p pare -q
+  PARE="$CARGO_TARGET_DIR/release/pare"
+fi
+BACKEND=$("$PARE" bench train --model tiny --batch 2 --steps 1 | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["framework"])')
+echo "$BACKEND" > "$OUT.backend"
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -64,6 +70,7 @@ logged "$OUT/torch-pruning.log" "$VENV/bin/python" bench/torch_pruning_resnet56.
 echo $(( $(date +%s) - start )) > "$OUT/torch-pruning-process-seconds"
 grep -E '^(unpruned|pruned|final):' "$OUT/torch-pruning.log" >&2 || true
 
+mv "$OUT.backend" "$OUT/pare-backend"
 python3 - "$OUT" "$BUDGET" "$BUDGET_S" <<'PY' | tee "$OUT/table.md"
 import json, pathlib, sys
 out, budget, budget_s = pathlib.Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
@@ -91,7 +98,8 @@ row("ResNet-56 unpruned", base_macs, base_params, h[0]["top1"],
 row(f"{tp['method']} ({'global' if tp['global_pruning'] else 'per-layer'}, 5 steps, then SGD)",
     tp["macs"], tp["params"], tp["top1_lossless"], tp["top1_test"], tp["seconds"])
 last = h[-1]
-row(f"pare prune {rep['config']['criterion']} ({len([x for x in h[1:] if x['removed'] > 0])} removals)",
+backend = (out / "pare-backend").read_text().strip().removeprefix("pare/")
+row(f"pare prune {rep['config']['criterion']} ({len([x for x in h[1:] if x['removed'] > 0])} removals, {backend})",
     last["macs"], last["params"], last["top1"], pare_test, pare_s)
 print()
 print(f"Wall time: from the start of the pruning to the end of the last test_lossless evaluation "

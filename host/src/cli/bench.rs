@@ -69,7 +69,10 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
         let _ = eval.forward(x.clone()).into_data();
     }
     let infer = (steps * batch) as f64 / t.elapsed().as_secs_f64();
-    println!("pare {model} batch {batch} {}: train {train:.1} img/s, inference {infer:.1} img/s", device.backend_name());
+    println!(
+        "pare {model} batch {batch} {}: train {train:.1} img/s, inference {infer:.1} img/s",
+        device.backend_name()
+    );
     println!(
         "{}",
         serde_json::json!({"framework": device.backend_name(), "model": model, "batch": batch, "train_img_s": train, "infer_img_s": infer, "macs": macs})
