@@ -52,6 +52,24 @@ pub fn fold_conv(t: &weights::Tensors, name: &str, bn: &str) -> Folded {
     Folded { weights, bias, out: o }
 }
 
+/// Refuses weights that would export to a silently wrong model: a NaN or infinity in any tensor,
+/// or a negative BatchNorm variance, named with its tensor and index.
+pub fn check_weights(t: &weights::Tensors) -> anyhow::Result<()> {
+    for (name, (_, v)) in t {
+        if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            anyhow::bail!("tensor `{name}` holds {x} at index {i}; the model cannot be exported (fix or retrain it)");
+        }
+        if name.ends_with("running_var") {
+            if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| **x < 0.0) {
+                anyhow::bail!(
+                    "BatchNorm variance `{name}` is negative ({x}) at index {i}; the model cannot be exported"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Builds the `.pare` bytes. `calibration` is required for int8 (min/max ranges).
 pub fn export(
     net: &Net,
@@ -73,6 +91,7 @@ pub fn export_with(
     let arch = &net.arch;
     let shapes = arch.shapes().map_err(anyhow::Error::msg)?;
     let t = weights::to_tensors(net);
+    check_weights(&t)?;
     let ranges = match quant {
         Quant::F32 => None,
         Quant::Int8 => {
@@ -108,6 +127,12 @@ pub fn export_with(
         match node {
             Node::Conv { name, bn, input: src, kernel, stride, padding, relu, .. } => {
                 let f = fold_conv(&t, name, bn);
+                if f.weights.iter().chain(&f.bias).any(|x| !x.is_finite()) {
+                    anyhow::bail!(
+                        "conv `{name}`: folding BatchNorm `{bn}` into its weights overflows f32 \
+                         (a weight or scale near 3e38); the model cannot be exported"
+                    );
+                }
                 let (k, s, p) = (*kernel as u32, *stride as u32, *padding as u32);
                 let (x, y) = (bi(*src), b.buffer_info(out).unwrap_or(Buffer::f32(1, 1, 1)));
                 let enc = quantize::layer(&f, &x, &y, q.is_some());
