@@ -82,3 +82,35 @@ fn boards_lists_flash_and_ram() {
         "{out}"
     );
 }
+
+/// Issue 15, item 11: counts of zero are refused before any work, `flash --dry-run` (which only
+/// prints the commands) succeeds, and a reader that goes away ends `pare` without a panic.
+#[test]
+fn zero_counts_dry_runs_and_closed_pipes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.pare");
+    let model_s = model.to_str().unwrap();
+    let (ok, _, err) = pare(&["export", "--model", "tiny", "--out", model_s]);
+    assert!(ok, "{err}");
+    for args in [
+        &["run", model_s, "--limit", "0"][..],
+        &["eval", "--model", "tiny", "--limit", "0"],
+        &["flash", model_s, "--samples", "0"],
+    ] {
+        let (ok, out, err) = pare(args);
+        assert!(!ok && err.contains("must be at least 1") && out.is_empty(), "{args:?}: {out}{err}");
+    }
+    let (ok, out, err) = pare(&["flash", model_s, "--samples", "3", "--dry-run"]);
+    assert!(ok && out.contains("cargo") && out.contains("qemu-system-arm"), "{out}{err}");
+    // The reader closes its end before `pare` writes: the write fails with EPIPE.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pare"))
+        .args(["run", model_s, "--limit", "20"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pare");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+}

@@ -50,6 +50,16 @@ impl DeviceKind {
     }
 }
 
+/// A count that must be at least 1 (`--limit`, `--samples`): 0 would do no work and report an
+/// empty result as if it were one.
+pub fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// How to get a model: a zoo name, weights, or a checkpoint.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {

@@ -14,7 +14,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "test")]
     pub split: String,
     /// Evaluate only the first N images.
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::positive)]
     pub limit: Option<usize>,
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,

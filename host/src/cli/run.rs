@@ -13,7 +13,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "test")]
     pub split: String,
     /// Only the first N images.
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::positive)]
     pub limit: Option<usize>,
     /// Write one predicted class per line (what `pare flash` compares the board against).
     #[arg(long)]
