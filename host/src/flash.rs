@@ -10,15 +10,15 @@ use std::process::Command;
 pub enum FlashError {
     #[error("unknown board '{0}'; `pare boards` lists them")]
     UnknownBoard(String),
-    #[error("{path}: {source}")]
-    Model { path: PathBuf, source: anyhow::Error },
+    #[error("{path}: {cause:#}")]
+    Model { path: PathBuf, cause: anyhow::Error },
     #[error("the model does not fit {board}: needs {flash_need} bytes of flash (has {flash}) and {ram_need} bytes of RAM (has {ram})")]
     TooLarge { board: String, flash_need: u64, flash: u64, ram_need: u64, ram: u64 },
     #[error("{tool} not found: {hint}")]
     ToolMissing { tool: String, hint: String },
     #[error("firmware build failed (cargo exit {0}); see the output above")]
     Build(i32),
-    #[error("{0}")]
+    #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 

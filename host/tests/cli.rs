@@ -114,3 +114,26 @@ fn zero_counts_dry_runs_and_closed_pipes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
 }
+
+/// Issue 15, item 12: an error's cause is printed once, not once per layer that wraps it.
+#[test]
+fn each_cause_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.pare");
+    let model_s = model.to_str().unwrap();
+    let (ok, _, err) = pare(&["export", "--model", "tiny", "--out", model_s]);
+    assert!(ok, "{err}");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&model, bytes).unwrap();
+    let missing = dir.path().join("missing.safetensors");
+    for (args, cause) in [
+        (vec!["run", model_s], "checksum mismatch"),
+        (vec!["flash", model_s, "--dry-run"], "checksum mismatch"),
+        (vec!["eval", "--weights", missing.to_str().unwrap()], "No such file"),
+        (vec!["eval", "--model", "tiny", "--data", "/nonexistent/cifar"], "not found"),
+    ] {
+        let (ok, _, err) = pare(&args);
+        assert!(!ok && err.matches(cause).count() == 1, "{args:?}: {cause:?} should appear once in: {err}");
+    }
+}

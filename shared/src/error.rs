@@ -25,9 +25,10 @@ pub enum Error {
     /// The payload is not a well-formed model encoding.
     #[error("malformed payload")]
     Malformed,
-    /// The payload decodes but does not describe an executable graph.
+    /// The payload decodes but does not describe an executable graph. The message includes the
+    /// graph error's; it is not also the `source()`, so a printed error chain says it once.
     #[error("invalid graph: {0}")]
-    InvalidGraph(#[from] GraphError),
+    InvalidGraph(GraphError),
 }
 
 /// Why a decoded graph cannot be executed. `op` is the op's index in execution order.
@@ -77,5 +78,11 @@ pub enum GraphError {
 impl From<postcard::Error> for Error {
     fn from(_: postcard::Error) -> Self {
         Error::Malformed
+    }
+}
+
+impl From<GraphError> for Error {
+    fn from(e: GraphError) -> Self {
+        Error::InvalidGraph(e)
     }
 }

@@ -14,8 +14,8 @@ const RECORD: usize = 3073;
 /// Why data could not be loaded; every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{path}: {len} bytes is not a whole number of 3073-byte CIFAR records")]
     BadSize { path: PathBuf, len: usize },
     #[error("{path}: label {label} at byte offset {offset} is outside 0..=9")]
@@ -65,7 +65,7 @@ pub fn load_cifar(path: &Path, split: &str) -> Result<Dataset, DataError> {
 
 /// The images of `ds` listed in `index_file`, in file order.
 fn select(ds: Dataset, index_file: &Path, split: &str) -> Result<Dataset, DataError> {
-    let text = std::fs::read_to_string(index_file).map_err(|e| DataError::Io { path: index_file.into(), source: e })?;
+    let text = std::fs::read_to_string(index_file).map_err(|e| DataError::Io { path: index_file.into(), cause: e })?;
     let n = ds.image_bytes();
     let mut out = Dataset {
         images: vec![],
@@ -95,7 +95,7 @@ fn load_files(path: &Path, split: &str) -> Result<Dataset, DataError> {
         source: format!("{}:{split}", path.display()),
         class_names: class_names(path),
     };
-    let io = |e| DataError::Io { path: path.into(), source: e };
+    let io = |e| DataError::Io { path: path.into(), cause: e };
     if path.is_file() {
         // The official archive: cifar-10-batches-bin/<name>.bin inside a gzipped tar.
         let file = std::fs::File::open(path).map_err(io)?;
@@ -119,15 +119,12 @@ fn load_files(path: &Path, split: &str) -> Result<Dataset, DataError> {
         let dir =
             if path.join("cifar-10-batches-bin").is_dir() { path.join("cifar-10-batches-bin") } else { path.into() };
         if !dir.is_dir() {
-            return Err(DataError::Io {
-                path: path.into(),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            });
+            return Err(DataError::Io { path: path.into(), cause: std::io::Error::from(std::io::ErrorKind::NotFound) });
         }
         for name in &names {
             let file = dir.join(name);
             if file.is_file() {
-                let bytes = std::fs::read(&file).map_err(|e| DataError::Io { path: file.clone(), source: e })?;
+                let bytes = std::fs::read(&file).map_err(|e| DataError::Io { path: file.clone(), cause: e })?;
                 parse(&file, &bytes, &mut ds)?;
             }
         }

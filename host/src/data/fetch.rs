@@ -13,15 +13,15 @@ pub enum FetchError {
     Download { url: String, reason: String },
     #[error("{path}: md5 {actual} does not match the expected {expected}; the file was removed")]
     Checksum { path: PathBuf, expected: String, actual: String },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
 }
 
 /// Downloads `url` into `dir`, checks `md5`, extracts it there; returns the extracted folder.
 pub fn fetch_cifar10(url: &str, md5_hex: &str, dir: &Path) -> Result<PathBuf, FetchError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |e| FetchError::Io { path: path.clone(), source: e }
+        move |e| FetchError::Io { path: path.clone(), cause: e }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let archive = dir.join("cifar-10-binary.tar.gz");
@@ -51,7 +51,7 @@ pub fn fetch_cifar10(url: &str, md5_hex: &str, dir: &Path) -> Result<PathBuf, Fe
     if actual != md5_hex {
         return Err(FetchError::Checksum { path: archive, expected: md5_hex.into(), actual });
     }
-    tmp.persist(&archive).map_err(|e| FetchError::Io { path: archive.clone(), source: e.error })?;
+    tmp.persist(&archive).map_err(|e| FetchError::Io { path: archive.clone(), cause: e.error })?;
     let file = std::fs::File::open(&archive).map_err(io(&archive))?;
     tar::Archive::new(flate2::read::GzDecoder::new(file)).unpack(dir).map_err(io(dir))?;
     Ok(dir.join("cifar-10-batches-bin"))

@@ -17,8 +17,8 @@ pub const ARCH_KEY: &str = "pare.arch";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{path}: not a safetensors file: {reason}")]
     Format { path: PathBuf, reason: String },
     #[error(
@@ -153,7 +153,7 @@ pub fn check(arch: &Arch, t: &Tensors, path: &Path) -> Result<(), WeightsError> 
 
 /// Reads a safetensors file: its f32 tensors and its metadata.
 pub fn read(path: &Path) -> Result<(Tensors, BTreeMap<String, String>), WeightsError> {
-    let bytes = std::fs::read(path).map_err(|e| WeightsError::Io { path: path.into(), source: e })?;
+    let bytes = std::fs::read(path).map_err(|e| WeightsError::Io { path: path.into(), cause: e })?;
     let format = |reason: String| WeightsError::Format { path: path.into(), reason };
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
@@ -208,7 +208,7 @@ fn build(arch: &Arch, t: &Tensors, path: &Path, device: &Device) -> Result<Net, 
 
 /// Writes a checkpoint atomically (temporary file in the same folder, then rename).
 pub fn save_checkpoint(net: &Net, extra: &[(&str, String)], path: &Path) -> Result<(), WeightsError> {
-    let io = |e: std::io::Error| WeightsError::Io { path: path.into(), source: e };
+    let io = |e: std::io::Error| WeightsError::Io { path: path.into(), cause: e };
     let tensors = to_tensors(net);
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
