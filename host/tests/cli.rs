@@ -137,3 +137,43 @@ fn each_cause_is_said_once() {
         assert!(!ok && err.matches(cause).count() == 1, "{args:?}: {cause:?} should appear once in: {err}");
     }
 }
+
+/// Issue 15, item 10: an output that cannot be written is refused before any work, naming it.
+/// (A path under a regular file: unwritable even for root, which ignores permissions.)
+#[test]
+fn unwritable_outputs_are_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let under = |name: &str| file.join(name).to_str().unwrap().to_string();
+    for args in [
+        vec![
+            "train".to_string(),
+            "--model".into(),
+            "tiny".into(),
+            "--epochs".into(),
+            "1".into(),
+            "--out".into(),
+            under("ck.safetensors"),
+        ],
+        vec![
+            "prune".into(),
+            "--model".into(),
+            "tiny".into(),
+            "--target-flops".into(),
+            "0.3".into(),
+            "--out".into(),
+            under("run"),
+        ],
+        vec!["export".into(), "--model".into(), "tiny".into(), "--out".into(), under("m.pare")],
+        vec!["pipeline".into(), "--model".into(), "tiny".into(), "--out".into(), under("run")],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, out, err) = pare(&args);
+        assert!(!ok && err.contains("cannot write there") && err.contains("a-file"), "{args:?}: {err}");
+        assert!(
+            !err.contains("epoch") && !err.contains("iteration") && out.is_empty(),
+            "{args:?} did work first: {out}{err}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 use super::common::ModelArgs;
 use crate::export::{export_with, Calibration, Quant};
+use anyhow::Context;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -26,6 +27,8 @@ pub struct ExportArgs {
 }
 
 pub fn run(a: ExportArgs) -> anyhow::Result<()> {
+    crate::atomic::check_writable_file(&a.out)
+        .with_context(|| format!("--out {}: cannot write there", a.out.display()))?;
     let device = a.model.device.device()?;
     let (net, meta) = a.model.load_with_metadata(&device)?;
     let calib = match a.quant {

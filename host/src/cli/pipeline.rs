@@ -8,6 +8,7 @@ use crate::export::{export, Quant};
 use crate::prune::criteria::Criterion;
 use crate::prune::schedule::{run as run_schedule, Budget, PruneConfig, RunData, StepSize, Target};
 use crate::train::{train, TrainConfig};
+use anyhow::Context;
 use burn::module::Module;
 use std::path::PathBuf;
 
@@ -55,6 +56,8 @@ pub struct PipelineArgs {
 }
 
 pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
+    crate::atomic::check_writable_dir(&a.out)
+        .with_context(|| format!("--out {}: cannot write there", a.out.display()))?;
     let started = std::time::Instant::now();
     let device = a.model.device.device()?;
     let ad = device.clone().autodiff();
