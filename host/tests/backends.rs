@@ -77,6 +77,20 @@ fn libtorch_training_step_matches_flex() {
     training_step_matches_flex(torch, "libtorch");
 }
 
+/// An int8 export of a net held on libtorch is byte-identical to that of the same net on
+/// burn-flex: calibration runs on burn-flex whatever device trained the net (before, a libtorch
+/// net panicked there with "input tensor `weight` is on the wrong backend").
+#[test]
+fn libtorch_net_exports_like_flex() {
+    let Some(torch) = libtorch() else { return };
+    let on_flex = random_net("resnet8", 5, &Device::flex());
+    let on_torch = weights::from_tensors(&on_flex.arch, &weights::to_tensors(&on_flex), &torch).unwrap();
+    let calib = pare::data::load("synthetic", "test").unwrap().take(16);
+    let export =
+        |net: &pare::model::Net| pare::export::export(net, pare::export::Quant::Int8, Some(&calib), None).unwrap();
+    assert!(export(&on_flex) == export(&on_torch), "the int8 model depends on the device the net was on");
+}
+
 fn forward_matches_flex(other: Device, label: &str) {
     let flex = Device::flex();
     for (i, name) in ["tiny", "resnet8", "resnet20", "resnet18", "vgg16"].into_iter().enumerate() {

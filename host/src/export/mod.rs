@@ -96,7 +96,11 @@ pub fn export_with(
         Quant::F32 => None,
         Quant::Int8 => {
             let ds = calibration.ok_or_else(|| anyhow::anyhow!("int8 export needs calibration images"))?;
-            Some(calibrate(net, ds, &burn::tensor::Device::flex(), method))
+            // Calibrated on burn-flex whatever device trained the net, so the ranges (and the
+            // int8 model) do not depend on the backend; the net is rebuilt there from its tensors.
+            let flex = burn::tensor::Device::flex();
+            let on_flex = weights::from_tensors(arch, &t, &flex).map_err(anyhow::Error::msg)?;
+            Some(calibrate(&on_flex, ds, &flex, method))
         }
     };
     let q = ranges.as_ref().map(|r| quantize::plan(arch, r));
