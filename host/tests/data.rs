@@ -13,10 +13,13 @@ fn folder_splits_and_named_bins() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("data_batch_1.bin"), common::cifar_records(3)).unwrap();
     std::fs::write(dir.path().join("data_batch_2.bin"), common::cifar_records(2)).unwrap();
+    for i in 3..=5 {
+        std::fs::write(dir.path().join(format!("data_batch_{i}.bin")), common::cifar_records(1)).unwrap();
+    }
     std::fs::write(dir.path().join("test_lossless.bin"), common::cifar_records(4)).unwrap();
     let train = load_cifar(dir.path(), "train").unwrap();
-    assert_eq!(train.len(), 5);
-    assert_eq!(train.labels, vec![0, 1, 2, 0, 1]);
+    assert_eq!(train.len(), 8);
+    assert_eq!(train.labels, vec![0, 1, 2, 0, 1, 0, 0, 0]);
     // Record 1 of batch 1: pixel j is (1 + j) % 256; channel-planar, R plane first.
     assert_eq!(train.image(1)[0], 1);
     assert_eq!(train.image(1)[1024], ((1 + 1024) % 256) as u8);
@@ -51,6 +54,26 @@ fn bad_size_and_bad_label_name_the_file_and_offset() {
     }
     let err = load_cifar(&dir.path().join("nope"), "test").unwrap_err().to_string();
     assert!(err.contains("nope"), "{err}");
+}
+
+/// Issue 15, item 5: a folder or archive missing one file of a split is refused, naming the file,
+/// instead of training on the rest without a word (it trained on 40,000 of 50,000 images).
+#[test]
+fn an_incomplete_split_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in [1, 2, 4, 5] {
+        std::fs::write(dir.path().join(format!("data_batch_{i}.bin")), common::cifar_records(2)).unwrap();
+    }
+    match load_cifar(dir.path(), "train") {
+        Err(DataError::Incomplete { missing, split, .. }) => {
+            assert_eq!((missing, split.as_str()), (vec!["data_batch_3.bin".to_string()], "train"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let archive = dir.path().join("cifar-10-binary.tar.gz");
+    std::fs::write(&archive, tar_gz(&[("data_batch_1.bin", common::cifar_records(2))])).unwrap();
+    let err = load_cifar(&archive, "train").unwrap_err().to_string();
+    assert!(err.contains("incomplete") && err.contains("data_batch_2.bin, data_batch_3.bin"), "{err}");
 }
 
 fn tar_gz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
@@ -145,11 +168,14 @@ fn shared_cifar_loads_with_the_documented_counts() {
 fn index_file_splits_select_from_their_base_split() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("data_batch_1.bin"), common::cifar_records(6)).unwrap();
+    for i in 2..=5 {
+        std::fs::write(dir.path().join(format!("data_batch_{i}.bin")), common::cifar_records(1)).unwrap();
+    }
     std::fs::write(dir.path().join("train_exact_indices.txt"), "4\n1\n\n5\n").unwrap();
     let ds = load_cifar(dir.path(), "train_exact").unwrap();
     assert_eq!(ds.labels, vec![4, 1, 5]);
     assert_eq!(ds.image(0)[0], 4, "record 4's first pixel is 4");
-    std::fs::write(dir.path().join("train_bad_indices.txt"), "1\n9\n").unwrap();
+    std::fs::write(dir.path().join("train_bad_indices.txt"), "1\n99\n").unwrap();
     match load_cifar(dir.path(), "train_bad") {
         Err(DataError::BadIndex { line, .. }) => assert_eq!(line, 2),
         other => panic!("{other:?}"),

@@ -24,6 +24,8 @@ pub enum DataError {
     NoFiles { path: PathBuf, split: String, expected: String },
     #[error("{path}:{line}: {reason}")]
     BadIndex { path: PathBuf, line: usize, reason: String },
+    #[error("split '{split}' in {path} is incomplete: {} missing (a split is used whole or not at all)", missing.join(", "))]
+    Incomplete { path: PathBuf, split: String, missing: Vec<String> },
     #[error("unknown synthetic split '{0}' (use train or test)")]
     UnknownSplit(String),
 }
@@ -111,6 +113,10 @@ fn load_files(path: &Path, split: &str) -> Result<Dataset, DataError> {
             }
         }
         found.sort_by_key(|(n, _)| names.iter().position(|x| x == n));
+        let missing: Vec<String> = names.iter().filter(|n| !found.iter().any(|(f, _)| f == *n)).cloned().collect();
+        if !found.is_empty() && !missing.is_empty() {
+            return Err(DataError::Incomplete { path: path.into(), split: split.into(), missing });
+        }
         for (name, bytes) in &found {
             parse(&path.join(name), bytes, &mut ds)?;
         }
@@ -120,6 +126,10 @@ fn load_files(path: &Path, split: &str) -> Result<Dataset, DataError> {
             if path.join("cifar-10-batches-bin").is_dir() { path.join("cifar-10-batches-bin") } else { path.into() };
         if !dir.is_dir() {
             return Err(DataError::Io { path: path.into(), cause: std::io::Error::from(std::io::ErrorKind::NotFound) });
+        }
+        let missing: Vec<String> = names.iter().filter(|n| !dir.join(n).is_file()).cloned().collect();
+        if missing.len() < names.len() && !missing.is_empty() {
+            return Err(DataError::Incomplete { path: dir, split: split.into(), missing });
         }
         for name in &names {
             let file = dir.join(name);
