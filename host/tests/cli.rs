@@ -90,7 +90,7 @@ fn zero_counts_dry_runs_and_closed_pipes() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny.pare");
     let model_s = model.to_str().unwrap();
-    let (ok, _, err) = pare(&["export", "--model", "tiny", "--out", model_s]);
+    let (ok, _, err) = pare(&["export", "--model", "tiny", "--calib-data", "synthetic", "--out", model_s]);
     assert!(ok, "{err}");
     for args in [
         &["run", model_s, "--limit", "0"][..],
@@ -121,7 +121,7 @@ fn each_cause_is_said_once() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny.pare");
     let model_s = model.to_str().unwrap();
-    let (ok, _, err) = pare(&["export", "--model", "tiny", "--out", model_s]);
+    let (ok, _, err) = pare(&["export", "--model", "tiny", "--calib-data", "synthetic", "--out", model_s]);
     assert!(ok, "{err}");
     let mut bytes = std::fs::read(&model).unwrap();
     bytes[100] ^= 0xff;
@@ -176,4 +176,16 @@ fn unwritable_outputs_are_refused_up_front() {
             "{args:?} did work first: {out}{err}"
         );
     }
+}
+
+/// Issue 15, item 7: an int8 export names its calibration data; it no longer falls back to the
+/// synthetic stripes for a CIFAR model.
+#[test]
+fn int8_export_requires_calibration_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.pare");
+    let (ok, _, err) = pare(&["export", "--model", "tiny", "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("--calib-data") && !out.exists(), "{err}");
+    let (ok, _, err) = pare(&["export", "--model", "tiny", "--quant", "f32", "--out", out.to_str().unwrap()]);
+    assert!(ok && out.exists(), "{err}");
 }

@@ -13,8 +13,10 @@ pub struct ExportArgs {
     #[arg(long, value_enum, default_value = "int8")]
     pub quant: Quant,
     /// Calibration images for int8: `synthetic` or a CIFAR-10 folder/archive (train split).
-    #[arg(long, default_value = "synthetic")]
-    pub calib_data: String,
+    /// Required for int8: calibrating on other data than the model's gives wrong ranges
+    /// silently (a CIFAR model calibrated on the synthetic stripes), so there is no default.
+    #[arg(long)]
+    pub calib_data: Option<String>,
     #[arg(long, default_value_t = 512)]
     pub calib_samples: usize,
     /// Activation ranges from the central P percent of calibration values (e.g. 99.99)
@@ -33,7 +35,15 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
     let (net, meta) = a.model.load_with_metadata(&device)?;
     let calib = match a.quant {
         Quant::F32 => None,
-        Quant::Int8 => Some(crate::data::load(&a.calib_data, "train")?.take(a.calib_samples)),
+        Quant::Int8 => {
+            let Some(data) = &a.calib_data else {
+                anyhow::bail!(
+                    "int8 export needs calibration images from the model's own data: add --calib-data \
+                     (`synthetic` or a CIFAR-10 folder), or use --quant f32"
+                );
+            };
+            Some(crate::data::load(data, "train")?.take(a.calib_samples))
+        }
     };
     let prov: Option<crate::prune::ProvenanceRecord> =
         meta.get("pare.provenance").and_then(|p| serde_json::from_str(p).ok());
