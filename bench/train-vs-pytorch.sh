@@ -19,7 +19,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 cargo build --release -p pare -q
 FLEX="$CARGO_TARGET_DIR/release/pare"
-TORCH_PARE="$PARE_CACHE/target-tch/release/pare"
+TORCH_PARE="$PARE_LIBTORCH_TARGET/release/pare"
 [ -x "$TORCH_PARE" ] || { echo "(pare with libtorch not built: scripts/build-libtorch; its columns are empty)" >&2; TORCH_PARE=""; }
 PRUNED=${PRUNED:-$PARE_CACHE/bench-pruned-resnet56/final.safetensors}
 if [ ! -f "$PRUNED" ]; then

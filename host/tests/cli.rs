@@ -7,6 +7,15 @@ fn pare(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
+/// The zoo's `tiny`, exported as int8 into `dir`.
+fn tiny_model(dir: &std::path::Path) -> std::path::PathBuf {
+    let model = dir.join("tiny.pare");
+    let (ok, _, err) =
+        pare(&["export", "--model", "tiny", "--calib-data", "synthetic", "--out", model.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    model
+}
+
 #[test]
 fn help_lists_every_command() {
     let (ok, out, _) = pare(&["--help"]);
@@ -88,10 +97,8 @@ fn boards_lists_flash_and_ram() {
 #[test]
 fn zero_counts_dry_runs_and_closed_pipes() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("tiny.pare");
+    let model = tiny_model(dir.path());
     let model_s = model.to_str().unwrap();
-    let (ok, _, err) = pare(&["export", "--model", "tiny", "--calib-data", "synthetic", "--out", model_s]);
-    assert!(ok, "{err}");
     for args in [
         &["run", model_s, "--limit", "0"][..],
         &["eval", "--model", "tiny", "--limit", "0"],
@@ -119,10 +126,8 @@ fn zero_counts_dry_runs_and_closed_pipes() {
 #[test]
 fn each_cause_is_said_once() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("tiny.pare");
+    let model = tiny_model(dir.path());
     let model_s = model.to_str().unwrap();
-    let (ok, _, err) = pare(&["export", "--model", "tiny", "--calib-data", "synthetic", "--out", model_s]);
-    assert!(ok, "{err}");
     let mut bytes = std::fs::read(&model).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(&model, bytes).unwrap();

@@ -50,6 +50,13 @@ impl DeviceKind {
     }
 }
 
+/// `--out` checked before any work: a folder (`prune`, `pipeline`) or a file (`train`,
+/// `export`) that cannot be written fails here, named, not after an epoch.
+pub fn check_out(path: &std::path::Path, is_dir: bool) -> anyhow::Result<()> {
+    let probe = if is_dir { crate::atomic::check_writable_dir(path) } else { crate::atomic::check_writable_file(path) };
+    probe.with_context(|| format!("--out {}: cannot write there", path.display()))
+}
+
 /// A count that must be at least 1 (`--limit`, `--samples`): 0 would do no work and report an
 /// empty result as if it were one.
 pub fn positive(s: &str) -> Result<usize, String> {

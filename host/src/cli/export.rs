@@ -2,7 +2,6 @@
 
 use super::common::ModelArgs;
 use crate::export::{export_with, Calibration, Quant};
-use anyhow::Context;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -29,8 +28,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(a: ExportArgs) -> anyhow::Result<()> {
-    crate::atomic::check_writable_file(&a.out)
-        .with_context(|| format!("--out {}: cannot write there", a.out.display()))?;
+    super::common::check_out(&a.out, false)?;
     let device = a.model.device.device()?;
     let (net, meta) = a.model.load_with_metadata(&device)?;
     let calib = match a.quant {

@@ -8,7 +8,6 @@ use crate::export::{export, Quant};
 use crate::prune::criteria::Criterion;
 use crate::prune::schedule::{run as run_schedule, Budget, PruneConfig, RunData, StepSize, Target};
 use crate::train::{train, TrainConfig};
-use anyhow::Context;
 use burn::module::Module;
 use std::path::PathBuf;
 
@@ -56,8 +55,7 @@ pub struct PipelineArgs {
 }
 
 pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
-    crate::atomic::check_writable_dir(&a.out)
-        .with_context(|| format!("--out {}: cannot write there", a.out.display()))?;
+    super::common::check_out(&a.out, true)?;
     let started = std::time::Instant::now();
     let device = a.model.device.device()?;
     let ad = device.clone().autodiff();

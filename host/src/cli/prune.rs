@@ -3,7 +3,7 @@
 use super::common::{DataArgs, ModelArgs};
 use crate::prune::criteria::{Criterion, GroupReduce, Normalize};
 use crate::prune::schedule::{run as run_schedule, Budget, Distill, PruneConfig, RunData, StepSize, Target};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -121,8 +121,7 @@ pub enum Scope {
 }
 
 pub fn run(a: PruneArgs) -> anyhow::Result<()> {
-    crate::atomic::check_writable_dir(&a.out)
-        .with_context(|| format!("--out {}: cannot write there", a.out.display()))?;
+    super::common::check_out(&a.out, true)?;
     let device = a.model.device.device()?;
     // On --resume the model comes from the run's last checkpoint.
     let net = if a.resume { None } else { Some(a.model.load(&device)?) };

@@ -66,8 +66,7 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
-    crate::atomic::check_writable_file(&a.out)
-        .with_context(|| format!("--out {}: cannot write there", a.out.display()))?;
+    super::common::check_out(&a.out, false)?;
     let device = a.model.device.device()?.autodiff();
     device.seed(a.seed);
     let (mut net, start, start_step) = if a.resume {
