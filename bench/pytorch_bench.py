@@ -1,10 +1,11 @@
-"""The same training-step and inference benchmark as `pare bench train`, in PyTorch on the CPU.
+"""The same training-step and inference benchmark as `pare bench train`, in PyTorch on the CPU
+(two threads, like the CI machine) or, with DEVICE `cuda`, on an NVIDIA GPU.
 
 Models are built exactly like pare's zoo: VGG-16-BN for CIFAR (13 conv+BN+ReLU, 5 max pools,
 one linear layer) and the CIFAR ResNets with option-A shortcuts. MODEL may also be a pare
 checkpoint (`.safetensors` with the `pare.arch` metadata, e.g. a pruned network): its
 architecture is then built node by node, so both frameworks train the same pruned shapes.
-Usage: python pytorch_bench.py MODEL BATCH STEPS
+Usage: python pytorch_bench.py MODEL BATCH STEPS [DEVICE]  (DEVICE: cpu, the default, or cuda)
 """
 import json
 import struct
@@ -135,6 +136,7 @@ def from_checkpoint(path):
 
 
 def macs(model, shape=(1, 3, 32, 32)):
+    model = model.cpu()
     """Multiply-accumulates of convolutions and linear layers, counted with forward hooks."""
     total = [0]
 
@@ -154,7 +156,11 @@ def macs(model, shape=(1, 3, 32, 32)):
 
 def main():
     name, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    torch.set_num_threads(2)
+    dev = torch.device(sys.argv[4] if len(sys.argv) > 4 else "cpu")
+    if dev.type == "cpu":
+        torch.set_num_threads(2)
+    # Like pare's bench, each step ends when its result is on hand (pare reads a parameter back).
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     torch.manual_seed(0)
     if name.endswith(".safetensors"):
         model = from_checkpoint(name)
@@ -162,14 +168,16 @@ def main():
         model = vgg16()
     else:
         model = ResNetCifar(int(name.removeprefix("resnet")))
+    model = model.to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    y = torch.arange(batch) % 10
+    y = (torch.arange(batch) % 10).to(dev)
 
     def step():
-        x = torch.randn(batch, 3, 32, 32)
+        x = torch.randn(batch, 3, 32, 32, device=dev)
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
+        sync()
 
     model.train()
     for _ in range(2):
@@ -179,16 +187,19 @@ def main():
         step()
     train = steps * batch / (time.perf_counter() - t)
     model.eval()
-    x = torch.randn(batch, 3, 32, 32)
+    x = torch.randn(batch, 3, 32, 32, device=dev)
     with torch.no_grad():
         model(x)
+        sync()
         t = time.perf_counter()
         for _ in range(steps):
             model(x)
+            sync()
         infer = steps * batch / (time.perf_counter() - t)
-    print(f"pytorch {torch.__version__} {name} batch {batch}: train {train:.1f} img/s, inference {infer:.1f} img/s")
+    where = "" if dev.type == "cpu" else f" on {torch.cuda.get_device_name(dev)}"
+    print(f"pytorch {torch.__version__}{where} {name} batch {batch}: train {train:.1f} img/s, inference {infer:.1f} img/s")
     print(json.dumps({"framework": f"pytorch {torch.__version__}", "model": name, "batch": batch, "train_img_s": train, "infer_img_s": infer,
-                      "macs": macs(model.eval()), "threads": torch.get_num_threads()}))
+                      "macs": macs(model.eval()), "threads": torch.get_num_threads(), "device": dev.type}))
 
 
 if __name__ == "__main__":
