@@ -28,6 +28,29 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
     rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
 }
 
+/// [`multiply_by_quantized_multiplier`] as the kernels call it, once per output: the same value
+/// for every input (tested against it over edge cases and random draws), with the usual case of
+/// a multiplier below one (`shift <= 0`) free of the left shift's saturating multiply and of the
+/// 64-bit division.
+#[inline(always)]
+pub fn requantize(x: i32, multiplier: i32, shift: i32) -> i32 {
+    if shift > 0 {
+        return multiply_by_quantized_multiplier(x, multiplier, shift);
+    }
+    let right = shift.max(-31).unsigned_abs();
+    let high = if x == i32::MIN && multiplier == i32::MIN {
+        i32::MAX
+    } else {
+        // gemmlowp's (x·m + nudge) / 2^31 truncated toward zero, with nudge 2^30 or 1 − 2^30 by
+        // the product's sign, is floor((x·m + 2^30) / 2^31) for either sign (for x·m < 0,
+        // truncating v is flooring v + 2^31 − 1 = x·m + 2^30): one SMLAL and a shift.
+        ((i64::from(x) * i64::from(multiplier) + (1 << 30)) >> 31) as i32
+    };
+    let mask = ((1u32 << right) - 1) as i32;
+    let threshold = (mask >> 1) + i32::from(high < 0);
+    (high >> right) + i32::from((high & mask) > threshold)
+}
+
 /// Splits a positive real multiplier into a Q31 multiplier and a power-of-two shift, as
 /// TFLite's `QuantizeMultiplier`: `real ≈ multiplier * 2^(shift - 31)`.
 pub fn quantize_multiplier(real: f64) -> (i32, i32) {
@@ -108,6 +131,49 @@ mod tests {
         assert_eq!(rounding_divide_by_pot(4, 1), 2);
         assert_eq!(rounding_divide_by_pot(-7, 2), -2);
         assert_eq!(rounding_divide_by_pot(7, 0), 7);
+    }
+
+    #[test]
+    fn requantize_equals_the_reference_everywhere_tried() {
+        let edges = [
+            i32::MIN,
+            i32::MIN + 1,
+            -(1 << 30) - 1,
+            -(1 << 30),
+            -65537,
+            -256,
+            -3,
+            -2,
+            -1,
+            0,
+            1,
+            2,
+            3,
+            255,
+            65536,
+            1 << 30,
+            i32::MAX - 1,
+            i32::MAX,
+        ];
+        let mults = [i32::MIN, -1, 0, 1, 1 << 30, (1 << 30) + 12345, 1_518_500_250, i32::MAX];
+        for &x in &edges {
+            for &m in &mults {
+                for s in -40..=3 {
+                    assert_eq!(requantize(x, m, s), multiply_by_quantized_multiplier(x, m, s), "{x} {m} {s}");
+                }
+            }
+        }
+        // A xorshift stream: accumulators of every size, multipliers in [2^30, 2^31), all shifts.
+        let mut r = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..200_000 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            let x = (r as i32) >> (r >> 59);
+            let m = (1 << 30) | ((r >> 32) as i32 & 0x3FFF_FFFF);
+            let s = -(((r >> 40) % 33) as i32);
+            assert_eq!(requantize(x, m, s), multiply_by_quantized_multiplier(x, m, s), "{x} {m} {s}");
+        }
     }
 
     #[test]

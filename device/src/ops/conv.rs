@@ -14,14 +14,46 @@ pub struct Requant<'t, 'a> {
     pub out_zp: i32,
 }
 
+/// One output channel's bias and requantisation, decoded from the op's tables.
+#[derive(Debug, Clone, Copy)]
+pub struct Channel {
+    pub bias: i32,
+    pub multiplier: i32,
+    pub shift: i32,
+}
+
 impl Requant<'_, '_> {
-    /// Output value for accumulator `acc` of output channel `o`.
-    pub fn apply(&self, o: u32, acc: i32, relu: bool) -> Option<i8> {
-        let m = self.multipliers.get(o)?;
-        let s = i32::from(self.shifts.get(o)?);
-        let y = crate::quant::multiply_by_quantized_multiplier(acc, m, s).saturating_add(self.out_zp);
-        let low = if relu { self.out_zp.max(-128) } else { -128 };
-        Some(y.clamp(low, 127) as i8)
+    /// The output channels in order; shorter than the tables say only if they are inconsistent
+    /// (validation rules that out).
+    pub fn channels(&self) -> impl Iterator<Item = Channel> + '_ {
+        let (b, _) = self.bias.bytes().as_chunks::<4>();
+        let (m, _) = self.multipliers.bytes().as_chunks::<4>();
+        b.iter().zip(m).zip(self.shifts.bytes()).map(|((b, m), s)| Channel {
+            bias: i32::from_le_bytes(*b),
+            multiplier: i32::from_le_bytes(*m),
+            shift: i32::from(*s as i8),
+        })
+    }
+
+    /// The clamp of every output: `[out_zp, 127]` after ReLU, `[-128, 127]` otherwise.
+    pub fn out(&self, relu: bool) -> Out {
+        Out { zp: self.out_zp, low: if relu { self.out_zp.clamp(-128, 127) } else { -128 } }
+    }
+}
+
+/// Output zero point and lower clamp of an op.
+#[derive(Debug, Clone, Copy)]
+pub struct Out {
+    zp: i32,
+    low: i32,
+}
+
+impl Out {
+    /// The int8 output of channel `c` for the dot product `dot` (bias added here).
+    #[inline(always)]
+    pub fn value(&self, c: &Channel, dot: i32) -> i8 {
+        let y = crate::quant::requantize(dot.wrapping_add(c.bias), c.multiplier, c.shift).saturating_add(self.zp);
+        y.max(self.low).min(127) as i8
     }
 }
 
@@ -80,48 +112,73 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
         return conv_i8_direct(g, x, w, q, relu, y);
     }
     let x_offset = q.in_zp.checked_neg()?;
+    let out = q.out(relu);
+    let filters = w.get(..k.checked_mul(g.oc)?)?;
     let words = k.div_ceil(4) * 2;
     let (mut s0, mut s1, mut s2) = ([0u32; SCRATCH / 2], [0u32; SCRATCH / 2], [0u32; SCRATCH]);
     let (c0, c1, both) = (s0.get_mut(..words)?, s1.get_mut(..words)?, s2.get_mut(..2 * words)?);
     for oy in 0..g.oh {
         let mut ox = 0;
         while ox < g.ow {
-            let pair = ox + 1 < g.ow;
-            im2col(g, x, oy, ox, x_offset, c0)?;
-            if pair {
+            let base = (oy * g.ow + ox) * g.oc;
+            if ox + 1 < g.ow {
+                im2col(g, x, oy, ox, x_offset, c0)?;
                 im2col(g, x, oy, ox + 1, x_offset, c1)?;
                 simd::interleave(c0, c1, both);
+                let (ya, yb) = y.get_mut(base..base + 2 * g.oc)?.split_at_mut(g.oc);
+                pixel_pair(both, c0, c1, filters, k, q, &out, ya, yb);
+                ox += 2;
+            } else {
+                im2col(g, x, oy, ox, x_offset, c0)?;
+                pixel(c0, filters, k, q, &out, y.get_mut(base..base + g.oc)?);
+                ox += 1;
             }
-            let base = (oy * g.ow + ox) * g.oc;
-            let mut filters = w.chunks_exact(k).enumerate();
-            while let Some((o, fa)) = filters.next() {
-                let bias_a = q.bias.get(o as u32)?;
-                match (pair, filters.next()) {
-                    (true, Some((ob, fb))) => {
-                        let bias_b = q.bias.get(ob as u32)?;
-                        let [a0, b0, a1, b1] = simd::dot_packed_2x2(both, fa, fb);
-                        *y.get_mut(base + o)? = q.apply(o as u32, bias_a.wrapping_add(a0), relu)?;
-                        *y.get_mut(base + ob)? = q.apply(ob as u32, bias_b.wrapping_add(b0), relu)?;
-                        *y.get_mut(base + g.oc + o)? = q.apply(o as u32, bias_a.wrapping_add(a1), relu)?;
-                        *y.get_mut(base + g.oc + ob)? = q.apply(ob as u32, bias_b.wrapping_add(b1), relu)?;
-                    }
-                    (_, other) => {
-                        for (oo, f) in core::iter::once((o, fa)).chain(other) {
-                            let b = q.bias.get(oo as u32)?;
-                            *y.get_mut(base + oo)? =
-                                q.apply(oo as u32, b.wrapping_add(simd::dot_packed(c0, f)), relu)?;
-                            if pair {
-                                let v = b.wrapping_add(simd::dot_packed(c1, f));
-                                *y.get_mut(base + g.oc + oo)? = q.apply(oo as u32, v, relu)?;
-                            }
-                        }
-                    }
-                }
-            }
-            ox += if pair { 2 } else { 1 };
         }
     }
     Some(())
+}
+
+/// Every output channel of two neighbouring pixels: filters two at a time against the
+/// interleaved columns (`both`), a last odd filter against each column (`c0`, `c1`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pixel_pair(
+    both: &[u32],
+    c0: &[u32],
+    c1: &[u32],
+    filters: &[i8],
+    k: usize,
+    q: &Requant<'_, '_>,
+    out: &Out,
+    ya: &mut [i8],
+    yb: &mut [i8],
+) {
+    let mut f = filters.chunks_exact(k);
+    let mut ch = q.channels();
+    let mut ys = ya.iter_mut().zip(yb.iter_mut());
+    while let (Some(fa), Some(ca), Some((ya0, yb0))) = (f.next(), ch.next(), ys.next()) {
+        match (f.next(), ch.next(), ys.next()) {
+            (Some(fb), Some(cb), Some((ya1, yb1))) => {
+                let [a0, b0, a1, b1] = simd::dot_packed_2x2(both, fa, fb);
+                *ya0 = out.value(&ca, a0);
+                *ya1 = out.value(&cb, b0);
+                *yb0 = out.value(&ca, a1);
+                *yb1 = out.value(&cb, b1);
+            }
+            _ => {
+                *ya0 = out.value(&ca, simd::dot_packed(c0, fa));
+                *yb0 = out.value(&ca, simd::dot_packed(c1, fa));
+            }
+        }
+    }
+}
+
+/// Every output channel of one pixel (the last of an odd row).
+#[inline(always)]
+fn pixel(col: &[u32], filters: &[i8], k: usize, q: &Requant<'_, '_>, out: &Out, y: &mut [i8]) {
+    for ((f, c), v) in filters.chunks_exact(k).zip(q.channels()).zip(y.iter_mut()) {
+        *v = out.value(&c, simd::dot_packed(col, f));
+    }
 }
 
 /// im2col of output pixel `(oy, ox)`: the receptive field in filter order (ky, kx, c), packed
@@ -143,13 +200,14 @@ fn im2col(g: &Window, x: &[i8], oy: usize, ox: usize, x_offset: i32, col: &mut [
 pub fn conv_i8_direct(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, y: &mut [i8]) -> Option<()> {
     let row = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?;
     let x_offset = q.in_zp.checked_neg()?;
+    let requant = q.out(relu);
     for oy in 0..g.oh {
         for ox in 0..g.ow {
             let base = (oy * g.ow + ox) * g.oc;
             let out = y.get_mut(base..base + g.oc)?;
-            for (o, val) in out.iter_mut().enumerate() {
+            for ((o, val), c) in out.iter_mut().enumerate().zip(q.channels()) {
                 let filter = w.get(o * row..(o + 1) * row)?;
-                let mut acc = q.bias.get(o as u32)?;
+                let mut acc = 0i32;
                 for (ky, iy) in Window::taps(oy, g.sh, g.pt, g.kh, g.ih) {
                     let kx0 = Window::taps(ox, g.sw, g.pl, g.kw, g.iw).next();
                     // In-bounds taps of a row are contiguous in both input and filter.
@@ -160,7 +218,7 @@ pub fn conv_i8_direct(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu:
                     let len = n * g.ic;
                     acc = acc.wrapping_add(dot_i8(x.get(px..px + len)?, filter.get(wo..wo + len)?, x_offset));
                 }
-                *val = q.apply(o as u32, acc, relu)?;
+                *val = requant.value(&c, acc);
             }
         }
     }

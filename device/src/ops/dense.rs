@@ -15,9 +15,9 @@ pub fn dense_f32(x: &[f32], w: &Table<'_, f32>, bias: &Table<'_, f32>, relu: boo
 pub fn dense_i8(x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, y: &mut [i8]) -> Option<()> {
     let n = x.len();
     let x_offset = q.in_zp.checked_neg()?;
-    for (o, out) in y.iter_mut().enumerate() {
-        let acc = q.bias.get(o as u32)?.wrapping_add(dot_i8(x, w.get(o * n..(o + 1) * n)?, x_offset));
-        *out = q.apply(o as u32, acc, relu)?;
+    let requant = q.out(relu);
+    for ((o, out), c) in y.iter_mut().enumerate().zip(q.channels()) {
+        *out = requant.value(&c, dot_i8(x, w.get(o * n..(o + 1) * n)?, x_offset));
     }
     Some(())
 }
