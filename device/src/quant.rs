@@ -28,27 +28,42 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
     rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
 }
 
-/// [`multiply_by_quantized_multiplier`] as the kernels call it, once per output: the same value
-/// for every input (tested against it over edge cases and random draws), with the usual case of
-/// a multiplier below one (`shift <= 0`) free of the left shift's saturating multiply and of the
-/// 64-bit division.
-#[inline(always)]
-pub fn requantize(x: i32, multiplier: i32, shift: i32) -> i32 {
-    if shift > 0 {
-        return multiply_by_quantized_multiplier(x, multiplier, shift);
+/// [`multiply_by_quantized_multiplier`] by one channel's fixed multiplier and shift, with what
+/// depends on them alone computed once: the same value for every input (tested against it over
+/// edge cases and random draws). The usual case, a multiplier below one (`shift <= 0`), skips the
+/// left shift's saturating multiply and needs one SMLAL, a shift and a rounding step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Requantizer {
+    multiplier: i32,
+    shift: i32,
+    /// The fast path applies: `shift <= 0` and a multiplier other than `i32::MIN` (whose square
+    /// is the one product gemmlowp saturates).
+    fast: bool,
+    right: u32,
+    mask: i32,
+    half: i32,
+}
+
+impl Requantizer {
+    pub fn new(multiplier: i32, shift: i32) -> Self {
+        let right = shift.clamp(-31, 0).unsigned_abs();
+        let mask = ((1u32 << right) - 1) as i32;
+        Self { multiplier, shift, fast: shift <= 0 && multiplier != i32::MIN, right, mask, half: mask >> 1 }
     }
-    let right = shift.max(-31).unsigned_abs();
-    let high = if x == i32::MIN && multiplier == i32::MIN {
-        i32::MAX
-    } else {
+
+    #[inline(always)]
+    pub fn apply(&self, x: i32) -> i32 {
+        if !self.fast {
+            return multiply_by_quantized_multiplier(x, self.multiplier, self.shift);
+        }
         // gemmlowp's (x·m + nudge) / 2^31 truncated toward zero, with nudge 2^30 or 1 − 2^30 by
         // the product's sign, is floor((x·m + 2^30) / 2^31) for either sign (for x·m < 0,
-        // truncating v is flooring v + 2^31 − 1 = x·m + 2^30): one SMLAL and a shift.
-        ((i64::from(x) * i64::from(multiplier) + (1 << 30)) >> 31) as i32
-    };
-    let mask = ((1u32 << right) - 1) as i32;
-    let threshold = (mask >> 1) + i32::from(high < 0);
-    (high >> right) + i32::from((high & mask) > threshold)
+        // truncating v is flooring v + 2^31 − 1 = x·m + 2^30).
+        let high = ((i64::from(x) * i64::from(self.multiplier) + (1 << 30)) >> 31) as i32;
+        // gemmlowp's RoundingDivideByPOT.
+        let threshold = self.half + i32::from(high < 0);
+        (high >> self.right) + i32::from((high & self.mask) > threshold)
+    }
 }
 
 /// Splits a positive real multiplier into a Q31 multiplier and a power-of-two shift, as
@@ -134,7 +149,7 @@ mod tests {
     }
 
     #[test]
-    fn requantize_equals_the_reference_everywhere_tried() {
+    fn requantizer_equals_the_reference_everywhere_tried() {
         let edges = [
             i32::MIN,
             i32::MIN + 1,
@@ -159,7 +174,7 @@ mod tests {
         for &x in &edges {
             for &m in &mults {
                 for s in -40..=3 {
-                    assert_eq!(requantize(x, m, s), multiply_by_quantized_multiplier(x, m, s), "{x} {m} {s}");
+                    assert_eq!(Requantizer::new(m, s).apply(x), multiply_by_quantized_multiplier(x, m, s), "{x} {m} {s}");
                 }
             }
         }
@@ -172,7 +187,7 @@ mod tests {
             let x = (r as i32) >> (r >> 59);
             let m = (1 << 30) | ((r >> 32) as i32 & 0x3FFF_FFFF);
             let s = -(((r >> 40) % 33) as i32);
-            assert_eq!(requantize(x, m, s), multiply_by_quantized_multiplier(x, m, s), "{x} {m} {s}");
+            assert_eq!(Requantizer::new(m, s).apply(x), multiply_by_quantized_multiplier(x, m, s), "{x} {m} {s}");
         }
     }
 

@@ -54,7 +54,7 @@ impl Geo {
 }
 
 fn geo() -> impl Strategy<Value = Geo> {
-    (1usize..8, 1usize..8, 1usize..7, 1usize..7, 1usize..4, 1usize..3, 0usize..2).prop_filter_map(
+    (1usize..8, 1usize..8, 1usize..20, 1usize..12, 1usize..4, 1usize..3, 0usize..2).prop_filter_map(
         "window fits",
         |(ih, iw, ic, oc, k, s, p)| {
             let p = p.min(k - 1);
@@ -91,6 +91,43 @@ fn conv_ref(g: &Geo, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
     y
 }
 
+/// conv_i8 against the real-arithmetic reference convolution and the reference requantisation.
+fn check_conv_i8(g: &Geo, seed: u64, relu: bool, zp_in: i32, zp_out: i32) -> Result<(), TestCaseError> {
+    let g = *g;
+    let mut s = seed;
+    let x = rand_i8(g.ih * g.iw * g.ic, &mut s);
+    let w: Vec<i8> = rand_i8(g.oc * g.k * g.k * g.ic, &mut s).into_iter().map(|v| v.max(-127)).collect();
+    let b: Vec<i32> = (0..g.oc).map(|_| (lcg(&mut s) % 20000) as i32 - 10000).collect();
+    let m: Vec<i32> = (0..g.oc).map(|_| (1 << 30) + (lcg(&mut s) % (1 << 29)) as i32).collect();
+    let sh: Vec<i8> = (0..g.oc).map(|_| -((lcg(&mut s) % 10) as i8)).collect();
+    let (bb, mb, sb) = (Table::<i32>::encode(&b), Table::<i32>::encode(&m), Table::<i8>::encode(&sh));
+    let (bt, mt, st) = (Table::new(g.oc as u32, &bb), Table::new(g.oc as u32, &mb), Table::new(g.oc as u32, &sb));
+    let q = conv::Requant { bias: &bt, multipliers: &mt, shifts: &st, in_zp: zp_in, out_zp: zp_out };
+    let (oh, ow) = g.out();
+    let mut y = vec![0i8; oh * ow * g.oc];
+    conv::conv_i8(&g.window(), &x, &w, &q, relu, &mut y).unwrap();
+    // Reference accumulator: padded taps contribute (zp_in − zp_in)·w = 0, so they are skipped.
+    let xs: Vec<f64> = x.iter().map(|&v| f64::from(i32::from(v) - zp_in)).collect();
+    let ws: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
+    let acc = conv_ref(&g, &xs, &ws, &b.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
+    for (i, (got, a)) in y.iter().zip(&acc).enumerate() {
+        let o = i % g.oc;
+        let r = multiply_by_quantized_multiplier(*a as i32, m[o], i32::from(sh[o])) + zp_out;
+        let lo = if relu { zp_out } else { -128 };
+        prop_assert_eq!(i32::from(*got), r.clamp(lo, 127), "output {} of {:?}", i, g);
+    }
+    Ok(())
+}
+
+/// More output channels than one accumulator block (256), an odd count, odd input channels.
+#[test]
+fn conv_i8_over_several_channel_blocks() {
+    for (ic, oc, k, s, p) in [(3, 258, 3, 1, 1), (5, 513, 1, 2, 0), (16, 257, 3, 2, 1)] {
+        let g = Geo { ih: 5, iw: 6, ic, oc, k, s, p };
+        check_conv_i8(&g, 7 + oc as u64, oc % 2 == 0, -3, 5).unwrap();
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
@@ -114,28 +151,7 @@ proptest! {
 
     #[test]
     fn conv_i8_matches_reference(g in geo(), seed in any::<u64>(), relu in any::<bool>(), zp_in in -128i32..128, zp_out in -128i32..128) {
-        let mut s = seed;
-        let x = rand_i8(g.ih * g.iw * g.ic, &mut s);
-        let w: Vec<i8> = rand_i8(g.oc * g.k * g.k * g.ic, &mut s).into_iter().map(|v| v.max(-127)).collect();
-        let b: Vec<i32> = (0..g.oc).map(|_| (lcg(&mut s) % 20000) as i32 - 10000).collect();
-        let m: Vec<i32> = (0..g.oc).map(|_| (1 << 30) + (lcg(&mut s) % (1 << 29)) as i32).collect();
-        let sh: Vec<i8> = (0..g.oc).map(|_| -((lcg(&mut s) % 10) as i8)).collect();
-        let (bb, mb, sb) = (Table::<i32>::encode(&b), Table::<i32>::encode(&m), Table::<i8>::encode(&sh));
-        let (bt, mt, st) = (Table::new(g.oc as u32, &bb), Table::new(g.oc as u32, &mb), Table::new(g.oc as u32, &sb));
-        let q = conv::Requant { bias: &bt, multipliers: &mt, shifts: &st, in_zp: zp_in, out_zp: zp_out };
-        let (oh, ow) = g.out();
-        let mut y = vec![0i8; oh * ow * g.oc];
-        conv::conv_i8(&g.window(), &x, &w, &q, relu, &mut y).unwrap();
-        // Reference accumulator: padded taps contribute (zp_in − zp_in)·w = 0, so they are skipped.
-        let xs: Vec<f64> = x.iter().map(|&v| f64::from(i32::from(v) - zp_in)).collect();
-        let ws: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
-        let acc = conv_ref(&g, &xs, &ws, &b.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
-        for (i, (got, a)) in y.iter().zip(&acc).enumerate() {
-            let o = i % g.oc;
-            let r = multiply_by_quantized_multiplier(*a as i32, m[o], i32::from(sh[o])) + zp_out;
-            let lo = if relu { zp_out } else { -128 };
-            prop_assert_eq!(i32::from(*got), r.clamp(lo, 127));
-        }
+        check_conv_i8(&g, seed, relu, zp_in, zp_out)?;
     }
 
     #[test]

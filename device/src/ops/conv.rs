@@ -3,6 +3,7 @@
 
 use super::simd;
 use super::Window;
+use crate::quant::Requantizer;
 use pare_format::Table;
 
 /// Int8 requantisation parameters of a conv or dense op (TFLite arithmetic).
@@ -15,11 +16,10 @@ pub struct Requant<'t, 'a> {
 }
 
 /// One output channel's bias and requantisation, decoded from the op's tables.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Channel {
     pub bias: i32,
-    pub multiplier: i32,
-    pub shift: i32,
+    pub scale: Requantizer,
 }
 
 impl Requant<'_, '_> {
@@ -30,8 +30,7 @@ impl Requant<'_, '_> {
         let (m, _) = self.multipliers.bytes().as_chunks::<4>();
         b.iter().zip(m).zip(self.shifts.bytes()).map(|((b, m), s)| Channel {
             bias: i32::from_le_bytes(*b),
-            multiplier: i32::from_le_bytes(*m),
-            shift: i32::from(*s as i8),
+            scale: Requantizer::new(i32::from_le_bytes(*m), i32::from(*s as i8)),
         })
     }
 
@@ -52,7 +51,7 @@ impl Out {
     /// The int8 output of channel `c` for the dot product `dot` (bias added here).
     #[inline(always)]
     pub fn value(&self, c: &Channel, dot: i32) -> i8 {
-        let y = crate::quant::requantize(dot.wrapping_add(c.bias), c.multiplier, c.shift).saturating_add(self.zp);
+        let y = c.scale.apply(dot.wrapping_add(c.bias)).saturating_add(self.zp);
         y.max(self.low).min(127) as i8
     }
 }
@@ -105,7 +104,17 @@ pub fn conv_f32(
 /// interleaved copy live on the stack: `2 × SCRATCH` words); larger ones the direct path.
 pub const SCRATCH: usize = 4608;
 
+/// Output channels whose accumulators one pass keeps on the stack (two pixels' worth).
+const BLOCK: usize = 256;
+
 /// int8 convolution with per-channel requantisation.
+///
+/// Per pair of neighbouring output pixels: both receptive fields are packed once (im2col), every
+/// pair of filters runs against both in one loop ([`simd::dot_packed_2x2`]), the accumulators
+/// go to a stack block, and a separate loop requantises the block, so neither loop spills the
+/// other's registers. A filter is read as `k` rounded up to a multiple of 4 bytes where the
+/// weights extend that far: the packed columns are zero past `k`, so the extra bytes (the next
+/// filter's) add nothing and no partial group needs its own code.
 pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, y: &mut [i8]) -> Option<()> {
     let k = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?;
     if k > SCRATCH {
@@ -117,6 +126,11 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
     let words = k.div_ceil(4) * 2;
     let (mut s0, mut s1, mut s2) = ([0u32; SCRATCH / 2], [0u32; SCRATCH / 2], [0u32; SCRATCH]);
     let (c0, c1, both) = (s0.get_mut(..words)?, s1.get_mut(..words)?, s2.get_mut(..2 * words)?);
+    let mut acc = [[0i32; 2]; BLOCK];
+    // Channel parameters of the block in `chans`, decoded once per op when all channels fit one
+    // block, else once per block and pixel pair.
+    let mut chans = [Channel::default(); BLOCK];
+    let mut loaded = usize::MAX;
     for oy in 0..g.oh {
         let mut ox = 0;
         while ox < g.ow {
@@ -126,11 +140,28 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
                 im2col(g, x, oy, ox + 1, x_offset, c1)?;
                 simd::interleave(c0, c1, both);
                 let (ya, yb) = y.get_mut(base..base + 2 * g.oc)?.split_at_mut(g.oc);
-                pixel_pair(both, c0, c1, filters, k, q, &out, ya, yb);
+                for (first, (ya, yb)) in (0..).step_by(BLOCK).zip(ya.chunks_mut(BLOCK).zip(yb.chunks_mut(BLOCK))) {
+                    let n = ya.len();
+                    let (acc, ch) = (acc.get_mut(..n)?, chans.get_mut(..n)?);
+                    if loaded != first {
+                        for (d, c) in ch.iter_mut().zip(q.channels().skip(first)) {
+                            *d = c;
+                        }
+                        loaded = first;
+                    }
+                    pair_block(both, c0, c1, w, k, first, acc)?;
+                    for (((a, c), va), vb) in acc.iter().zip(ch.iter()).zip(ya.iter_mut()).zip(yb.iter_mut()) {
+                        *va = out.value(c, a[0]);
+                        *vb = out.value(c, a[1]);
+                    }
+                }
                 ox += 2;
             } else {
                 im2col(g, x, oy, ox, x_offset, c0)?;
-                pixel(c0, filters, k, q, &out, y.get_mut(base..base + g.oc)?);
+                let y = y.get_mut(base..base + g.oc)?;
+                for ((f, c), v) in filters.chunks_exact(k).zip(q.channels()).zip(y.iter_mut()) {
+                    *v = out.value(&c, simd::dot_packed(c0, f));
+                }
                 ox += 1;
             }
         }
@@ -138,54 +169,46 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
     Some(())
 }
 
-/// Every output channel of two neighbouring pixels: filters two at a time against the
-/// interleaved columns (`both`), a last odd filter against each column (`c0`, `c1`).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn pixel_pair(
-    both: &[u32],
-    c0: &[u32],
-    c1: &[u32],
-    filters: &[i8],
-    k: usize,
-    q: &Requant<'_, '_>,
-    out: &Out,
-    ya: &mut [i8],
-    yb: &mut [i8],
-) {
-    let mut f = filters.chunks_exact(k);
-    let mut ch = q.channels();
-    let mut ys = ya.iter_mut().zip(yb.iter_mut());
-    while let (Some(fa), Some(ca), Some((ya0, yb0))) = (f.next(), ch.next(), ys.next()) {
-        match (f.next(), ch.next(), ys.next()) {
-            (Some(fb), Some(cb), Some((ya1, yb1))) => {
-                let [a0, b0, a1, b1] = simd::dot_packed_2x2(both, fa, fb);
-                *ya0 = out.value(&ca, a0);
-                *ya1 = out.value(&cb, b0);
-                *yb0 = out.value(&ca, a1);
-                *yb1 = out.value(&cb, b1);
-            }
-            _ => {
-                *ya0 = out.value(&ca, simd::dot_packed(c0, fa));
-                *yb0 = out.value(&ca, simd::dot_packed(c1, fa));
-            }
-        }
+/// Accumulators of filters `first..first + acc.len()` against two pixels' columns: `[pixel 0,
+/// pixel 1]` per filter.
+fn pair_block(both: &[u32], c0: &[u32], c1: &[u32], w: &[i8], k: usize, first: usize, acc: &mut [[i32; 2]]) -> Option<()> {
+    let k4 = k.next_multiple_of(4);
+    // Filter `o`, read as `k4` bytes where the weights extend that far, else as `k`.
+    let filter = |o: usize| w.get(o * k..o * k + k4).or_else(|| w.get(o * k..o * k + k));
+    let mut o = first;
+    let mut pairs = acc.chunks_exact_mut(2);
+    for a in pairs.by_ref() {
+        // Both filters of a pass the same length: the last pair of the weights reads `k`.
+        let (fa, fb) = match (w.get(o * k..o * k + k4), w.get((o + 1) * k..(o + 1) * k + k4)) {
+            (Some(fa), Some(fb)) => (fa, fb),
+            _ => (w.get(o * k..(o + 1) * k)?, w.get((o + 1) * k..(o + 2) * k)?),
+        };
+        let [a0, b0, a1, b1] = simd::dot_packed_2x2(both, fa, fb);
+        *a.first_mut()? = [a0, a1];
+        *a.last_mut()? = [b0, b1];
+        o += 2;
     }
-}
-
-/// Every output channel of one pixel (the last of an odd row).
-#[inline(always)]
-fn pixel(col: &[u32], filters: &[i8], k: usize, q: &Requant<'_, '_>, out: &Out, y: &mut [i8]) {
-    for ((f, c), v) in filters.chunks_exact(k).zip(q.channels()).zip(y.iter_mut()) {
-        *v = out.value(&c, simd::dot_packed(col, f));
+    if let Some(a) = pairs.into_remainder().first_mut() {
+        let f = filter(o)?;
+        *a = [simd::dot_packed(c0, f), simd::dot_packed(c1, f)];
     }
+    Some(())
 }
 
 /// im2col of output pixel `(oy, ox)`: the receptive field in filter order (ky, kx, c), packed
 /// for [`simd::dot_packed`]; padded taps are zero, which is what (zero point − zero point)
-/// contributes.
+/// contributes. Zeroed first only when the window reaches into the padding.
 fn im2col(g: &Window, x: &[i8], oy: usize, ox: usize, x_offset: i32, col: &mut [u32]) -> Option<()> {
-    col.fill(0);
+    let inside = |o: usize, s: usize, p: usize, k: usize, n: usize| o * s >= p && o * s + k <= n + p;
+    if !(inside(oy, g.sh, g.pt, g.kh, g.ih) && inside(ox, g.sw, g.pl, g.kw, g.iw)) {
+        col.fill(0);
+    } else if let Some(last) = col.last_mut() {
+        // The last group's unused lanes must still be zero.
+        *last = 0;
+        if let Some(w) = col.len().checked_sub(2).and_then(|i| col.get_mut(i)) {
+            *w = 0;
+        }
+    }
     for (ky, iy) in Window::taps(oy, g.sh, g.pt, g.kh, g.ih) {
         let mut taps = Window::taps(ox, g.sw, g.pl, g.kw, g.iw);
         let Some((kx, ix)) = taps.next() else { continue };
