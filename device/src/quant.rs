@@ -174,7 +174,11 @@ mod tests {
         for &x in &edges {
             for &m in &mults {
                 for s in -40..=3 {
-                    assert_eq!(Requantizer::new(m, s).apply(x), multiply_by_quantized_multiplier(x, m, s), "{x} {m} {s}");
+                    assert_eq!(
+                        Requantizer::new(m, s).apply(x),
+                        multiply_by_quantized_multiplier(x, m, s),
+                        "{x} {m} {s}"
+                    );
                 }
             }
         }

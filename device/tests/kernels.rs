@@ -119,10 +119,14 @@ fn check_conv_i8(g: &Geo, seed: u64, relu: bool, zp_in: i32, zp_out: i32) -> Res
     Ok(())
 }
 
-/// More output channels than one accumulator block (256), an odd count, odd input channels.
+/// More output channels than one accumulator block (256), odd counts, odd input channels, and
+/// receptive fields past the blocked kernel.
 #[test]
 fn conv_i8_over_several_channel_blocks() {
-    for (ic, oc, k, s, p) in [(3, 258, 3, 1, 1), (5, 513, 1, 2, 0), (16, 257, 3, 2, 1)] {
+    // The last two: receptive fields over the blocked kernel's limit (1,152), odd filter counts.
+    for (ic, oc, k, s, p) in
+        [(3, 258, 3, 1, 1), (5, 513, 1, 2, 0), (16, 257, 3, 2, 1), (130, 5, 3, 1, 1), (1200, 3, 1, 1, 0)]
+    {
         let g = Geo { ih: 5, iw: 6, ic, oc, k, s, p };
         check_conv_i8(&g, 7 + oc as u64, oc % 2 == 0, -3, 5).unwrap();
     }

@@ -104,6 +104,86 @@ pub fn conv_f32(
 /// interleaved copy live on the stack: `2 × SCRATCH` words); larger ones the direct path.
 pub const SCRATCH: usize = 4608;
 
+/// int8 convolution with per-channel requantisation: [`conv_i8_blocked`] where a receptive field
+/// fits its scratch (the MCU-sized layers), [`conv_i8_pairs`] up to [`SCRATCH`] elements, the
+/// direct loops beyond.
+pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, y: &mut [i8]) -> Option<()> {
+    let k = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?;
+    if k <= BLOCKED_K && g.oc <= BLOCK {
+        conv_i8_blocked(g, x, w, q, relu, y)
+    } else if k <= SCRATCH {
+        conv_i8_pairs(g, x, w, q, relu, y)
+    } else {
+        conv_i8_direct(g, x, w, q, relu, y)
+    }
+}
+
+/// Largest receptive field (`kh·kw·ic`) of [`conv_i8_blocked`].
+pub const BLOCKED_K: usize = 1152;
+/// Its column scratch, in words: up to [`PAIRS`] pixel pairs of packed, interleaved columns.
+const COLS: usize = 6144;
+/// Pixel pairs per block at most.
+const PAIRS: usize = 8;
+
+/// int8 convolution, pixels in blocks: the block's receptive fields are packed once (im2col,
+/// two pixels interleaved per group of four elements), then for each pair of filters the weights
+/// are widened to 16 bits once ([`simd::widen_pair`]) and run against every pixel pair of the
+/// block ([`simd::mac_2x2`]: four loads and eight SMLAD per sixteen multiply-accumulates, no
+/// SXTB16 in the loop). Up to [`PAIRS`] pixel pairs share one widening.
+#[inline(never)]
+fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, y: &mut [i8]) -> Option<()> {
+    let k = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?;
+    let x_offset = q.in_zp.checked_neg()?;
+    let out = q.out(relu);
+    let groups = k.div_ceil(4);
+    let pair_words = groups * 4;
+    let pairs = (COLS / pair_words).clamp(1, PAIRS);
+    let filters = w.get(..k.checked_mul(g.oc)?)?;
+    let (mut s0, mut s1) = ([0u32; BLOCKED_K / 2], [0u32; BLOCKED_K / 2]);
+    let (c0, c1) = (s0.get_mut(..groups * 2)?, s1.get_mut(..groups * 2)?);
+    let mut cols = [0u32; COLS];
+    let mut wide = [0u32; BLOCKED_K * 2];
+    let wide = wide.get_mut(..pair_words)?;
+    let mut acc = [[0i32; 4]; PAIRS];
+    let mut chans = [Channel::default(); BLOCK];
+    for (d, c) in chans.iter_mut().zip(q.channels()) {
+        *d = c;
+    }
+    let pixels = g.oh * g.ow;
+    let mut p = 0;
+    while p + 1 < pixels {
+        // The block: pixel pairs p, p+1, … packed and interleaved.
+        let n = ((pixels - p) / 2).min(pairs);
+        for (j, dst) in cols.chunks_exact_mut(pair_words).take(n).enumerate() {
+            let a = p + 2 * j;
+            im2col(g, x, a / g.ow, a % g.ow, x_offset, c0)?;
+            im2col(g, x, (a + 1) / g.ow, (a + 1) % g.ow, x_offset, c1)?;
+            simd::interleave(c0, c1, dst);
+        }
+        let block = y.get_mut(p * g.oc..(p + 2 * n) * g.oc)?;
+        let cols = cols.get(..n * pair_words)?;
+        let acc = acc.get_mut(..n)?;
+        let mut o = 0;
+        while o < g.oc {
+            // A last odd filter runs as a pair with itself; its second results are dropped.
+            let ob = if o + 1 < g.oc { o + 1 } else { o };
+            simd::widen_pair(filters.get(o * k..(o + 1) * k)?, filters.get(ob * k..(ob + 1) * k)?, wide);
+            simd::mac_block(cols, wide, groups, acc);
+            requant_filters(acc, chans.get(o)?, chans.get(ob)?, &out, block, g.oc, o, ob)?;
+            o += 2;
+        }
+        p += 2 * n;
+    }
+    if p < pixels {
+        im2col(g, x, p / g.ow, p % g.ow, x_offset, c0)?;
+        let y = y.get_mut(p * g.oc..(p + 1) * g.oc)?;
+        for ((f, c), v) in filters.chunks_exact(k).zip(&chans).zip(y.iter_mut()) {
+            *v = out.value(c, simd::dot_packed(c0, f));
+        }
+    }
+    Some(())
+}
+
 /// Output channels whose accumulators one pass keeps on the stack (two pixels' worth).
 const BLOCK: usize = 256;
 
@@ -115,11 +195,9 @@ const BLOCK: usize = 256;
 /// other's registers. A filter is read as `k` rounded up to a multiple of 4 bytes where the
 /// weights extend that far: the packed columns are zero past `k`, so the extra bytes (the next
 /// filter's) add nothing and no partial group needs its own code.
-pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, y: &mut [i8]) -> Option<()> {
+#[inline(never)]
+fn conv_i8_pairs(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, y: &mut [i8]) -> Option<()> {
     let k = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?;
-    if k > SCRATCH {
-        return conv_i8_direct(g, x, w, q, relu, y);
-    }
     let x_offset = q.in_zp.checked_neg()?;
     let out = q.out(relu);
     let filters = w.get(..k.checked_mul(g.oc)?)?;
@@ -150,10 +228,7 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
                         loaded = first;
                     }
                     pair_block(both, c0, c1, w, k, first, acc)?;
-                    for (((a, c), va), vb) in acc.iter().zip(ch.iter()).zip(ya.iter_mut()).zip(yb.iter_mut()) {
-                        *va = out.value(c, a[0]);
-                        *vb = out.value(c, a[1]);
-                    }
+                    requant_pair(acc, ch, &out, ya, yb);
                 }
                 ox += 2;
             } else {
@@ -169,9 +244,57 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
     Some(())
 }
 
+/// Writes two filters' outputs (`o`, `ob`; `ob == o` for a last odd filter) for a block of
+/// pixel pairs from [`simd::mac_block`]'s accumulators. Not inlined, for the same reason as
+/// [`requant_pair`].
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn requant_filters(
+    acc: &[[i32; 4]],
+    ca: &Channel,
+    cb: &Channel,
+    out: &Out,
+    block: &mut [i8],
+    oc: usize,
+    o: usize,
+    ob: usize,
+) -> Option<()> {
+    let (ca, cb, out) = (*ca, *cb, *out);
+    for (a, px) in acc.iter().zip(block.chunks_exact_mut(2 * oc)) {
+        let [a0, b0, a1, b1] = *a;
+        let (y0, y1) = px.split_at_mut(oc);
+        *y0.get_mut(o)? = out.value(&ca, a0);
+        *y1.get_mut(o)? = out.value(&ca, a1);
+        if ob != o {
+            *y0.get_mut(ob)? = out.value(&cb, b0);
+            *y1.get_mut(ob)? = out.value(&cb, b1);
+        }
+    }
+    Some(())
+}
+
+/// Requantises a block of two pixels' accumulators. Not inlined: alone, the loop keeps its
+/// constants in registers (inlined into the convolution it spilled them, 40 instructions per
+/// output against 22).
+#[inline(never)]
+fn requant_pair(acc: &[[i32; 2]], ch: &[Channel], out: &Out, ya: &mut [i8], yb: &mut [i8]) {
+    for (((a, c), va), vb) in acc.iter().zip(ch).zip(ya.iter_mut()).zip(yb.iter_mut()) {
+        *va = out.value(c, a[0]);
+        *vb = out.value(c, a[1]);
+    }
+}
+
 /// Accumulators of filters `first..first + acc.len()` against two pixels' columns: `[pixel 0,
 /// pixel 1]` per filter.
-fn pair_block(both: &[u32], c0: &[u32], c1: &[u32], w: &[i8], k: usize, first: usize, acc: &mut [[i32; 2]]) -> Option<()> {
+fn pair_block(
+    both: &[u32],
+    c0: &[u32],
+    c1: &[u32],
+    w: &[i8],
+    k: usize,
+    first: usize,
+    acc: &mut [[i32; 2]],
+) -> Option<()> {
     let k4 = k.next_multiple_of(4);
     // Filter `o`, read as `k4` bytes where the weights extend that far, else as `k`.
     let filter = |o: usize| w.get(o * k..o * k + k4).or_else(|| w.get(o * k..o * k + k));

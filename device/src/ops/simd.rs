@@ -199,6 +199,105 @@ pub fn dot_packed_2x2(cols: &[u32], w0: &[i8], w1: &[i8]) -> [i32; 4] {
     acc
 }
 
+/// Two filters widened to 16-bit lanes in the packed order, interleaved per group of four
+/// elements as `[a (0,2), a (1,3), b (0,2), b (1,3)]`, the layout [`mac_2x2`] reads. A partial
+/// last group is zero-padded; `out` holds `4 · len.div_ceil(4)` words.
+pub fn widen_pair(a: &[i8], b: &[i8], out: &mut [u32]) {
+    let (ba, bb): (&[u8], &[u8]) = (bytemuck::cast_slice(a), bytemuck::cast_slice(b));
+    let (qa, ta) = ba.as_chunks::<4>();
+    let (qb, tb) = bb.as_chunks::<4>();
+    let (o, _) = out.as_chunks_mut::<4>();
+    let mut o = o.iter_mut();
+    for ((x, y), d) in qa.iter().zip(qb).zip(o.by_ref()) {
+        let (x, y) = (u32::from_le_bytes(*x), u32::from_le_bytes(*y));
+        *d = [sxtb16(x), sxtb16_ror8(x), sxtb16(y), sxtb16_ror8(y)];
+    }
+    if !ta.is_empty() {
+        if let Some(d) = o.next() {
+            let (x, y) = (tail_word(ta), tail_word(tb));
+            *d = [sxtb16(x), sxtb16_ror8(x), sxtb16(y), sxtb16_ror8(y)];
+        }
+    }
+}
+
+/// A block of pixel pairs against two widened filters ([`widen_pair`]): `cols` holds the pairs'
+/// interleaved columns ([`interleave`]) back to back, `groups · 4` words each; `acc[j]` gets pair
+/// `j`'s `[c0·a, c0·b, c1·a, c1·b]`. Per group of four elements: one LDM of the two columns,
+/// four weight loads, eight SMLAD (hand-written on DSP targets: the compiler's schedule needed
+/// eighteen instructions where this loop needs fifteen).
+pub fn mac_block(cols: &[u32], wide: &[u32], groups: usize, acc: &mut [[i32; 4]]) {
+    let words = groups * 4;
+    let Some(wide) = wide.get(..words) else { return };
+    if groups == 0 {
+        acc.fill([0; 4]);
+        return;
+    }
+    for (col, a) in cols.chunks_exact(words).zip(acc.iter_mut()) {
+        *a = mac_2x2(col, wide, groups);
+    }
+}
+
+/// One pixel pair of [`mac_block`]; `col` and `wide` hold `groups · 4 > 0` words.
+#[cfg(pare_dsp)]
+#[inline(always)]
+fn mac_2x2(col: &[u32], wide: &[u32], groups: usize) -> [i32; 4] {
+    let (mut a0, mut b0, mut a1, mut b1) = (0i32, 0i32, 0i32, 0i32);
+    let (mut c, mut w, mut n) = (col.as_ptr(), wide.as_ptr(), groups);
+    // SAFETY: the caller's slices hold `4 · groups` words each and `groups > 0`; the loop reads
+    // exactly that many from each pointer, writes no memory and uses no stack.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldm {c}!, {{r2, r3, r4, r5}}",
+            "ldr {v}, [{w}], #4",
+            "smlad {a0}, r2, {v}, {a0}",
+            "smlad {a1}, r4, {v}, {a1}",
+            "ldr {v}, [{w}], #4",
+            "smlad {a0}, r3, {v}, {a0}",
+            "smlad {a1}, r5, {v}, {a1}",
+            "ldr {v}, [{w}], #4",
+            "smlad {b0}, r2, {v}, {b0}",
+            "smlad {b1}, r4, {v}, {b1}",
+            "ldr {v}, [{w}], #4",
+            "smlad {b0}, r3, {v}, {b0}",
+            "smlad {b1}, r5, {v}, {b1}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            c = inout(reg) c,
+            w = inout(reg) w,
+            n = inout(reg) n,
+            v = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            b0 = inout(reg) b0,
+            b1 = inout(reg) b1,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            options(nostack, readonly)
+        );
+    }
+    let _ = (c, w, n);
+    [a0, b0, a1, b1]
+}
+
+/// One pixel pair of [`mac_block`], portable (host emulation): the same sums in the same order.
+#[cfg(not(pare_dsp))]
+#[inline(always)]
+fn mac_2x2(col: &[u32], wide: &[u32], _groups: usize) -> [i32; 4] {
+    let (c, _) = col.as_chunks::<4>();
+    let (w, _) = wide.as_chunks::<4>();
+    let (mut a0, mut b0, mut a1, mut b1) = (0i32, 0i32, 0i32, 0i32);
+    for (x, v) in c.iter().zip(w) {
+        a0 = smlad(x[1], v[1], smlad(x[0], v[0], a0));
+        a1 = smlad(x[3], v[1], smlad(x[2], v[0], a1));
+        b0 = smlad(x[1], v[3], smlad(x[0], v[2], b0));
+        b1 = smlad(x[3], v[3], smlad(x[2], v[2], b1));
+    }
+    [a0, b0, a1, b1]
+}
+
 /// `Σ (x[i] + x_offset) · w[i]` without packing (for long vectors that do not fit the scratch).
 #[inline]
 pub fn dot_i8(x: &[i8], w: &[i8], x_offset: i32) -> i32 {
