@@ -8,8 +8,14 @@ use pare_format::{DType, Model, Op};
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct LayerTrace {
+    /// The op's index, or [`LayerTrace::INPUT`] for the input preparation before op 0.
     pub index: u32,
     pub kind: &'static str,
+}
+
+impl LayerTrace {
+    /// `index` of the input step (pixels to the model's input buffer), reported as kind `input`.
+    pub const INPUT: u32 = u32::MAX;
 }
 
 /// A validated model ready to run.
@@ -108,6 +114,7 @@ impl<'m> Runtime<'m> {
             }
             Source::Pixels(p) => crate::input::prepare_input(&self.model, p, dst)?,
         }
+        trace(LayerTrace { index: LayerTrace::INPUT, kind: "input" });
         for (k, op) in self.model.ops.iter().enumerate() {
             let k = k as u32;
             let op: Op<'_> = op.map_err(|_| Error::Internal { op: k })?;

@@ -320,25 +320,69 @@ fn pair_block(
 
 /// im2col of output pixel `(oy, ox)`: the receptive field in filter order (ky, kx, c), packed
 /// for [`simd::dot_packed`]; padded taps are zero, which is what (zero point − zero point)
-/// contributes. Zeroed first only when the window reaches into the padding.
+/// contributes. The in-bounds taps of a kernel row are one contiguous run of the input, packed
+/// in one call; the column is zeroed first only when the window reaches into the padding.
 fn im2col(g: &Window, x: &[i8], oy: usize, ox: usize, x_offset: i32, col: &mut [u32]) -> Option<()> {
-    let inside = |o: usize, s: usize, p: usize, k: usize, n: usize| o * s >= p && o * s + k <= n + p;
-    if !(inside(oy, g.sh, g.pt, g.kh, g.ih) && inside(ox, g.sw, g.pl, g.kw, g.iw)) {
+    // In-bounds kernel rows `ky0..ky1` and columns `kx0..kx1` (input index = o·s + k − pad).
+    let span = |o: usize, s: usize, p: usize, k: usize, n: usize| {
+        let start = o * s;
+        (p.saturating_sub(start).min(k), (n + p).saturating_sub(start).min(k))
+    };
+    let (ky0, ky1) = span(oy, g.sh, g.pt, g.kh, g.ih);
+    let (kx0, kx1) = span(ox, g.sw, g.pl, g.kw, g.iw);
+    let k = g.kh * g.kw * g.ic;
+    if !(g.kw * g.ic).is_multiple_of(4) && k <= GATHER {
+        return im2col_gathered(g, x, oy, ox, x_offset, col, [ky0, ky1, kx0, kx1]);
+    }
+    if ky0 > 0 || kx0 > 0 || ky1 < g.kh || kx1 < g.kw {
         col.fill(0);
-    } else if let Some(last) = col.last_mut() {
-        // The last group's unused lanes must still be zero.
-        *last = 0;
-        if let Some(w) = col.len().checked_sub(2).and_then(|i| col.get_mut(i)) {
-            *w = 0;
+    } else {
+        // The last group's lanes past the receptive field must still be zero.
+        let n = col.len();
+        if let Some(last) = col.get_mut(n.saturating_sub(2)..) {
+            last.fill(0);
         }
     }
-    for (ky, iy) in Window::taps(oy, g.sh, g.pt, g.kh, g.ih) {
-        let mut taps = Window::taps(ox, g.sw, g.pl, g.kw, g.iw);
-        let Some((kx, ix)) = taps.next() else { continue };
-        let n = 1 + taps.count();
-        let px = (iy * g.iw + ix) * g.ic;
-        simd::pack_into(col, (ky * g.kw + kx) * g.ic, x.get(px..px + n * g.ic)?, x_offset);
+    if kx0 >= kx1 {
+        return Some(());
     }
+    let run = (kx1 - kx0) * g.ic;
+    for ky in ky0..ky1 {
+        let px = ((oy * g.sh + ky - g.pt) * g.iw + ox * g.sw + kx0 - g.pl) * g.ic;
+        simd::pack_into(col, (ky * g.kw + kx0) * g.ic, x.get(px..px + run)?, x_offset);
+    }
+    Some(())
+}
+
+/// Receptive fields up to this many bytes whose kernel rows do not fill whole groups of four
+/// (a 3-channel stem: rows of 9) are gathered into bytes first.
+const GATHER: usize = 256;
+
+/// [`im2col`] for rows that start mid-group: the rows' bytes are copied into one contiguous
+/// buffer (padded taps and the last group's spare lanes hold the input zero point, so they pack
+/// to zero) and packed in one aligned pass, instead of element by element at every row's ends.
+fn im2col_gathered(
+    g: &Window,
+    x: &[i8],
+    oy: usize,
+    ox: usize,
+    x_offset: i32,
+    col: &mut [u32],
+    [ky0, ky1, kx0, kx1]: [usize; 4],
+) -> Option<()> {
+    let zp = i8::try_from(x_offset.checked_neg()?).ok()?;
+    let k4 = (g.kh * g.kw * g.ic).next_multiple_of(4);
+    let mut buf = [zp; GATHER + 4];
+    let bytes = buf.get_mut(..k4)?;
+    if kx0 < kx1 {
+        let run = (kx1 - kx0) * g.ic;
+        for ky in ky0..ky1 {
+            let px = ((oy * g.sh + ky - g.pt) * g.iw + ox * g.sw + kx0 - g.pl) * g.ic;
+            let at = (ky * g.kw + kx0) * g.ic;
+            bytes.get_mut(at..at + run)?.copy_from_slice(x.get(px..px + run)?);
+        }
+    }
+    simd::pack_into(col, 0, bytes, x_offset);
     Some(())
 }
 

@@ -155,6 +155,10 @@ fn print_report(board: &str, model: &[u8], rt: &pare_device::Runtime<'_>, r: &fl
             r.unit.trim_end_matches('s')
         );
         for (i, kind, n) in &r.layers {
+            if *i == u64::from(pare_device::LayerTrace::INPUT) {
+                println!("| – | {kind} | {n} | 0 | – |");
+                continue;
+            }
             let m = macs.get(*i as usize).copied().unwrap_or(0);
             let rate = if m > 0 && *n > 0 { format!("{:.3}", m as f64 / *n as f64) } else { "–".into() };
             println!("| {i} | {kind} | {n} | {m} | {rate} |");
