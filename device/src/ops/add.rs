@@ -1,7 +1,7 @@
 //! Residual add. int8 follows TFLite's reference `ADD`: both inputs are shifted left, rescaled
 //! to a common scale, summed, and requantised to the output.
 
-use crate::quant::multiply_by_quantized_multiplier as mul;
+use crate::quant::{multiply_by_quantized_multiplier as mul, Requantizer};
 use pare_format::AddQuant;
 
 pub fn add_f32(a: &[f32], b: &[f32], relu: bool, y: &mut [f32]) {
@@ -25,10 +25,11 @@ pub fn add_i8(a: &[i8], b: &[i8], q: &AddQuant, zp: [i32; 3], relu: bool, y: &mu
     }
     // -128..=127 to 0..=255: the byte with its sign bit flipped.
     let index = |v: i8| usize::from(v as u8 ^ 0x80);
+    let out_scale = Requantizer::new(q.out_multiplier, q.out_shift);
     for ((o, x), z) in y.iter_mut().zip(a).zip(b) {
         let xa = ta.get(index(*x)).copied().unwrap_or(0);
         let xb = tb.get(index(*z)).copied().unwrap_or(0);
-        let out = mul(xa.saturating_add(xb), q.out_multiplier, q.out_shift).saturating_add(zp[2]);
-        *o = out.clamp(low, 127) as i8;
+        let out = out_scale.apply(xa.saturating_add(xb)).saturating_add(zp[2]);
+        *o = out.max(low).min(127) as i8;
     }
 }

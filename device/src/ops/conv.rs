@@ -323,13 +323,9 @@ fn pair_block(
 /// contributes. The in-bounds taps of a kernel row are one contiguous run of the input, packed
 /// in one call; the column is zeroed first only when the window reaches into the padding.
 fn im2col(g: &Window, x: &[i8], oy: usize, ox: usize, x_offset: i32, col: &mut [u32]) -> Option<()> {
-    // In-bounds kernel rows `ky0..ky1` and columns `kx0..kx1` (input index = o·s + k − pad).
-    let span = |o: usize, s: usize, p: usize, k: usize, n: usize| {
-        let start = o * s;
-        (p.saturating_sub(start).min(k), (n + p).saturating_sub(start).min(k))
-    };
-    let (ky0, ky1) = span(oy, g.sh, g.pt, g.kh, g.ih);
-    let (kx0, kx1) = span(ox, g.sw, g.pl, g.kw, g.iw);
+    // In-bounds kernel rows `ky0..ky1` and columns `kx0..kx1`.
+    let (ky0, ky1) = Window::span(oy, g.sh, g.pt, g.kh, g.ih);
+    let (kx0, kx1) = Window::span(ox, g.sw, g.pl, g.kw, g.iw);
     let k = g.kh * g.kw * g.ic;
     if !(g.kw * g.ic).is_multiple_of(4) && k <= GATHER {
         return im2col_gathered(g, x, oy, ox, x_offset, col, [ky0, ky1, kx0, kx1]);

@@ -48,6 +48,13 @@ impl Window {
         }
     }
 
+    /// The in-bounds kernel indices `k0..k1` of output index `o` (input index = `o·stride + k −
+    /// pad`): the closed-form twin of [`Window::taps`].
+    pub fn span(o: usize, stride: usize, pad: usize, kernel: usize, size: usize) -> (usize, usize) {
+        let start = o * stride;
+        (pad.saturating_sub(start).min(kernel), (size + pad).saturating_sub(start).min(kernel))
+    }
+
     /// Input rows (or columns) covered by output index `o`: `(first kernel index, input index)`
     /// pairs for the in-bounds taps only.
     pub fn taps(
