@@ -119,9 +119,9 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
 }
 
 /// Largest receptive field (`kh·kw·ic`) of [`conv_i8_blocked`].
-pub const BLOCKED_K: usize = 1152;
+pub const BLOCKED_K: usize = 576;
 /// Its column scratch, in words: up to [`PAIRS`] pixel pairs of packed, interleaved columns.
-const COLS: usize = 6144;
+const COLS: usize = 4096;
 /// Pixel pairs per block at most.
 const PAIRS: usize = 8;
 
@@ -144,7 +144,9 @@ fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bo
     let mut cols = [0u32; COLS];
     let mut wide = [0u32; BLOCKED_K * 2];
     let wide = wide.get_mut(..pair_words)?;
-    let mut acc = [[0i32; 4]; PAIRS];
+    // Accumulators of the block, channel-major: `acc[o][pixel]`.
+    let mut acc = [[0i32; 2 * PAIRS]; BLOCK];
+    let mut spare = [0i32; 2 * PAIRS];
     let mut chans = [Channel::default(); BLOCK];
     for (d, c) in chans.iter_mut().zip(q.channels()) {
         *d = c;
@@ -160,18 +162,21 @@ fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bo
             im2col(g, x, (a + 1) / g.ow, (a + 1) % g.ow, x_offset, c1)?;
             simd::interleave(c0, c1, dst);
         }
-        let block = y.get_mut(p * g.oc..(p + 2 * n) * g.oc)?;
         let cols = cols.get(..n * pair_words)?;
-        let acc = acc.get_mut(..n)?;
+        let mut rows = acc.iter_mut().take(g.oc);
         let mut o = 0;
-        while o < g.oc {
-            // A last odd filter runs as a pair with itself; its second results are dropped.
-            let ob = if o + 1 < g.oc { o + 1 } else { o };
+        while let Some(ra) = rows.next() {
+            // A last odd filter runs as a pair with itself; its second results go to `spare`.
+            let (ob, rb) = match rows.next() {
+                Some(rb) => (o + 1, rb),
+                None => (o, &mut spare),
+            };
             simd::widen_pair(filters.get(o * k..(o + 1) * k)?, filters.get(ob * k..(ob + 1) * k)?, wide);
-            simd::mac_block(cols, wide, groups, acc);
-            requant_filters(acc, chans.get(o)?, chans.get(ob)?, &out, block, g.oc, o, ob)?;
+            simd::mac_block(cols, wide, groups, ra.get_mut(..2 * n)?, rb.get_mut(..2 * n)?);
             o += 2;
         }
+        let block = y.get_mut(p * g.oc..(p + 2 * n) * g.oc)?;
+        requant_block(acc.get(..g.oc)?, chans.get(..g.oc)?, out, block, 2 * n);
         p += 2 * n;
     }
     if p < pixels {
@@ -244,33 +249,20 @@ fn conv_i8_pairs(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool
     Some(())
 }
 
-/// Writes two filters' outputs (`o`, `ob`; `ob == o` for a last odd filter) for a block of
-/// pixel pairs from [`simd::mac_block`]'s accumulators. Not inlined, for the same reason as
-/// [`requant_pair`].
-#[allow(clippy::too_many_arguments)]
+/// Writes a block's outputs from its channel-major accumulators (`acc[o][pixel]`, `pixels`
+/// of them): one channel's requantiser stays in registers across the block's pixels. Not
+/// inlined, for the same reason as [`requant_pair`].
 #[inline(never)]
-fn requant_filters(
-    acc: &[[i32; 4]],
-    ca: &Channel,
-    cb: &Channel,
-    out: &Out,
-    block: &mut [i8],
-    oc: usize,
-    o: usize,
-    ob: usize,
-) -> Option<()> {
-    let (ca, cb, out) = (*ca, *cb, *out);
-    for (a, px) in acc.iter().zip(block.chunks_exact_mut(2 * oc)) {
-        let [a0, b0, a1, b1] = *a;
-        let (y0, y1) = px.split_at_mut(oc);
-        *y0.get_mut(o)? = out.value(&ca, a0);
-        *y1.get_mut(o)? = out.value(&ca, a1);
-        if ob != o {
-            *y0.get_mut(ob)? = out.value(&cb, b0);
-            *y1.get_mut(ob)? = out.value(&cb, b1);
+fn requant_block(acc: &[[i32; 2 * PAIRS]], chans: &[Channel], out: Out, block: &mut [i8], pixels: usize) {
+    let oc = chans.len();
+    for (o, (a, c)) in acc.iter().zip(chans).enumerate() {
+        let c = *c;
+        for (row, v) in block.chunks_exact_mut(oc).zip(a.iter().take(pixels)) {
+            if let Some(d) = row.get_mut(o) {
+                *d = out.value(&c, *v);
+            }
         }
     }
-    Some(())
 }
 
 /// Requantises a block of two pixels' accumulators. Not inlined: alone, the loop keeps its

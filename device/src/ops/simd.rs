@@ -221,19 +221,20 @@ pub fn widen_pair(a: &[i8], b: &[i8], out: &mut [u32]) {
 }
 
 /// A block of pixel pairs against two widened filters ([`widen_pair`]): `cols` holds the pairs'
-/// interleaved columns ([`interleave`]) back to back, `groups · 4` words each; `acc[j]` gets pair
-/// `j`'s `[c0·a, c0·b, c1·a, c1·b]`. Per group of four elements: one LDM of the two columns,
-/// four weight loads, eight SMLAD (hand-written on DSP targets: the compiler's schedule needed
-/// eighteen instructions where this loop needs fifteen).
-pub fn mac_block(cols: &[u32], wide: &[u32], groups: usize, acc: &mut [[i32; 4]]) {
+/// interleaved columns ([`interleave`]) back to back, `groups · 4` words each; pair `j`'s sums go
+/// to `acc_a[2j], acc_a[2j + 1]` (filter a, both pixels) and `acc_b[2j], acc_b[2j + 1]`. Per group
+/// of four elements: one LDM of the two columns, four weight loads, eight SMLAD (hand-written on
+/// DSP targets: the compiler's schedule needed eighteen instructions where this loop needs
+/// fifteen).
+pub fn mac_block(cols: &[u32], wide: &[u32], groups: usize, acc_a: &mut [i32], acc_b: &mut [i32]) {
     let words = groups * 4;
     let Some(wide) = wide.get(..words) else { return };
-    if groups == 0 {
-        acc.fill([0; 4]);
-        return;
-    }
-    for (col, a) in cols.chunks_exact(words).zip(acc.iter_mut()) {
-        *a = mac_2x2(col, wide, groups);
+    let (pa, _) = acc_a.as_chunks_mut::<2>();
+    let (pb, _) = acc_b.as_chunks_mut::<2>();
+    for ((col, a), b) in cols.chunks_exact(words.max(1)).zip(pa).zip(pb) {
+        let [a0, b0, a1, b1] = if groups == 0 { [0; 4] } else { mac_2x2(col, wide, groups) };
+        *a = [a0, a1];
+        *b = [b0, b1];
     }
 }
 
