@@ -172,7 +172,8 @@ fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bo
                 None => (o, &mut spare),
             };
             simd::widen_pair(filters.get(o * k..(o + 1) * k)?, filters.get(ob * k..(ob + 1) * k)?, wide);
-            simd::mac_block(cols, wide, groups, ra.get_mut(..2 * n)?, rb.get_mut(..2 * n)?);
+            let bias = [chans.get(o)?.bias, chans.get(ob)?.bias];
+            simd::mac_block(cols, wide, groups, bias, ra.get_mut(..2 * n)?, rb.get_mut(..2 * n)?);
             o += 2;
         }
         let block = y.get_mut(p * g.oc..(p + 2 * n) * g.oc)?;
@@ -255,11 +256,13 @@ fn conv_i8_pairs(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool
 #[inline(never)]
 fn requant_block(acc: &[[i32; 2 * PAIRS]], chans: &[Channel], out: Out, block: &mut [i8], pixels: usize) {
     let oc = chans.len();
+    let (zp, low) = (out.zp, out.low);
     for (o, (a, c)) in acc.iter().zip(chans).enumerate() {
-        let c = *c;
+        // The accumulators include the bias (simd::mac_block starts from it).
+        let scale = c.scale;
         for (row, v) in block.chunks_exact_mut(oc).zip(a.iter().take(pixels)) {
             if let Some(d) = row.get_mut(o) {
-                *d = out.value(&c, *v);
+                *d = scale.apply(*v).saturating_add(zp).max(low).min(127) as i8;
             }
         }
     }
