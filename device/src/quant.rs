@@ -56,6 +56,19 @@ impl Requantizer {
         if !self.fast {
             return multiply_by_quantized_multiplier(x, self.multiplier, self.shift);
         }
+        self.apply_fast(x)
+    }
+
+    /// Whether [`Requantizer::apply_fast`] gives [`Requantizer::apply`]'s values: loops branch
+    /// once on this and run the fast form alone.
+    pub fn is_fast(&self) -> bool {
+        self.fast
+    }
+
+    /// [`Requantizer::apply`] for a requantiser that [`Requantizer::is_fast`] (other values
+    /// otherwise).
+    #[inline(always)]
+    pub fn apply_fast(&self, x: i32) -> i32 {
         // gemmlowp's (x·m + nudge) / 2^31 truncated toward zero, with nudge 2^30 or 1 − 2^30 by
         // the product's sign, is floor((x·m + 2^30) / 2^31) for either sign (for x·m < 0,
         // truncating v is flooring v + 2^31 − 1 = x·m + 2^30).

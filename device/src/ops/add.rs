@@ -25,11 +25,13 @@ pub fn add_i8(a: &[i8], b: &[i8], q: &AddQuant, zp: [i32; 3], relu: bool, y: &mu
     }
     // -128..=127 to 0..=255: the byte with its sign bit flipped.
     let index = |v: i8| usize::from(v as u8 ^ 0x80);
-    let out_scale = Requantizer::new(q.out_multiplier, q.out_shift);
+    let s = Requantizer::new(q.out_multiplier, q.out_shift);
+    let (zp, fast) = (zp[2], s.is_fast());
     for ((o, x), z) in y.iter_mut().zip(a).zip(b) {
         let xa = ta.get(index(*x)).copied().unwrap_or(0);
         let xb = tb.get(index(*z)).copied().unwrap_or(0);
-        let out = out_scale.apply(xa.saturating_add(xb)).saturating_add(zp[2]);
-        *o = out.max(low).min(127) as i8;
+        let sum = xa.saturating_add(xb);
+        let r = if fast { s.apply_fast(sum) } else { s.apply(sum) };
+        *o = r.saturating_add(zp).clamp(-128, 127).max(low) as i8;
     }
 }
