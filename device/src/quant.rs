@@ -59,6 +59,12 @@ impl Requantizer {
         self.apply_fast(x)
     }
 
+    /// `(multiplier, right shift, rounding mask)` of a requantiser that [`Requantizer::is_fast`]:
+    /// what a hand-written loop needs to compute [`Requantizer::apply_fast`].
+    pub fn fast_parts(&self) -> Option<(i32, u32, i32)> {
+        self.fast.then_some((self.multiplier, self.right, self.mask))
+    }
+
     /// Whether [`Requantizer::apply_fast`] gives [`Requantizer::apply`]'s values: loops branch
     /// once on this and run the fast form alone.
     pub fn is_fast(&self) -> bool {

@@ -259,19 +259,8 @@ fn requant_block(acc: &[[i32; 2 * PAIRS]], chans: &[Channel], out: Out, block: &
     let (zp, low) = (out.zp, out.low);
     for (o, (a, c)) in acc.iter().zip(chans).enumerate() {
         // The accumulators include the bias (simd::mac_block starts from it).
-        let scale = c.scale;
-        let outs = block.get_mut(o..).unwrap_or_default().iter_mut().step_by(oc).zip(a.iter().take(pixels));
-        // Saturate to int8 first (one SSAT), then the ReLU floor (`low` is in int8 range). The
-        // requantiser's form is chosen once per channel, not per output.
-        if scale.is_fast() {
-            for (d, v) in outs {
-                *d = scale.apply_fast(*v).saturating_add(zp).clamp(-128, 127).max(low) as i8;
-            }
-        } else {
-            for (d, v) in outs {
-                *d = scale.apply(*v).saturating_add(zp).clamp(-128, 127).max(low) as i8;
-            }
-        }
+        let outs = block.get_mut(o..).unwrap_or_default();
+        simd::requant_strided(a.get(..pixels).unwrap_or_default(), &c.scale, zp, low, outs, oc);
     }
 }
 
