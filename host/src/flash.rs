@@ -140,9 +140,22 @@ pub struct BoardResult {
     /// Instructions (QEMU) or cycles per inference.
     pub per_inference: u64,
     pub unit: String,
-    /// Per op: (index, kind, instructions) for the first sample.
-    pub layers: Vec<(u64, String, u64)>,
+    /// Per step of the first sample: the input preparation, then every op.
+    pub layers: Vec<LayerCount>,
     pub errors: Vec<String>,
+}
+
+/// One step's cost on the board, as `pare flash --json` writes it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LayerCount {
+    /// The op's index in the model; `None` for the input preparation.
+    pub op: Option<u32>,
+    /// The op's kind (`conv2d`, `add`, …) or `input`.
+    pub kind: String,
+    /// Instructions (QEMU) or cycles, in the report's unit.
+    pub count: u64,
+    /// Multiply-accumulates of the op (0 for ops without them), filled from the model.
+    pub macs: u64,
 }
 
 fn field(line: &str, key: &str) -> Option<String> {
@@ -160,10 +173,11 @@ pub fn parse_lines(lines: &[String]) -> BoardResult {
             per_count = field(l, "per_count").and_then(|v| v.parse().ok()).unwrap_or(1);
         } else if let Some(rest) = l.strip_prefix("PARE-LAYER ") {
             let mut it = rest.split_whitespace();
-            let idx = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let idx: u32 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
             let kind = it.next().unwrap_or("?").to_string();
             let counts: u64 = field(l, "counts").and_then(|v| v.parse().ok()).unwrap_or(0);
-            r.layers.push((idx, kind, counts * per_count));
+            let op = (idx != pare_device::LayerTrace::INPUT).then_some(idx);
+            r.layers.push(LayerCount { op, kind, count: counts * per_count, macs: 0 });
         } else if l.starts_with("PARE-RESULT") {
             let num = |k| field(l, k).and_then(|v| v.parse().ok()).unwrap_or(0u64);
             r.samples = num("samples");
@@ -175,4 +189,28 @@ pub fn parse_lines(lines: &[String]) -> BoardResult {
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn board_lines_parse_into_steps_with_the_input_apart() {
+        let lines: Vec<String> = [
+            "PARE-START samples=2 model_bytes=10 arena=64 unit=instructions per_count=40",
+            "PARE-LAYER 4294967295 input counts=3",
+            "PARE-LAYER 0 conv2d counts=100",
+            "PARE-LAYER 1 add counts=7",
+            "PARE-RESULT samples=2 correct=1 agree=2 exact=2 counts_per_inference=110 unit=instructions per_count=40",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let r = parse_lines(&lines);
+        let steps: Vec<(Option<u32>, &str, u64)> = r.layers.iter().map(|l| (l.op, l.kind.as_str(), l.count)).collect();
+        // Counts are scaled by per_count (40 instructions per SysTick count).
+        assert_eq!(steps, vec![(None, "input", 120), (Some(0), "conv2d", 4000), (Some(1), "add", 280)]);
+        assert_eq!((r.samples, r.agree, r.exact, r.per_inference), (2, 2, 2, 4400));
+    }
 }

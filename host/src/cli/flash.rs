@@ -110,6 +110,10 @@ pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
     let stream = output.stdout;
     let lines = flash::decode_defmt(&elf_bytes, &stream)?;
     let mut r = flash::parse_lines(&lines);
+    let macs = layer_macs(&rt);
+    for l in &mut r.layers {
+        l.macs = l.op.and_then(|i| macs.get(i as usize)).copied().unwrap_or(0);
+    }
     // Exit status 1 is a disagreement, already in the counts; any other failure is reported.
     let disagreement = r.agree != r.samples || r.exact != r.samples;
     if !status.success() && r.errors.is_empty() && !disagreement {
@@ -148,20 +152,16 @@ fn print_report(board: &str, model: &[u8], rt: &pare_device::Runtime<'_>, r: &fl
         println!("| error | {e} |");
     }
     if !r.layers.is_empty() {
-        let macs = layer_macs(rt);
         println!(
             "\n| op | kind | {} | MACs | MAC per {} |\n|---:|---|---:|---:|---:|",
             r.unit,
             r.unit.trim_end_matches('s')
         );
-        for (i, kind, n) in &r.layers {
-            if *i == u64::from(pare_device::LayerTrace::INPUT) {
-                println!("| – | {kind} | {n} | 0 | – |");
-                continue;
-            }
-            let m = macs.get(*i as usize).copied().unwrap_or(0);
-            let rate = if m > 0 && *n > 0 { format!("{:.3}", m as f64 / *n as f64) } else { "–".into() };
-            println!("| {i} | {kind} | {n} | {m} | {rate} |");
+        for l in &r.layers {
+            let (m, n) = (l.macs, l.count);
+            let rate = if m > 0 && n > 0 { format!("{:.3}", m as f64 / n as f64) } else { "–".into() };
+            let op = l.op.map_or("–".to_string(), |i| i.to_string());
+            println!("| {op} | {} | {n} | {m} | {rate} |", l.kind);
         }
     }
 }
