@@ -135,7 +135,14 @@ fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bo
     let k = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?;
     let x_offset = q.in_zp.checked_neg()?;
     let out = q.out(relu);
-    let groups = k.div_ceil(4);
+    // Each kernel row starts a group of four: rows of `kw·ic` elements padded to `rs`.
+    let row = g.kw * g.ic;
+    let rs = row.next_multiple_of(4);
+    let kp = g.kh * rs;
+    if kp > BLOCKED_K {
+        return conv_i8_pairs(g, x, w, q, relu, y);
+    }
+    let groups = kp / 4;
     let pair_words = groups * 4;
     let pairs = (COLS / pair_words).clamp(1, PAIRS);
     let filters = w.get(..k.checked_mul(g.oc)?)?;
@@ -153,14 +160,20 @@ fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bo
     }
     let pixels = g.oh * g.ow;
     let mut p = 0;
-    while p + 1 < pixels {
-        // The block: pixel pairs p, p+1, … packed and interleaved.
-        let n = ((pixels - p) / 2).min(pairs);
+    while p < pixels {
+        // The block: pixel pairs p, p+1, … packed and interleaved; a last odd pixel is paired
+        // with itself and its twin's outputs are not written.
+        let n = (pixels - p).div_ceil(2).min(pairs);
+        let npx = (2 * n).min(pixels - p);
         for (j, dst) in cols.chunks_exact_mut(pair_words).take(n).enumerate() {
             let a = p + 2 * j;
-            im2col(g, x, a / g.ow, a % g.ow, x_offset, c0)?;
-            im2col(g, x, (a + 1) / g.ow, (a + 1) % g.ow, x_offset, c1)?;
-            simd::interleave(c0, c1, dst);
+            im2col_rows(g, x, a / g.ow, a % g.ow, x_offset, rs, c0)?;
+            if a + 1 < pixels {
+                im2col_rows(g, x, (a + 1) / g.ow, (a + 1) % g.ow, x_offset, rs, c1)?;
+                simd::interleave(c0, c1, dst);
+            } else {
+                simd::interleave(c0, c0, dst);
+            }
         }
         let cols = cols.get(..n * pair_words)?;
         let mut rows = acc.iter_mut().take(g.oc);
@@ -171,20 +184,42 @@ fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bo
                 Some(rb) => (o + 1, rb),
                 None => (o, &mut spare),
             };
-            simd::widen_pair(filters.get(o * k..(o + 1) * k)?, filters.get(ob * k..(ob + 1) * k)?, wide);
+            let (fa, fb) = (filters.get(o * k..(o + 1) * k)?, filters.get(ob * k..(ob + 1) * k)?);
+            for ((ra, rb), dst) in fa.chunks_exact(row).zip(fb.chunks_exact(row)).zip(wide.chunks_exact_mut(rs)) {
+                simd::widen_pair(ra, rb, dst);
+            }
             let bias = [chans.get(o)?.bias, chans.get(ob)?.bias];
             simd::mac_block(cols, wide, groups, bias, ra.get_mut(..2 * n)?, rb.get_mut(..2 * n)?);
             o += 2;
         }
-        let block = y.get_mut(p * g.oc..(p + 2 * n) * g.oc)?;
-        requant_block(acc.get(..g.oc)?, chans.get(..g.oc)?, out, block, 2 * n);
-        p += 2 * n;
+        let block = y.get_mut(p * g.oc..(p + npx) * g.oc)?;
+        requant_block(acc.get(..g.oc)?, chans.get(..g.oc)?, out, block, npx);
+        p += npx;
     }
-    if p < pixels {
-        im2col(g, x, p / g.ow, p % g.ow, x_offset, c0)?;
-        let y = y.get_mut(p * g.oc..(p + 1) * g.oc)?;
-        for ((f, c), v) in filters.chunks_exact(k).zip(&chans).zip(y.iter_mut()) {
-            *v = out.value(c, simd::dot_packed(c0, f));
+    Some(())
+}
+
+/// im2col for [`conv_i8_blocked`]: kernel row `ky` packed from element `ky·rs` (`rs`, the row
+/// length rounded up to four, so every row starts a group and packs whole words). The lanes
+/// between a row's end and `(ky + 1)·rs` meet zero weights, so an interior pixel packs whole
+/// groups straight from the input, reading up to three bytes past its row; a pixel whose window
+/// reaches into the padding is zeroed first and packs its in-bounds runs exactly.
+fn im2col_rows(g: &Window, x: &[i8], oy: usize, ox: usize, x_offset: i32, rs: usize, col: &mut [u32]) -> Option<()> {
+    let (ky0, ky1) = Window::span(oy, g.sh, g.pt, g.kh, g.ih);
+    let (kx0, kx1) = Window::span(ox, g.sw, g.pl, g.kw, g.iw);
+    let interior = ky0 == 0 && ky1 == g.kh && kx0 == 0 && kx1 == g.kw;
+    if !interior {
+        col.fill(0);
+    }
+    if kx0 >= kx1 {
+        return Some(());
+    }
+    let run = (kx1 - kx0) * g.ic;
+    for ky in ky0..ky1 {
+        let px = ((oy * g.sh + ky - g.pt) * g.iw + ox * g.sw + kx0 - g.pl) * g.ic;
+        match x.get(px..px + rs) {
+            Some(whole) if interior => simd::pack_into(col, ky * rs, whole, x_offset),
+            _ => simd::pack_into(col, ky * rs + kx0 * g.ic, x.get(px..px + run)?, x_offset),
         }
     }
     Some(())
