@@ -285,3 +285,75 @@ fn add_f32_with_relu() {
     add::add_f32(&[1.0, -2.0, 0.5], &[0.5, 1.0, -1.0], true, &mut y);
     assert_eq!(y, [1.5, 0.0, 0.0]);
 }
+
+/// `Window::taps` (now computed from `Window::span`) against its definition: every kernel index
+/// whose input index `o·stride + k − pad` lies in `0..size`.
+#[test]
+fn taps_equal_their_definition() {
+    for o in 0usize..6 {
+        for stride in 1usize..4 {
+            for pad in 0..4 {
+                for kernel in 1..6 {
+                    for size in 1..7 {
+                        let want: Vec<(usize, usize)> = (0..kernel)
+                            .filter_map(|k| {
+                                let i = (o * stride + k).checked_sub(pad)?;
+                                (i < size).then_some((k, i))
+                            })
+                            .collect();
+                        let got: Vec<(usize, usize)> = Window::taps(o, stride, pad, kernel, size).collect();
+                        assert_eq!(got, want, "o {o} stride {stride} pad {pad} kernel {kernel} size {size}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Issue 15 item 1: a valid pooling window 2^31 wide with padding 2^31 − 1 used to loop over
+/// every kernel position (minutes per image); the work is now its in-bounds taps. Output (y, x)
+/// covers input rows 0..=y and columns 0..=x (taps o + k − (2^31 − 1) for k < 2^31).
+#[test]
+fn a_huge_pooling_window_costs_only_its_in_bounds_taps() {
+    let huge = 1usize << 31;
+    let g = Window {
+        ih: 4,
+        iw: 4,
+        ic: 2,
+        oh: 4,
+        ow: 4,
+        oc: 2,
+        kh: huge,
+        kw: huge,
+        sh: 1,
+        sw: 1,
+        pt: huge - 1,
+        pl: huge - 1,
+    };
+    let xi: Vec<i8> = (0..32).map(|i| (i * 37 % 251) as i8).collect();
+    let xf: Vec<f32> = xi.iter().map(|&v| f32::from(v)).collect();
+    let (mut qmax, mut qavg, mut fmax, mut favg) = (vec![0i8; 32], vec![0i8; 32], vec![0f32; 32], vec![0f32; 32]);
+    pool::max_i8(&g, &xi, &mut qmax).unwrap();
+    pool::avg_i8(&g, &xi, &mut qavg).unwrap();
+    pool::max_f32(&g, &xf, &mut fmax).unwrap();
+    pool::avg_f32(&g, &xf, &mut favg).unwrap();
+    for y in 0..4 {
+        for x in 0..4 {
+            for c in 0..2 {
+                let vals: Vec<i32> = (0..=y)
+                    .flat_map(|r| (0..=x).map(move |q| (r, q)))
+                    .map(|(r, q)| i32::from(xi[(r * 4 + q) * 2 + c]))
+                    .collect();
+                let o = (y * 4 + x) * 2 + c;
+                let max = *vals.iter().max().unwrap();
+                let mean = f64::from(vals.iter().sum::<i32>()) / vals.len() as f64;
+                assert_eq!(i32::from(qmax[o]), max);
+                assert_eq!(fmax[o], max as f32);
+                assert!((f64::from(favg[o]) - mean).abs() < 1e-4);
+                // TFLite rounds half away from zero.
+                let rounded = if mean >= 0.0 { (mean + 0.5).floor() } else { (mean - 0.5).ceil() };
+                assert_eq!(f64::from(qavg[o]), rounded, "avg at {o}: mean {mean}");
+            }
+        }
+    }
+}

@@ -51,12 +51,14 @@ impl Window {
     /// The in-bounds kernel indices `k0..k1` of output index `o` (input index = `o·stride + k −
     /// pad`): the closed-form twin of [`Window::taps`].
     pub fn span(o: usize, stride: usize, pad: usize, kernel: usize, size: usize) -> (usize, usize) {
-        let start = o * stride;
-        (pad.saturating_sub(start).min(kernel), (size + pad).saturating_sub(start).min(kernel))
+        let start = o.saturating_mul(stride);
+        (pad.saturating_sub(start).min(kernel), size.saturating_add(pad).saturating_sub(start).min(kernel))
     }
 
-    /// Input rows (or columns) covered by output index `o`: `(first kernel index, input index)`
-    /// pairs for the in-bounds taps only.
+    /// Input rows (or columns) covered by output index `o`: `(kernel index, input index)` pairs
+    /// for the in-bounds taps only, computed from [`Window::span`], so the work is bounded by the
+    /// input's extent however large the kernel and its padding (a 2^31-wide pooling window costs
+    /// what its in-bounds taps cost).
     pub fn taps(
         o: usize,
         stride: usize,
@@ -64,11 +66,9 @@ impl Window {
         kernel: usize,
         size: usize,
     ) -> impl Iterator<Item = (usize, usize)> {
-        let start = o * stride;
-        (0..kernel).filter_map(move |k| {
-            let i = (start + k).checked_sub(pad)?;
-            (i < size).then_some((k, i))
-        })
+        let (k0, k1) = Self::span(o, stride, pad, kernel, size);
+        let start = o.saturating_mul(stride);
+        (k0..k1).map(move |k| (k, (start + k).saturating_sub(pad)))
     }
 }
 
