@@ -12,6 +12,8 @@ pub enum FlashError {
     UnknownBoard(String),
     #[error("{path}: {cause:#}")]
     Model { path: PathBuf, cause: anyhow::Error },
+    #[error(transparent)]
+    File(#[from] crate::pare_file::PareFileError),
     #[error("the model does not fit {board}: needs {flash_need} bytes of flash (has {flash}) and {ram_need} bytes of RAM (has {ram})")]
     TooLarge { board: String, flash_need: u64, flash: u64, ram_need: u64, ram: u64 },
     #[error("{tool} not found: {hint}")]

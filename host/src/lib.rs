@@ -10,6 +10,7 @@ pub mod flash;
 pub mod gpu;
 pub mod libtorch;
 pub mod model;
+pub mod pare_file;
 pub mod plots;
 pub mod progress;
 pub mod prune;

@@ -64,7 +64,7 @@ pub fn run(a: FlashArgs) -> anyhow::Result<()> {
 /// Does the work of `pare flash`; returns the board's report.
 pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
     let board = boards::find(&a.board).ok_or_else(|| FlashError::UnknownBoard(a.board.clone()))?;
-    let model = std::fs::read(&a.model).map_err(|e| FlashError::Model { path: a.model.clone(), cause: e.into() })?;
+    let model = crate::pare_file::read(&a.model)?;
     let rt = pare_device::Runtime::from_bytes(&model)
         .map_err(|e| FlashError::Model { path: a.model.clone(), cause: e.into() })?;
     let pixels = u64::from(rt.input_bytes() / rt.model().input_buffer().map_or(1, |b| b.dtype.size()));

@@ -21,7 +21,7 @@ pub struct RunArgs {
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&a.model).map_err(|e| anyhow::anyhow!("{}: {e}", a.model.display()))?;
+    let bytes = crate::pare_file::read(&a.model)?;
     let mut ds = crate::data::load(&a.data.data, &a.split)?;
     if let Some(n) = a.limit {
         ds = ds.take(n);
