@@ -112,6 +112,20 @@ impl Model<'_> {
                 return Err(GraphError::ReadBeforeWrite { op: 0, buffer: i });
             }
         }
+        // With an allocator (the host), a sweep over time in O(n log n) says whether any two
+        // buffers overlap; the pairwise scan below then runs only to name the first pair (or
+        // always, without an allocator: device models are small). 16,000 ops took 1.44 s before.
+        #[cfg(feature = "alloc")]
+        {
+            let mut items = alloc::vec::Vec::with_capacity(count as usize);
+            for i in 0..count {
+                let (e, s, t) = span(i)?;
+                items.push((e.first, e.last, s, t));
+            }
+            if !any_overlap(&items) {
+                return Ok(());
+            }
+        }
         for a in 0..count {
             let (ea, sa, ta) = span(a)?;
             for b in a + 1..count {
@@ -305,5 +319,92 @@ fn check_op(m: &Model<'_>, k: u32, op: &Op<'_>) -> Result<()> {
             }
             check_params(k, &d.params, u64::from(o.c) * u64::from(i.c), u64::from(o.c))
         }
+    }
+}
+
+/// Whether two of `items` (`(first step, last step, start byte, end byte)`, all non-empty; with
+/// an empty one it answers `true`, leaving the pairwise scan to decide) are live at a common
+/// step and share a byte: a sweep in order of first step keeping the live, pairwise-disjoint
+/// buffers ordered by start, so each newcomer is checked against its two neighbours.
+#[cfg(feature = "alloc")]
+fn any_overlap(items: &[(u32, u32, u64, u64)]) -> bool {
+    use alloc::collections::BTreeMap;
+    use alloc::vec::Vec;
+    if items.iter().any(|b| b.2 >= b.3) {
+        // Empty buffers (which validation refuses earlier) can sit inside another one by the
+        // pairwise rule; leave them to it.
+        return true;
+    }
+    let real: Vec<&(u32, u32, u64, u64)> = items.iter().collect();
+    let mut by_first = real.clone();
+    by_first.sort_by_key(|b| b.0);
+    let mut by_last = real;
+    by_last.sort_by_key(|b| b.1);
+    let mut live: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut gone = by_last.iter().peekable();
+    for &&(first, _, s, t) in &by_first {
+        while let Some(&&&(_, last, ds, dt)) = gone.peek() {
+            if last >= first {
+                break;
+            }
+            if live.get(&ds) == Some(&dt) {
+                live.remove(&ds);
+            }
+            gone.next();
+        }
+        if live.range(..=s).next_back().is_some_and(|(_, &end)| end > s)
+            || live.range(s..).next().is_some_and(|(&start, _)| start < t)
+        {
+            return true;
+        }
+        live.insert(s, t);
+    }
+    false
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::any_overlap;
+
+    /// The pairwise definition the sweep replaces.
+    fn pairwise(items: &[(u32, u32, u64, u64)]) -> bool {
+        items
+            .iter()
+            .enumerate()
+            .any(|(i, a)| items.iter().skip(i + 1).any(|b| a.0 <= b.1 && b.0 <= a.1 && a.2 < b.3 && b.2 < a.3))
+    }
+
+    #[test]
+    fn sweep_agrees_with_the_pairwise_definition() {
+        let mut r = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |n: u64| {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r % n
+        };
+        let (mut yes, mut no) = (0, 0);
+        for _ in 0..20_000 {
+            let n = 1 + next(8) as usize;
+            let items: alloc::vec::Vec<_> = (0..n)
+                .map(|_| {
+                    let first = next(6) as u32;
+                    let start = next(8) * 4;
+                    (first, first + next(4) as u32, start, start + 1 + next(12))
+                })
+                .collect();
+            let want = pairwise(&items);
+            // With an empty buffer the sweep defers to the pairwise scan (answers "maybe").
+            if items.iter().all(|b| b.2 < b.3) {
+                assert_eq!(any_overlap(&items), want, "{items:?}");
+            }
+            if want {
+                yes += 1
+            } else {
+                no += 1
+            }
+        }
+        // Both outcomes drawn often enough to mean something.
+        assert!(yes > 1000 && no > 1000, "{yes} overlapping, {no} clean");
     }
 }
