@@ -200,7 +200,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     crate::report::write_json(&a.out.join("report.json"), &state)?;
     let last = state.history.last().and_then(|h| h.checkpoint.clone());
     if let Some(ck) = &last {
-        std::fs::copy(ck, a.out.join("final.safetensors"))?;
+        crate::atomic::copy(ck, &a.out.join("final.safetensors"))?;
     }
     // Plots come last and never fail a finished run.
     match crate::plots::write(&a.out, &state) {
