@@ -15,6 +15,6 @@ fn main() {
     pare::gpu::quiet_window_system();
     if let Err(e) = pare::cli::run(cli) {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        std::process::exit(pare::cli::common::exit_status(&e));
     }
 }

@@ -194,3 +194,74 @@ fn int8_export_requires_calibration_data() {
     let (ok, _, err) = pare(&["export", "--model", "tiny", "--quant", "f32", "--out", out.to_str().unwrap()]);
     assert!(ok && out.exists(), "{err}");
 }
+
+/// Runs `pare args`, sends SIGINT once a stderr line contains `after`, and returns the exit
+/// code and all of stderr.
+#[cfg(unix)]
+fn interrupt_after(args: &[&str], after: &str) -> (Option<i32>, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pare"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pare");
+    let mut err = String::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        err += &line;
+        err.push('\n');
+        if line.contains(after) {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            break;
+        }
+    }
+    for line in lines {
+        err += &line.unwrap();
+        err.push('\n');
+    }
+    (child.wait().expect("wait").code(), err)
+}
+
+/// Issue 15, item 8: Ctrl-C saves, says so, and exits 130 (it exited 0); an interrupted prune
+/// writes no final.safetensors and marks its report partial.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_exits_130_and_a_partial_prune_ships_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck.safetensors");
+    let (code, err) = interrupt_after(
+        &["train", "--model", "tiny", "--device", "flex", "--epochs", "10000", "--out", ck.to_str().unwrap()],
+        "epoch",
+    );
+    assert_eq!(code, Some(130), "{err}");
+    assert!(ck.exists() && err.contains("interrupted") && err.contains("--resume"), "{err}");
+
+    let run = dir.path().join("run");
+    let (code, err) = interrupt_after(
+        &[
+            "prune",
+            "--model",
+            "tiny",
+            "--device",
+            "flex",
+            "--target-flops",
+            "0.9",
+            "--step",
+            "1",
+            "--finetune-steps",
+            "200",
+            "--max-iterations",
+            "1000",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        "iteration 1",
+    );
+    assert_eq!(code, Some(130), "{err}");
+    assert!(!run.join("final.safetensors").exists() && !run.join("report.md").exists(), "{err}");
+    let partial = std::fs::read_to_string(run.join("report-partial.md")).unwrap();
+    assert!(partial.starts_with("# PARTIAL"), "{partial}");
+}

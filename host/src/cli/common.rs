@@ -127,3 +127,18 @@ impl ModelArgs {
 pub fn zoo_arch(name: &str) -> anyhow::Result<crate::model::Arch> {
     zoo::by_name(name, 10).with_context(|| format!("unknown model '{name}'; the zoo has: {}", zoo::NAMES.join(", ")))
 }
+
+/// A run stopped by Ctrl-C after saving what it had: `pare` exits 130 (128 + SIGINT), as shells
+/// expect of an interrupted command, so `pare … && deploy` does not go on with half a result.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: {0}")]
+pub struct Interrupted(pub String);
+
+/// The exit status for an error: 130 for [`Interrupted`], 1 otherwise.
+pub fn exit_status(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<Interrupted>().is_some() {
+        130
+    } else {
+        1
+    }
+}

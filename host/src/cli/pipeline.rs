@@ -94,6 +94,13 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     let stop = super::train::interrupt_flag();
     let data = RunData { train: &train_ds, calib: &calib, eval: &eval_ds };
     let (pruned, state) = run_schedule(Some(net), &cfg, &data, &a.out.join("prune"), false, &device, &stop)?;
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(super::common::Interrupted(format!(
+            "pruning state saved in {}; nothing exported",
+            a.out.join("prune").display()
+        ))
+        .into());
+    }
     eprintln!("[3/5] int8 quantisation and export");
     let last = state.history.last().ok_or_else(|| anyhow::anyhow!("no iterations"))?;
     let first = &state.history[0];

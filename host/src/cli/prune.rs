@@ -196,6 +196,24 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let data = RunData { train: &train, calib: &calib, eval: &eval };
     let (net, state) = run_schedule(net, &cfg, &data, &a.out, a.resume, &device, &stop)?;
     let report = crate::report::prune_report(&net.arch.labels, &state, &eval.source);
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        // No final.safetensors and a report that says it is partial: a script that deploys
+        // `final.safetensors` after `pare prune` cannot ship a half-pruned model.
+        let partial = format!(
+            "# PARTIAL: interrupted after {} iteration(s); `pare prune … --resume` continues\n\n{report}",
+            state.history.len().saturating_sub(1)
+        );
+        crate::atomic::write(&a.out.join("report-partial.md"), partial.as_bytes())?;
+        let stale = a.out.join("final.safetensors");
+        if stale.exists() {
+            std::fs::remove_file(&stale)?;
+        }
+        return Err(super::common::Interrupted(format!(
+            "state saved in {}; no final.safetensors written; continue with --resume",
+            a.out.display()
+        ))
+        .into());
+    }
     crate::atomic::write(&a.out.join("report.md"), report.as_bytes())?;
     crate::report::write_json(&a.out.join("report.json"), &state)?;
     let last = state.history.last().and_then(|h| h.checkpoint.clone());

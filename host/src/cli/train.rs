@@ -128,6 +128,13 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         return Err(e.into());
     }
     eprintln!("saved {} ({:.0} s)", a.out.display(), started.elapsed().as_secs_f64());
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(super::common::Interrupted(format!(
+            "checkpoint saved at {}; continue with --resume",
+            a.out.display()
+        ))
+        .into());
+    }
     if let Some(split) = a.eval_split {
         let ds = crate::data::load(&a.data.data, &split)?;
         let ev = crate::train::evaluate(&net, &ds, 256, &device.inner());
