@@ -190,7 +190,12 @@ pub fn layer_macs(rt: &pare_device::Runtime<'_>) -> Vec<u64> {
                     (Some(i), Some(o)) => u64::from(i.c) * u64::from(o.c),
                     _ => 0,
                 },
-                _ => 0,
+                pare_format::Op::MaxPool2d(_)
+                | pare_format::Op::AvgPool2d(_)
+                | pare_format::Op::GlobalAvgPool(_)
+                | pare_format::Op::Add(_)
+                | pare_format::Op::ChannelPlace(_)
+                | pare_format::Op::Flatten(_) => 0,
             },
         })
         .collect()

@@ -41,7 +41,8 @@ pub fn plan(arch: &Arch, r: &Ranges) -> QuantPlan {
             | Node::AvgPool { input: s, .. }
             | Node::GlobalAvgPool { input: s }
             | Node::Place { input: s, .. } => of(*s, &nodes),
-            _ => affine(r.nodes[i].0, r.nodes[i].1),
+            // Arithmetic: its own range from calibration.
+            Node::Conv { .. } | Node::Add { .. } | Node::Linear { .. } => affine(r.nodes[i].0, r.nodes[i].1),
         };
         nodes.push(p);
     }

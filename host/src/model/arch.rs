@@ -190,7 +190,11 @@ impl Arch {
                     macs += cin * *out as u64;
                     params += (cin + 1) * *out as u64;
                 }
-                _ => {}
+                Node::MaxPool { .. }
+                | Node::AvgPool { .. }
+                | Node::GlobalAvgPool { .. }
+                | Node::Add { .. }
+                | Node::Place { .. } => {}
             }
         }
         Ok((macs, params))

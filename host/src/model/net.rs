@@ -56,7 +56,11 @@ impl Net {
                         bias: Param::from_tensor(Tensor::random([*out], Distribution::Uniform(-k, k), device)),
                     });
                 }
-                _ => {}
+                Node::MaxPool { .. }
+                | Node::AvgPool { .. }
+                | Node::GlobalAvgPool { .. }
+                | Node::Add { .. }
+                | Node::Place { .. } => {}
             }
         }
         let linear = linear.ok_or("no classifier")?;

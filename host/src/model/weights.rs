@@ -61,7 +61,11 @@ pub fn expected(arch: &Arch) -> Result<BTreeMap<String, Vec<usize>>, String> {
                 out.insert(format!("{name}.weight"), vec![*o, cin]);
                 out.insert(format!("{name}.bias"), vec![*o]);
             }
-            _ => {}
+            Node::MaxPool { .. }
+            | Node::AvgPool { .. }
+            | Node::GlobalAvgPool { .. }
+            | Node::Add { .. }
+            | Node::Place { .. } => {}
         }
     }
     Ok(out)
@@ -93,7 +97,11 @@ pub fn to_tensors(net: &Net) -> Tensors {
                 );
                 out.insert(format!("{name}.bias"), (net.linear.bias.dims().to_vec(), values(net.linear.bias.val())));
             }
-            _ => {}
+            Node::MaxPool { .. }
+            | Node::AvgPool { .. }
+            | Node::GlobalAvgPool { .. }
+            | Node::Add { .. }
+            | Node::Place { .. } => {}
         }
     }
     out
@@ -125,7 +133,11 @@ pub fn from_tensors(arch: &Arch, t: &Tensors, device: &Device) -> Result<Net, St
                     bias: Param::from_tensor(tensor(t, &format!("{name}.bias"), device)),
                 });
             }
-            _ => {}
+            Node::MaxPool { .. }
+            | Node::AvgPool { .. }
+            | Node::GlobalAvgPool { .. }
+            | Node::Add { .. }
+            | Node::Place { .. } => {}
         }
     }
     Ok(Net { convs, linear: linear.ok_or("no classifier")?, arch: arch.clone() })

@@ -99,7 +99,11 @@ impl Groups {
             match node {
                 Node::Conv { .. } => spaces[node_space[i]].producers.push(i),
                 Node::Linear { .. } => spaces[node_space[i]].prunable = false,
-                _ => {}
+                Node::MaxPool { .. }
+                | Node::AvgPool { .. }
+                | Node::GlobalAvgPool { .. }
+                | Node::Add { .. }
+                | Node::Place { .. } => {}
             }
         }
         spaces[input_space].prunable = false;
