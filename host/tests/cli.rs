@@ -265,3 +265,22 @@ fn ctrl_c_exits_130_and_a_partial_prune_ships_nothing() {
     let partial = std::fs::read_to_string(run.join("report-partial.md")).unwrap();
     assert!(partial.starts_with("# PARTIAL"), "{partial}");
 }
+
+/// Issue 15, item 19: `pare run --json` writes its evaluation; the confusion matrix accounts
+/// for every image and the per-class accuracies for the top-1.
+#[test]
+fn run_writes_its_result_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let json = dir.path().join("run.json");
+    let (ok, out, err) = pare(&["run", model.to_str().unwrap(), "--limit", "40", "--json", json.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["images"], 40);
+    let confusion = doc["evaluation"]["confusion"].as_array().unwrap();
+    let total: u64 = confusion.iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
+    let diagonal: u64 = confusion.iter().enumerate().map(|(i, r)| r[i].as_u64().unwrap()).sum();
+    assert_eq!(total, 40);
+    let top1 = doc["evaluation"]["top1"].as_f64().unwrap();
+    assert!((top1 - diagonal as f64 / 40.0).abs() < 1e-12, "{top1} vs {diagonal}/40");
+}

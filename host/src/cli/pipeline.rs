@@ -52,6 +52,10 @@ pub struct PipelineArgs {
     pub samples: usize,
     #[arg(long, default_value = "runs/pipeline")]
     pub out: PathBuf,
+    /// Also write the summary as JSON: top-1 at each stage, MACs, parameters, file size and the
+    /// board's report (docs/json.md).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
@@ -152,6 +156,22 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         board.unit,
         started.elapsed().as_secs_f64()
     );
+    if let Some(p) = &a.json {
+        let doc = serde_json::json!({
+            "top1": {
+                "original_f32": first.top1,
+                "pruned_f32": last.top1,
+                "pruned_int8_host": em.evaluation.top1,
+                "pruned_int8_board": board.correct as f64 / board.samples.max(1) as f64,
+            },
+            "macs": { "before": first.macs, "after": last.macs },
+            "params": { "before": first.params, "after": last.params },
+            "model_bytes": bytes.len(),
+            "board": board,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        crate::report::write_json(p, &doc)?;
+    }
     let full = format!("{report}{summary}");
     crate::atomic::write(&a.out.join("report.md"), full.as_bytes())?;
     if let Err(e) = crate::plots::write(&a.out, &state) {

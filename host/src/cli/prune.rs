@@ -109,6 +109,10 @@ pub struct PruneArgs {
     /// Output folder: a checkpoint per iteration, state.json, report.md/json.
     #[arg(long, default_value = "runs/prune")]
     pub out: PathBuf,
+    /// Also write the run's record (what `report.json` in --out holds: configuration and one row
+    /// per iteration) to this path (docs/json.md).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
     /// Continue the run in --out.
     #[arg(long)]
     pub resume: bool,
@@ -216,6 +220,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     }
     crate::atomic::write(&a.out.join("report.md"), report.as_bytes())?;
     crate::report::write_json(&a.out.join("report.json"), &state)?;
+    if let Some(p) = &a.json {
+        crate::report::write_json(p, &state)?;
+    }
     let last = state.history.last().and_then(|h| h.checkpoint.clone());
     if let Some(ck) = &last {
         crate::atomic::copy(ck, &a.out.join("final.safetensors"))?;

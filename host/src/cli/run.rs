@@ -18,6 +18,10 @@ pub struct RunArgs {
     /// Write one predicted class per line (what `pare flash` compares the board against).
     #[arg(long)]
     pub predictions: Option<PathBuf>,
+    /// Also write the result as JSON: `{model, data, images, evaluation: {samples, top1,
+    /// per_class, confusion}}` (docs/json.md).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
@@ -37,6 +41,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         ds.len()
     );
     println!("{}", report::per_class_table(&labels, &[("accuracy", &em.evaluation)]));
+    if let Some(p) = &a.json {
+        let doc = serde_json::json!({
+            "model": a.model.display().to_string(),
+            "data": ds.source,
+            "images": ds.len(),
+            "evaluation": em.evaluation,
+        });
+        report::write_json(p, &doc)?;
+    }
     if let Some(p) = a.predictions {
         let text: String = em.evaluation.predictions.iter().map(|p| format!("{p}\n")).collect();
         crate::atomic::write(&p, text.as_bytes())?;
