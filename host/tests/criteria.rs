@@ -7,7 +7,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use pare::data::{batch, load};
 use pare::model::{weights, zoo, Net, Node};
 use pare::prune::criteria::{
-    group_scores, normalize, score, spearman, Criterion, GroupReduce, IbaConfig, Normalize, ScoreConfig, SiteStats,
+    group_scores, normalize, score, soft_threshold, spearman, Criterion, GroupReduce, IbaConfig, Normalize,
+    ScoreConfig, SiteStats, SssConfig,
 };
 use pare::prune::groups::Groups;
 use pare::train::cross_entropy;
@@ -23,7 +24,14 @@ fn l1_and_bn_scale_match_hand_values() {
     let net = tiny(&device);
     let t = weights::to_tensors(&net);
     let calib = load("synthetic", "test").unwrap().take(8);
-    let cfg = |c| ScoreConfig { criterion: c, calib: &calib, batch_size: 8, seed: 0, iba: IbaConfig::default() };
+    let cfg = |c| ScoreConfig {
+        criterion: c,
+        calib: &calib,
+        batch_size: 8,
+        seed: 0,
+        iba: IbaConfig::default(),
+        sss: SssConfig::default(),
+    };
     let l1 = score(&net, &cfg(Criterion::L1), &device);
     let (shape, w) = &t["conv2.weight"];
     let per = shape[1] * shape[2] * shape[3];
@@ -71,6 +79,7 @@ fn taylor_criteria_match_finite_differences() {
         batch_size: 16,
         seed: 0,
         iba: IbaConfig::default(),
+        sss: SssConfig::default(),
     };
     let tg = score(&net, &cfg, &device);
     // Node 2 is conv2 (16×16 maps after the first pool), batch of 16.
@@ -115,6 +124,7 @@ fn attribution_ranks_a_silenced_channel_lowest() {
         batch_size: 16,
         seed: 0,
         iba: IbaConfig { steps: 5, ..IbaConfig::default() },
+        sss: SssConfig::default(),
     };
     let s = score(&net, &cfg, &device);
     let conv1 = &s[&0];
@@ -236,5 +246,44 @@ fn capacity_matches_hand_values() {
     for (lambda, r_hat, nats) in [(0.5, 1.0, 0.443_147), (0.0, 3.0, 0.0), (0.9, 0.0, 1.807_585)] {
         let c = capacity(lambda, r_hat);
         assert!((c - nats).abs() < 1e-6, "capacity(λ {lambda}, r̂ {r_hat}) = {c}, by hand {nats}");
+    }
+}
+
+/// SSS's proximal step by hand: each value moved 0.1 toward zero, stopping at zero.
+#[test]
+fn soft_threshold_matches_hand_values() {
+    let device = Device::flex();
+    let x = Tensor::<1>::from_data(TensorData::new(vec![-0.3f32, -0.05, 0.0, 0.04, 0.1, 0.25], [6]), &device);
+    let got = soft_threshold(x, 0.1).into_data().try_to_vec::<f32>().unwrap();
+    let want = [-0.2f32, 0.0, 0.0, 0.0, 0.0, 0.15];
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-7, "{got:?} vs {want:?}");
+    }
+}
+
+/// SSS end to end on the tiny network: one non-negative score per filter; with no penalty the
+/// scales stay near their start (γ = 1 after a few small steps), with a penalty larger than any
+/// scale every channel is driven to zero, and a moderate one orders channels by how much the
+/// loss needs them (scores spread below 1).
+#[test]
+fn sss_scores_follow_the_penalty() {
+    let device = Device::flex();
+    let net = tiny(&device);
+    let calib = load("synthetic", "test").unwrap().take(16);
+    let cfg = |lambda: f64| ScoreConfig {
+        criterion: Criterion::Sss,
+        calib: &calib,
+        batch_size: 8,
+        seed: 0,
+        iba: IbaConfig::default(),
+        sss: SssConfig { steps: 4, lr: 0.01, lambda, momentum: 0.9 },
+    };
+    let free = score(&net, &cfg(0.0), &device);
+    let crushed = score(&net, &cfg(1000.0), &device);
+    for (i, cb) in net.arch.conv_nodes().iter().zip(&net.convs) {
+        let n = cb.weight.dims()[0];
+        assert_eq!(free[i].len(), n);
+        assert!(free[i].iter().all(|&g| (g - 1.0).abs() < 0.1), "node {i}: {:?}", free[i]);
+        assert!(crushed[i].iter().all(|&g| g == 0.0), "node {i}: {:?}", crushed[i]);
     }
 }

@@ -63,7 +63,14 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
         min_std: a.iba_min_std.unwrap_or(IbaConfig::default().min_std),
         active_threshold: a.iba_active_threshold.unwrap_or(IbaConfig::default().active_threshold),
     };
-    let cfg = ScoreConfig { criterion: a.criterion, calib: &calib, batch_size: a.batch_size, seed: a.seed, iba };
+    let cfg = ScoreConfig {
+        criterion: a.criterion,
+        calib: &calib,
+        batch_size: a.batch_size,
+        seed: a.seed,
+        iba,
+        sss: crate::prune::criteria::SssConfig::default(),
+    };
     let started = std::time::Instant::now();
     let scores = normalize(&score(&net, &cfg, &device), how);
     eprintln!(

@@ -30,6 +30,10 @@ pub enum Criterion {
     BnScale,
     /// Uniform random, seeded.
     Random,
+    /// Sparse structure selection (Huang & Wang 2018): the BatchNorm scales trained with an L1
+    /// penalty by proximal gradient (soft-thresholding after each step) on the calibration
+    /// set; the scales' magnitudes afterwards, channels driven to zero scoring lowest.
+    Sss,
 }
 
 impl Criterion {
@@ -41,12 +45,15 @@ impl Criterion {
             Criterion::L1 => "l1",
             Criterion::BnScale => "bn-scale",
             Criterion::Random => "random",
+            Criterion::Sss => "sss",
         }
     }
 
-    /// L2 normalisation per layer is the default for all but `taylor`.
+    /// L2 normalisation per layer is the default for all but `taylor` and `sss`.
     pub fn default_normalize(self) -> Normalize {
-        if self == Criterion::Taylor {
+        // SSS thresholds its scales globally, as the method does; Taylor's scores are already
+        // on one scale.
+        if matches!(self, Criterion::Taylor | Criterion::Sss) {
             Normalize::None
         } else {
             Normalize::L2
@@ -90,6 +97,28 @@ pub struct IbaConfig {
     pub active_threshold: f64,
 }
 
+/// SSS settings: proximal-gradient steps on the calibration set (cycled), learning rate, L1
+/// weight on the BatchNorm scales, momentum of the (accelerated) update.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct SssConfig {
+    pub steps: usize,
+    pub lr: f64,
+    pub lambda: f64,
+    pub momentum: f64,
+}
+
+impl Default for SssConfig {
+    fn default() -> Self {
+        Self { steps: 200, lr: 0.01, lambda: 0.1, momentum: 0.9 }
+    }
+}
+
+/// The proximal operator of `threshold · ‖x‖₁`: each value moved `threshold` toward zero,
+/// stopping at zero (`sign(x) · max(|x| − threshold, 0)`).
+pub fn soft_threshold<const D: usize>(x: Tensor<D>, threshold: f64) -> Tensor<D> {
+    x.clone() - x.clamp(-threshold, threshold)
+}
+
 impl Default for IbaConfig {
     fn default() -> Self {
         Self { steps: 10, lr: 1.0, beta: 10.0, per_layer: false, min_std: 0.01, active_threshold: 0.01 }
@@ -103,6 +132,7 @@ pub struct ScoreConfig<'a> {
     pub batch_size: usize,
     pub seed: u64,
     pub iba: IbaConfig,
+    pub sss: SssConfig,
 }
 
 /// Raw scores: conv node index → one score per filter.
@@ -137,6 +167,7 @@ pub fn score(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
         }
         Criterion::TaylorGuided | Criterion::Taylor => taylor(net, cfg, device),
         Criterion::Attribution => attribution(net, cfg, device),
+        Criterion::Sss => sss(net, cfg, device),
     }
 }
 
@@ -148,6 +179,40 @@ fn scoring_model(net: &Net, device: &Device) -> (Net, Device) {
 
 fn batches(n: usize, size: usize) -> Vec<Vec<usize>> {
     (0..n).collect::<Vec<_>>().chunks(size.max(1)).map(<[usize]>::to_vec).collect()
+}
+
+/// SSS scores: a copy of the network trained on the calibration set for `cfg.sss.steps` SGD
+/// steps (all weights, momentum), after each of which every BatchNorm scale takes the proximal
+/// step of the L1 penalty ([`soft_threshold`] by `lr · λ`); the scales' magnitudes are the
+/// scores. The network itself is not changed: the schedule fine-tunes what it keeps.
+fn sss(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
+    use burn::optim::momentum::MomentumConfig;
+    use burn::optim::{GradientsParams, SgdConfig};
+    let s = cfg.sss;
+    let ad = device.clone().autodiff();
+    let tensors = crate::model::weights::to_tensors(net);
+    let Ok(mut model) = crate::model::weights::from_tensors(&net.arch, &tensors, &ad) else {
+        return Scores::new();
+    };
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig { momentum: s.momentum, dampening: 0.0, nesterov: true }))
+        .init();
+    let all = batches(cfg.calib.len(), cfg.batch_size);
+    let bar = crate::progress::steps(s.steps as u64, "sparsifying (sss)");
+    for idx in all.iter().cycle().take(if all.is_empty() { 0 } else { s.steps }) {
+        let (x, y) = batch::<rand::rngs::StdRng>(cfg.calib, idx, &model.arch.mean, &model.arch.std, None, &ad);
+        let loss = cross_entropy(model.forward(x), y, 0.0);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(s.lr, model, grads);
+        let threshold = s.lr * s.lambda;
+        for cb in &mut model.convs {
+            cb.bn.gamma =
+                cb.bn.gamma.clone().map(|g| Tensor::from_inner(soft_threshold(g.inner(), threshold)).require_grad());
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    conv_nodes(net).into_iter().zip(&model.convs).map(|(i, cb)| (i, values(cb.bn.gamma.val().abs().inner()))).collect()
 }
 
 fn taylor(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {

@@ -526,6 +526,7 @@ pub fn run(
             batch_size: cfg.batch_size,
             seed: cfg.seed + state.history.len() as u64,
             iba: IbaConfig::default(),
+            sss: crate::prune::criteria::SssConfig::default(),
         };
         let raw = score(&net, &scfg, device);
         let mut gs = group_scores(&groups, &normalize(&raw, cfg.normalize), cfg.reduce);
