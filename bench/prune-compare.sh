@@ -3,7 +3,7 @@
 # fine-tuning budget in optimiser steps (pare prune's recovery defaults: distillation, BatchNorm
 # re-estimation, mean group scores, a recovery fine-tune) and prints the comparison table (for
 # BENCHMARKS.md).
-# Usage: [TRAIN_SPLIT=train_lossless] [BUDGET=726] bench/prune-compare.sh [OUT_DIR] [extra pare prune args...]
+# Usage: [TRAIN_SPLIT=train_lossless] [BUDGET=726] [CRITERIA="sss l1"] bench/prune-compare.sh [OUT_DIR] [extra pare prune args...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env
@@ -14,7 +14,7 @@ BUDGET=${BUDGET:-726}
 cargo build --release -p pare -q || exit 1
 PARE="$CARGO_TARGET_DIR/release/pare"
 mkdir -p "$OUT"
-for c in attribution taylor-guided taylor l1 bn-scale random; do
+for c in ${CRITERIA:-attribution taylor-guided taylor l1 bn-scale random sss}; do
   start=$(date +%s)
   "$PARE" prune --model resnet20 --weights "$SHARED/models/resnet-cifar10/resnet20.safetensors" \
     --data "$SHARED/data/cifar10" --eval-split test_lossless --train-split "$TRAIN_SPLIT" --criterion "$c" \
