@@ -14,7 +14,7 @@ BUDGET=${BUDGET:-726}
 cargo build --release -p pare -q || exit 1
 PARE="$CARGO_TARGET_DIR/release/pare"
 mkdir -p "$OUT"
-for c in ${CRITERIA:-attribution taylor-guided taylor l1 bn-scale random sss}; do
+for c in ${CRITERIA:-attribution taylor-guided taylor l1 bn-scale random sss variational}; do
   start=$(date +%s)
   "$PARE" prune --model resnet20 --weights "$SHARED/models/resnet-cifar10/resnet20.safetensors" \
     --data "$SHARED/data/cifar10" --eval-split test_lossless --train-split "$TRAIN_SPLIT" --criterion "$c" \

@@ -70,6 +70,7 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
         seed: a.seed,
         iba,
         sss: crate::prune::criteria::SssConfig::default(),
+        variational: crate::prune::criteria::VariationalConfig::default(),
     };
     let started = std::time::Instant::now();
     let scores = normalize(&score(&net, &cfg, &device), how);

@@ -30,6 +30,11 @@ pub enum Criterion {
     BnScale,
     /// Uniform random, seeded.
     Random,
+    /// Variational channel saliency, after Zhao et al. 2019: a Gaussian gate per channel on
+    /// each conv output, learned by reparameterised samples against a zero-mean Gaussian prior
+    /// on the calibration set (weights fixed); a channel's score is its gate's signal-to-noise
+    /// ratio μ²/σ², low for channels the loss lets the prior pull to zero.
+    Variational,
     /// Sparse structure selection (Huang & Wang 2018): the BatchNorm scales trained with an L1
     /// penalty by proximal gradient (soft-thresholding after each step) on the calibration
     /// set; the scales' magnitudes afterwards, channels driven to zero scoring lowest.
@@ -46,14 +51,15 @@ impl Criterion {
             Criterion::BnScale => "bn-scale",
             Criterion::Random => "random",
             Criterion::Sss => "sss",
+            Criterion::Variational => "variational",
         }
     }
 
-    /// L2 normalisation per layer is the default for all but `taylor` and `sss`.
+    /// L2 normalisation per layer is the default for all but `taylor`, `sss` and `variational`.
     pub fn default_normalize(self) -> Normalize {
         // SSS thresholds its scales globally, as the method does; Taylor's scores are already
         // on one scale.
-        if matches!(self, Criterion::Taylor | Criterion::Sss) {
+        if matches!(self, Criterion::Taylor | Criterion::Sss | Criterion::Variational) {
             Normalize::None
         } else {
             Normalize::L2
@@ -113,6 +119,60 @@ impl Default for SssConfig {
     }
 }
 
+/// KL(N(μ, σ²) ‖ N(0, s²)) per element, σ = exp(ρ): `ln(s/σ) + (σ² + μ²) / (2s²) − 1/2`.
+pub fn gaussian_kl(mu: Tensor<1>, rho: Tensor<1>, prior_std: f64) -> Tensor<1> {
+    let var = rho.clone().mul_scalar(2.0).exp();
+    rho.neg().add_scalar(prior_std.ln()) + (var + mu.powi_scalar(2)).div_scalar(2.0 * prior_std * prior_std) - 0.5
+}
+
+/// The variational objective for one batch: cross-entropy of the network with every conv
+/// output's channels multiplied by `μ + σ·ε` (`eps[k]`, one draw per channel of the k-th conv),
+/// plus the gates' KL to the prior divided by the number of training samples `n`.
+#[allow(clippy::too_many_arguments)]
+pub fn variational_objective(
+    net: &Net,
+    x: Tensor<4>,
+    y: Tensor<1, burn::tensor::Int>,
+    mu: &[Tensor<1>],
+    rho: &[Tensor<1>],
+    eps: &[Tensor<1>],
+    n: usize,
+    prior_std: f64,
+) -> Tensor<1> {
+    let convs = conv_nodes(net);
+    let logits = net.forward_hooked(x, &mut |i, t| match convs.iter().position(|&c| c == i) {
+        Some(k) => {
+            let gate = mu[k].clone() + rho[k].clone().exp() * eps[k].clone();
+            let c = gate.dims()[0];
+            t * gate.reshape([1, c, 1, 1])
+        }
+        None => t,
+    });
+    let kl = mu.iter().zip(rho).map(|(m, r)| gaussian_kl(m.clone(), r.clone(), prior_std).sum()).reduce(|a, b| a + b);
+    let ce = cross_entropy(logits, y, 0.0).reshape([1]);
+    match kl {
+        Some(kl) => ce + kl.div_scalar(n.max(1) as f64),
+        None => ce,
+    }
+}
+
+/// Variational settings: steps of gradient descent on the gates (each step clipped to ±0.1),
+/// learning rate, the
+/// prior's standard deviation, the gates' initial σ.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct VariationalConfig {
+    pub steps: usize,
+    pub lr: f64,
+    pub prior_std: f64,
+    pub init_std: f64,
+}
+
+impl Default for VariationalConfig {
+    fn default() -> Self {
+        Self { steps: 200, lr: 0.05, prior_std: 0.1, init_std: 0.1 }
+    }
+}
+
 /// The proximal operator of `threshold · ‖x‖₁`: each value moved `threshold` toward zero,
 /// stopping at zero (`sign(x) · max(|x| − threshold, 0)`).
 pub fn soft_threshold<const D: usize>(x: Tensor<D>, threshold: f64) -> Tensor<D> {
@@ -133,6 +193,7 @@ pub struct ScoreConfig<'a> {
     pub seed: u64,
     pub iba: IbaConfig,
     pub sss: SssConfig,
+    pub variational: VariationalConfig,
 }
 
 /// Raw scores: conv node index → one score per filter.
@@ -168,6 +229,7 @@ pub fn score(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
         Criterion::TaylorGuided | Criterion::Taylor => taylor(net, cfg, device),
         Criterion::Attribution => attribution(net, cfg, device),
         Criterion::Sss => sss(net, cfg, device),
+        Criterion::Variational => variational(net, cfg, device),
     }
 }
 
@@ -213,6 +275,59 @@ fn sss(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
     }
     bar.finish_and_clear();
     conv_nodes(net).into_iter().zip(&model.convs).map(|(i, cb)| (i, values(cb.bn.gamma.val().abs().inner()))).collect()
+}
+
+/// Variational scores: gates `N(μ, σ²)` (μ = 1, σ = `init_std` at first) on every conv's output
+/// channels, the network's weights fixed, trained for `steps` batches of the calibration set on
+/// [`variational_objective`] (one reparameterised draw per step); scores μ²/σ².
+fn variational(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
+    let v = cfg.variational;
+    let (model, ad) = scoring_model(net, device);
+    let convs = conv_nodes(net);
+    let widths: Vec<usize> = net.convs.iter().map(|cb| cb.weight.dims()[0]).collect();
+    let leaf = |vals: Vec<f32>| Tensor::<1>::from_data(TensorData::new(vals.clone(), [vals.len()]), &ad).require_grad();
+    let mut mu: Vec<Tensor<1>> = widths.iter().map(|&c| leaf(vec![1.0; c])).collect();
+    let mut rho: Vec<Tensor<1>> = widths.iter().map(|&c| leaf(vec![v.init_std.ln() as f32; c])).collect();
+    let all = batches(cfg.calib.len(), cfg.batch_size);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+    let bar = crate::progress::steps(v.steps as u64, "variational gates");
+    for idx in all.iter().cycle().take(if all.is_empty() { 0 } else { v.steps }) {
+        let (x, y) = batch::<rand::rngs::StdRng>(cfg.calib, idx, &model.arch.mean, &model.arch.std, None, &ad);
+        let eps: Vec<Tensor<1>> = widths
+            .iter()
+            .map(|&c| {
+                let draws: Vec<f32> = (0..c).map(|_| standard_normal(&mut rng)).collect();
+                Tensor::<1>::from_data(TensorData::new(draws, [c]), &ad)
+            })
+            .collect();
+        let loss = variational_objective(&model, x, y, &mu, &rho, &eps, cfg.calib.len(), v.prior_std);
+        let grads = loss.backward();
+        // Gradient steps clipped to ±0.1 per element: a strong prior (small σ) gives the KL
+        // term gradients of hundreds, which unclipped steps turn into NaN.
+        let step = |t: &Tensor<1>| match t.grad(&grads) {
+            Some(g) => Tensor::<1>::from_inner(t.clone().inner() - g.mul_scalar(v.lr).clamp(-0.1, 0.1)).require_grad(),
+            None => t.clone(),
+        };
+        mu = mu.iter().map(step).collect();
+        rho = rho.iter().map(step).collect();
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    convs
+        .into_iter()
+        .zip(mu.iter().zip(&rho))
+        .map(|(i, (m, r))| {
+            let (m, r) = (values(m.clone().inner()), values(r.clone().inner()));
+            (i, m.iter().zip(&r).map(|(m, r)| m * m / (2.0 * r).exp()).collect())
+        })
+        .collect()
+}
+
+/// A standard normal draw (Box–Muller), from the criterion's own seeded generator.
+fn standard_normal(rng: &mut rand::rngs::StdRng) -> f32 {
+    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+    let u2: f64 = rng.random::<f64>();
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
 }
 
 fn taylor(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {

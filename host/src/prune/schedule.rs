@@ -527,6 +527,7 @@ pub fn run(
             seed: cfg.seed + state.history.len() as u64,
             iba: IbaConfig::default(),
             sss: crate::prune::criteria::SssConfig::default(),
+            variational: crate::prune::criteria::VariationalConfig::default(),
         };
         let raw = score(&net, &scfg, device);
         let mut gs = group_scores(&groups, &normalize(&raw, cfg.normalize), cfg.reduce);
