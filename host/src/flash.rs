@@ -164,33 +164,44 @@ fn field(line: &str, key: &str) -> Option<String> {
     line.split_whitespace().find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')).map(str::to_string))
 }
 
-/// Reads the decoded lines into a result.
-pub fn parse_lines(lines: &[String]) -> BoardResult {
+/// A board line that does not say what the protocol requires.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("board protocol: {line:?} lacks a valid `{key}`")]
+pub struct ProtocolError {
+    pub line: String,
+    pub key: &'static str,
+}
+
+/// Reads the decoded lines into a result. Every key the protocol defines must be present and
+/// numeric where it is a count: a renamed or garbled key is an error, not a silent 0.
+pub fn parse_lines(lines: &[String]) -> Result<BoardResult, ProtocolError> {
     let mut r = BoardResult::default();
     let mut per_count = 1u64;
     for l in lines {
+        let num = |key: &'static str| -> Result<u64, ProtocolError> {
+            field(l, key).and_then(|v| v.parse().ok()).ok_or(ProtocolError { line: l.clone(), key })
+        };
         if let Some(rest) = l.strip_prefix("PARE-ERROR ") {
             r.errors.push(rest.to_string());
         } else if l.starts_with("PARE-START") {
-            per_count = field(l, "per_count").and_then(|v| v.parse().ok()).unwrap_or(1);
+            per_count = num("per_count")?;
         } else if let Some(rest) = l.strip_prefix("PARE-LAYER ") {
             let mut it = rest.split_whitespace();
-            let idx: u32 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-            let kind = it.next().unwrap_or("?").to_string();
-            let counts: u64 = field(l, "counts").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let idx: u32 =
+                it.next().and_then(|v| v.parse().ok()).ok_or(ProtocolError { line: l.clone(), key: "index" })?;
+            let kind = it.next().ok_or(ProtocolError { line: l.clone(), key: "kind" })?.to_string();
             let op = (idx != pare_device::LayerTrace::INPUT).then_some(idx);
-            r.layers.push(LayerCount { op, kind, count: counts * per_count, macs: 0 });
+            r.layers.push(LayerCount { op, kind, count: num("counts")? * per_count, macs: 0 });
         } else if l.starts_with("PARE-RESULT") {
-            let num = |k| field(l, k).and_then(|v| v.parse().ok()).unwrap_or(0u64);
-            r.samples = num("samples");
-            r.correct = num("correct");
-            r.agree = num("agree");
-            r.exact = num("exact");
-            r.per_inference = num("counts_per_inference") * per_count;
-            r.unit = field(l, "unit").unwrap_or_default();
+            r.samples = num("samples")?;
+            r.correct = num("correct")?;
+            r.agree = num("agree")?;
+            r.exact = num("exact")?;
+            r.per_inference = num("counts_per_inference")? * per_count;
+            r.unit = field(l, "unit").ok_or(ProtocolError { line: l.clone(), key: "unit" })?;
         }
     }
-    r
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -209,10 +220,13 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let r = parse_lines(&lines);
+        let r = parse_lines(&lines).unwrap();
         let steps: Vec<(Option<u32>, &str, u64)> = r.layers.iter().map(|l| (l.op, l.kind.as_str(), l.count)).collect();
         // Counts are scaled by per_count (40 instructions per SysTick count).
         assert_eq!(steps, vec![(None, "input", 120), (Some(0), "conv2d", 4000), (Some(1), "add", 280)]);
         assert_eq!((r.samples, r.agree, r.exact, r.per_inference), (2, 2, 2, 4400));
+        // Issue 15 item 14: a renamed key used to read as 0.
+        let renamed: Vec<String> = lines.iter().map(|l| l.replace("agree=", "agreed=")).collect();
+        assert_eq!(parse_lines(&renamed).unwrap_err().key, "agree");
     }
 }

@@ -109,7 +109,7 @@ pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
     let elf_bytes = std::fs::read(&elf).map_err(anyhow::Error::from)?;
     let stream = output.stdout;
     let lines = flash::decode_defmt(&elf_bytes, &stream)?;
-    let mut r = flash::parse_lines(&lines);
+    let mut r = flash::parse_lines(&lines).map_err(anyhow::Error::from)?;
     let macs = layer_macs(&rt);
     for l in &mut r.layers {
         l.macs = l.op.and_then(|i| macs.get(i as usize)).copied().unwrap_or(0);
