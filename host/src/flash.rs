@@ -147,6 +147,27 @@ pub struct BoardResult {
     pub errors: Vec<String>,
 }
 
+impl BoardResult {
+    /// The one pass rule of a board check (`pare flash`, `pare pipeline`): samples ran, every
+    /// prediction and every raw output byte equals host emulation's, and the board reported no
+    /// error.
+    pub fn passed(&self) -> bool {
+        self.samples > 0 && self.agree == self.samples && self.exact == self.samples && self.errors.is_empty()
+    }
+
+    /// Why [`BoardResult::passed`] is false, in one sentence.
+    pub fn verdict(&self) -> String {
+        let mut s = format!(
+            "{} of {} predictions and {} of {} raw outputs equal host emulation",
+            self.agree, self.samples, self.exact, self.samples
+        );
+        if !self.errors.is_empty() {
+            s += &format!("; errors: {}", self.errors.join("; "));
+        }
+        s
+    }
+}
+
 /// One step's cost on the board, as `pare flash --json` writes it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LayerCount {
@@ -228,5 +249,11 @@ mod tests {
         // Issue 15 item 14: a renamed key used to read as 0.
         let renamed: Vec<String> = lines.iter().map(|l| l.replace("agree=", "agreed=")).collect();
         assert_eq!(parse_lines(&renamed).unwrap_err().key, "agree");
+        // One pass rule: predictions and raw bytes all equal, no board error. `flash` used to
+        // pass a run whose raw outputs differed while predictions agreed.
+        assert!(r.passed());
+        assert!(!BoardResult { exact: 1, ..r.clone() }.passed());
+        assert!(!BoardResult { errors: vec!["x".into()], ..r.clone() }.passed());
+        assert!(!BoardResult { samples: 0, agree: 0, exact: 0, ..r.clone() }.passed());
     }
 }

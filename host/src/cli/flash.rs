@@ -50,13 +50,8 @@ pub fn run(a: FlashArgs) -> anyhow::Result<()> {
         // The commands were printed; nothing ran, so there is nothing to judge.
         return Ok(());
     }
-    if report.agree != report.samples || report.samples == 0 || !report.errors.is_empty() {
-        anyhow::bail!(
-            "board check failed: {} of {} predictions agree with host emulation{}",
-            report.agree,
-            report.samples,
-            if report.errors.is_empty() { String::new() } else { format!("; errors: {}", report.errors.join("; ")) }
-        );
+    if !report.passed() {
+        anyhow::bail!("board check failed: {}", report.verdict());
     }
     Ok(())
 }

@@ -178,12 +178,8 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         eprintln!("warning: plots not written: {e:#}");
     }
     println!("{full}");
-    if board.agree != board.samples || board.exact != board.samples || board.samples == 0 {
-        anyhow::bail!(
-            "the board disagrees with host emulation on {} of {} samples",
-            board.samples - board.agree,
-            board.samples
-        );
+    if !board.passed() {
+        anyhow::bail!("board check failed: {}", board.verdict());
     }
     Ok(())
 }
