@@ -12,7 +12,7 @@ if len(sys.argv) > 2 and pathlib.Path(sys.argv[2]).exists():
         times[name] = secs
 print("| criterion | removals | FLOPs PR | params PR | top-1 | Δ top-1 | streams kept (stage 1/2/3) | wall time |")
 print("|---|---:|---:|---:|---:|---:|---|---:|")
-for c in ["attribution", "taylor-guided", "taylor", "l1", "bn-scale", "random"]:
+for c in ["attribution", "taylor-guided", "taylor", "l1", "bn-scale", "random", "sss", "variational"]:
     f = out / c / "state.json"
     if not f.exists():
         continue
