@@ -33,7 +33,7 @@ fn flash_refuses_bad_inputs_with_one_clear_error_each() {
 
     let missing = dir.path().join("missing.pare");
     let e = flash_model(&args(&missing, "qemu-mps2-an500", 2, "synthetic", "test")).unwrap_err();
-    assert!(matches!(e, FlashError::Model { .. }) && e.to_string().contains("missing.pare"), "{e}");
+    assert!(matches!(e, FlashError::File(_)) && e.to_string().contains("missing.pare"), "{e}");
 
     let corrupt = dir.path().join("corrupt.pare");
     let mut bytes = std::fs::read(&good).unwrap();
