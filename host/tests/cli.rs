@@ -284,3 +284,43 @@ fn run_writes_its_result_as_json() {
     let top1 = doc["evaluation"]["top1"].as_f64().unwrap();
     assert!((top1 - diagonal as f64 / 40.0).abs() < 1e-12, "{top1} vs {diagonal}/40");
 }
+
+/// Issue 15, item 16: the criteria's settings reach `prune` (they were hard-wired to defaults
+/// there) and are recorded in the run's state for --resume.
+#[test]
+fn prune_takes_the_criteria_settings_and_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let (ok, out, err) = pare(&[
+        "prune",
+        "--model",
+        "tiny",
+        "--device",
+        "flex",
+        "--criterion",
+        "sss",
+        "--sss-lambda",
+        "0.5",
+        "--sss-steps",
+        "3",
+        "--iba-min-std",
+        "0.2",
+        "--variational-prior-std",
+        "0.3",
+        "--target-flops",
+        "0.2",
+        "--finetune-steps",
+        "2",
+        "--max-iterations",
+        "1",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let s = &state["config"]["scorer"];
+    assert_eq!((s["sss"]["lambda"].as_f64(), s["sss"]["steps"].as_u64()), (Some(0.5), Some(3)), "{s}");
+    assert_eq!(s["iba"]["min_std"].as_f64(), Some(0.2), "{s}");
+    assert_eq!(s["variational"]["prior_std"].as_f64(), Some(0.3), "{s}");
+}

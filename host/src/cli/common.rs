@@ -142,3 +142,67 @@ pub fn exit_status(e: &anyhow::Error) -> i32 {
         1
     }
 }
+
+/// The criteria's settings on the command line, shared by `score`, `prune` and `pipeline`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ScorerArgs {
+    /// Attribution: optimisation steps of the bottleneck.
+    #[arg(long, default_value_t = crate::prune::criteria::IbaConfig::default().steps)]
+    pub iba_steps: usize,
+    /// Attribution: the bottleneck's Adam learning rate.
+    #[arg(long, default_value_t = crate::prune::criteria::IbaConfig::default().lr)]
+    pub iba_lr: f64,
+    /// Attribution: β, the information term's weight.
+    #[arg(long, default_value_t = crate::prune::criteria::IbaConfig::default().beta)]
+    pub iba_beta: f64,
+    /// Attribution: floor of the per-element std [default: 0.01, the IBA authors' value].
+    #[arg(long)]
+    pub iba_min_std: Option<f64>,
+    /// Attribution: elements non-zero in at most this share of calibration samples get no
+    /// capacity [default: 0.01; 0 keeps every element that was ever non-zero, -1 disables].
+    #[arg(long)]
+    pub iba_active_threshold: Option<f64>,
+    /// SSS: proximal-gradient steps on the calibration set.
+    #[arg(long, default_value_t = crate::prune::criteria::SssConfig::default().steps)]
+    pub sss_steps: usize,
+    /// SSS: learning rate.
+    #[arg(long, default_value_t = crate::prune::criteria::SssConfig::default().lr)]
+    pub sss_lr: f64,
+    /// SSS: λ, the L1 weight on the BatchNorm scales.
+    #[arg(long, default_value_t = crate::prune::criteria::SssConfig::default().lambda)]
+    pub sss_lambda: f64,
+    /// Variational: gate-training steps on the calibration set.
+    #[arg(long, default_value_t = crate::prune::criteria::VariationalConfig::default().steps)]
+    pub variational_steps: usize,
+    /// Variational: learning rate of the gates.
+    #[arg(long, default_value_t = crate::prune::criteria::VariationalConfig::default().lr)]
+    pub variational_lr: f64,
+    /// Variational: the prior's standard deviation (smaller pulls harder toward zero).
+    #[arg(long, default_value_t = crate::prune::criteria::VariationalConfig::default().prior_std)]
+    pub variational_prior_std: f64,
+}
+
+impl ScorerArgs {
+    /// The settings these flags give; `per_layer` is `score`'s own IBA mode flag.
+    pub fn settings(&self, per_layer: bool) -> crate::prune::criteria::ScorerSettings {
+        use crate::prune::criteria::{IbaConfig, ScorerSettings, SssConfig, VariationalConfig};
+        let iba = IbaConfig::default();
+        ScorerSettings {
+            iba: IbaConfig {
+                steps: self.iba_steps,
+                lr: self.iba_lr,
+                beta: self.iba_beta,
+                per_layer,
+                min_std: self.iba_min_std.unwrap_or(iba.min_std),
+                active_threshold: self.iba_active_threshold.unwrap_or(iba.active_threshold),
+            },
+            sss: SssConfig { steps: self.sss_steps, lr: self.sss_lr, lambda: self.sss_lambda, ..SssConfig::default() },
+            variational: VariationalConfig {
+                steps: self.variational_steps,
+                lr: self.variational_lr,
+                prior_std: self.variational_prior_std,
+                ..VariationalConfig::default()
+            },
+        }
+    }
+}

@@ -23,6 +23,8 @@ pub struct PipelineArgs {
     pub epochs: usize,
     #[arg(long, value_enum, default_value = "attribution")]
     pub criterion: Criterion,
+    #[command(flatten)]
+    pub scorer: super::common::ScorerArgs,
     /// FLOPs reduction to reach (0.5 = half).
     #[arg(long, default_value_t = 0.5)]
     pub target_flops: f64,
@@ -87,6 +89,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     let calib = crate::data::load(&a.data.data, "train")?.take(a.calib_samples);
     let d = PruneConfig::default();
     let cfg = PruneConfig {
+        scorer: a.scorer.settings(false),
         criterion: a.criterion,
         normalize: a.criterion.default_normalize(),
         step: a.step.unwrap_or(d.step),

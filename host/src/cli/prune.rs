@@ -14,6 +14,8 @@ pub struct PruneArgs {
     pub data: DataArgs,
     #[arg(long, value_enum, default_value = "attribution")]
     pub criterion: Criterion,
+    #[command(flatten)]
+    pub scorer: super::common::ScorerArgs,
     /// Per-layer normalisation (default: l2, except none for `taylor`).
     #[arg(long, value_enum)]
     pub normalize: Option<Normalize>,
@@ -170,6 +172,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         }
     };
     let cfg = PruneConfig {
+        scorer: a.scorer.settings(false),
         criterion: a.criterion,
         normalize: a.normalize.unwrap_or(a.criterion.default_normalize()),
         internal_only: a.scope == Scope::Internal,

@@ -31,20 +31,8 @@ pub struct ScoreArgs {
     /// Attribution: run both modes and report their rank agreement (Spearman).
     #[arg(long)]
     pub compare_modes: bool,
-    /// Attribution: optimisation steps, Adam learning rate, β.
-    #[arg(long, default_value_t = 10)]
-    pub iba_steps: usize,
-    #[arg(long, default_value_t = 1.0)]
-    pub iba_lr: f64,
-    #[arg(long, default_value_t = 10.0)]
-    pub iba_beta: f64,
-    /// Attribution: floor of the per-element std [default: 0.01, the IBA authors' value].
-    #[arg(long)]
-    pub iba_min_std: Option<f64>,
-    /// Attribution: elements non-zero in at most this share of calibration samples get no
-    /// capacity [default: 0.01; 0 keeps every element that was ever non-zero, -1 disables].
-    #[arg(long)]
-    pub iba_active_threshold: Option<f64>,
+    #[command(flatten)]
+    pub scorer: super::common::ScorerArgs,
     /// Write `{"criterion", "normalize", "layers": {"<layer>": [...]}}`.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -55,22 +43,16 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
     let net = a.model.load(&device)?;
     let calib = crate::data::load(&a.data.data, &a.calib_split)?.take(a.calib_samples);
     let how = a.normalize.unwrap_or(a.criterion.default_normalize());
-    let iba = IbaConfig {
-        steps: a.iba_steps,
-        lr: a.iba_lr,
-        beta: a.iba_beta,
-        per_layer: a.per_layer,
-        min_std: a.iba_min_std.unwrap_or(IbaConfig::default().min_std),
-        active_threshold: a.iba_active_threshold.unwrap_or(IbaConfig::default().active_threshold),
-    };
+    let settings = a.scorer.settings(a.per_layer);
+    let iba = settings.iba;
     let cfg = ScoreConfig {
         criterion: a.criterion,
         calib: &calib,
         batch_size: a.batch_size,
         seed: a.seed,
         iba,
-        sss: crate::prune::criteria::SssConfig::default(),
-        variational: crate::prune::criteria::VariationalConfig::default(),
+        sss: settings.sss,
+        variational: settings.variational,
     };
     let started = std::time::Instant::now();
     let scores = normalize(&score(&net, &cfg, &device), how);

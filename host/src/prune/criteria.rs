@@ -88,7 +88,8 @@ pub enum GroupReduce {
 }
 
 /// Information Bottleneck settings.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct IbaConfig {
     pub steps: usize,
     pub lr: f64,
@@ -105,7 +106,8 @@ pub struct IbaConfig {
 
 /// SSS settings: proximal-gradient steps on the calibration set (cycled), learning rate, L1
 /// weight on the BatchNorm scales, momentum of the (accelerated) update.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SssConfig {
     pub steps: usize,
     pub lr: f64,
@@ -159,7 +161,8 @@ pub fn variational_objective(
 /// Variational settings: steps of gradient descent on the gates (each step clipped to ±0.1),
 /// learning rate, the
 /// prior's standard deviation, the gates' initial σ.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct VariationalConfig {
     pub steps: usize,
     pub lr: f64,
@@ -183,6 +186,16 @@ impl Default for IbaConfig {
     fn default() -> Self {
         Self { steps: 10, lr: 1.0, beta: 10.0, per_layer: false, min_std: 0.01, active_threshold: 0.01 }
     }
+}
+
+/// The criteria's own settings, one value for `score`, `prune` and `pipeline` (and recorded in
+/// a prune run's state, so `--resume` scores as the run began).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ScorerSettings {
+    pub iba: IbaConfig,
+    pub sss: SssConfig,
+    pub variational: VariationalConfig,
 }
 
 /// Scoring inputs.

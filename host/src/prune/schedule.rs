@@ -2,7 +2,7 @@
 //! together), fine-tune, evaluate, checkpoint; until a target is met. Every iteration is saved,
 //! so an interrupted run resumes where it stopped.
 
-use super::criteria::{group_scores, normalize, score, Criterion, GroupReduce, IbaConfig, Normalize, ScoreConfig};
+use super::criteria::{group_scores, normalize, score, Criterion, GroupReduce, Normalize, ScoreConfig};
 use super::groups::Groups;
 use super::surgery::{prune, pruned_arch};
 use super::ProvenanceRecord;
@@ -132,6 +132,9 @@ pub struct PruneConfig {
     /// Rank by score per MAC the channel costs, not by score alone.
     #[serde(default)]
     pub cost_aware: bool,
+    /// The criteria's settings (IBA, SSS, variational).
+    #[serde(default)]
+    pub scorer: crate::prune::criteria::ScorerSettings,
     /// Distil from the original model in every fine-tune (`None`: labels only).
     #[serde(default)]
     pub distill: Option<Distill>,
@@ -171,6 +174,7 @@ impl Default for PruneConfig {
             min_width: 0.125,
             cost_aware: false,
             distill: Some(Distill::default()),
+            scorer: crate::prune::criteria::ScorerSettings::default(),
             bn_batches: 10,
             budget: None,
             iteration_share: 0.15,
@@ -525,9 +529,9 @@ pub fn run(
             calib: data.calib,
             batch_size: cfg.batch_size,
             seed: cfg.seed + state.history.len() as u64,
-            iba: IbaConfig::default(),
-            sss: crate::prune::criteria::SssConfig::default(),
-            variational: crate::prune::criteria::VariationalConfig::default(),
+            iba: cfg.scorer.iba,
+            sss: cfg.scorer.sss,
+            variational: cfg.scorer.variational,
         };
         let raw = score(&net, &scfg, device);
         let mut gs = group_scores(&groups, &normalize(&raw, cfg.normalize), cfg.reduce);
