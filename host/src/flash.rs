@@ -18,6 +18,11 @@ pub enum FlashError {
     TooLarge { board: String, flash_need: u64, flash: u64, ram_need: u64, ram: u64 },
     #[error("{tool} not found: {hint}")]
     ToolMissing { tool: String, hint: String },
+    #[error(
+        "board firmware crate {0} not found: pare builds the firmware from its checkout's `boards/` folder; \
+         set PARE_BOARDS_DIR to that folder (this binary was built elsewhere)"
+    )]
+    BoardsMissing(PathBuf),
     #[error("firmware build failed (cargo exit {0}); see the output above")]
     Build(i32),
     #[error(transparent)]

@@ -324,3 +324,18 @@ fn prune_takes_the_criteria_settings_and_records_them() {
     assert_eq!(s["iba"]["min_std"].as_f64(), Some(0.2), "{s}");
     assert_eq!(s["variational"]["prior_std"].as_f64(), Some(0.3), "{s}");
 }
+
+/// A pare whose boards folder is not where it was built says so and names PARE_BOARDS_DIR (it
+/// failed with a bare "No such file or directory").
+#[test]
+fn flash_without_its_boards_folder_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pare"))
+        .args(["flash", model.to_str().unwrap(), "--samples", "1"])
+        .env("PARE_BOARDS_DIR", dir.path().join("no-boards-here"))
+        .output()
+        .expect("run pare");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("PARE_BOARDS_DIR") && err.contains("no-boards-here"), "{err}");
+}

@@ -78,7 +78,11 @@ pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
         println!("{}", flash::render(&runc));
         return Ok(flash::BoardResult::default());
     }
-    // Look for the runner before spending minutes on a build.
+    // The firmware crate, then the runner, before spending minutes on a build.
+    let crate_dir = boards::boards_dir().join(board.crate_dir);
+    if !crate_dir.join("Cargo.toml").is_file() {
+        return Err(FlashError::BoardsMissing(crate_dir));
+    }
     let (tool, hint) = match board.runner {
         Runner::Qemu { .. } => (
             flash::qemu_program(),
