@@ -215,6 +215,14 @@ fn im2col_rows(g: &Window, x: &[i8], oy: usize, ox: usize, x_offset: i32, rs: us
         return Some(());
     }
     let run = (kx1 - kx0) * g.ic;
+    if interior {
+        // Every row whole and in bounds (reading up to three bytes past the last): one call
+        // packs all `kh` rows, `rs / 4` words apart in the input's row stride.
+        let first = ((oy * g.sh - g.pt) * g.iw + ox * g.sw - g.pl) * g.ic;
+        if simd::pack_rows(col, x, first, g.iw * g.ic, g.kh, rs / 4, x_offset) {
+            return Some(());
+        }
+    }
     for ky in ky0..ky1 {
         let px = ((oy * g.sh + ky - g.pt) * g.iw + ox * g.sw + kx0 - g.pl) * g.ic;
         match x.get(px..px + rs) {

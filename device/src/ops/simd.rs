@@ -132,6 +132,86 @@ pub fn pack_into(col: &mut [u32], start: usize, x: &[i8], x_offset: i32) {
     pack_scalar(col, start + done, rest.get(done..).unwrap_or(&[]), x_offset);
 }
 
+/// Packs `rows` rows of `quads · 4` int8 values, row `r` starting at `x[start + r · stride]`,
+/// into `col` back to back (`quads · 2` words per row) with the offset added, as
+/// [`pack_into`] does for a group-aligned start. Returns `false`, packing nothing, if the rows
+/// or the words do not fit the slices. Hand-written on DSP targets (one call for a receptive
+/// field: LDR, two SXTAB16, STRD per four values).
+pub fn pack_rows(
+    col: &mut [u32],
+    x: &[i8],
+    start: usize,
+    stride: usize,
+    rows: usize,
+    quads: usize,
+    x_offset: i32,
+) -> bool {
+    let span = rows.checked_sub(1).and_then(|r| r.checked_mul(stride)).and_then(|v| v.checked_add(quads * 4));
+    let fits = matches!(span.and_then(|v| v.checked_add(start)), Some(end) if end <= x.len())
+        && col.len() >= rows * quads * 2
+        && stride >= quads * 4;
+    if !fits || rows == 0 || quads == 0 {
+        return fits && (rows == 0 || quads == 0);
+    }
+    let off = (x_offset as u16 as u32) | ((x_offset as u16 as u32) << 16);
+    pack_rows_unchecked(col, x, start, stride, rows, quads, off);
+    true
+}
+
+#[cfg(pare_dsp)]
+#[allow(clippy::too_many_arguments)]
+fn pack_rows_unchecked(col: &mut [u32], x: &[i8], start: usize, stride: usize, rows: usize, quads: usize, off: u32) {
+    let skip = stride - quads * 4;
+    // SAFETY: `pack_rows` checked that rows·quads·2 words fit `col` and that every row's
+    // quads·4 bytes lie in `x` from `start`; unaligned word loads are allowed on ARMv7E-M and
+    // ARMv8-M Mainline; no stack.
+    unsafe {
+        let (mut s, mut d, mut r) = (x.as_ptr().add(start), col.as_mut_ptr(), rows);
+        core::arch::asm!(
+            "3:",
+            "mov {n}, {q}",
+            "2:",
+            "ldr {w}, [{s}], #4",
+            "sxtab16 {a}, {off}, {w}",
+            "sxtab16 {b}, {off}, {w}, ror #8",
+            "strd {a}, {b}, [{d}], #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "add {s}, {s}, {skip}",
+            "subs {r}, {r}, #1",
+            "bne 3b",
+            s = inout(reg) s,
+            d = inout(reg) d,
+            r = inout(reg) r,
+            q = in(reg) quads,
+            skip = in(reg) skip,
+            off = in(reg) off,
+            n = out(reg) _,
+            w = out(reg) _,
+            a = out(reg) _,
+            b = out(reg) _,
+            options(nostack)
+        );
+        let _ = (s, d, r);
+    }
+}
+
+/// [`pack_rows`], portable: the same words.
+#[cfg(not(pare_dsp))]
+#[allow(clippy::too_many_arguments)]
+fn pack_rows_unchecked(col: &mut [u32], x: &[i8], start: usize, stride: usize, rows: usize, quads: usize, off: u32) {
+    let bytes: &[u8] = bytemuck::cast_slice(x);
+    for (r, dst) in col.chunks_exact_mut(quads * 2).take(rows).enumerate() {
+        let row = bytes.get(start + r * stride..start + r * stride + quads * 4).unwrap_or(&[]);
+        let (q, _) = row.as_chunks::<4>();
+        let (pairs, _) = dst.as_chunks_mut::<2>();
+        for (p, q) in pairs.iter_mut().zip(q) {
+            let w = u32::from_le_bytes(*q);
+            *p = [sxtab16(off, w), sxtab16_ror8(off, w)];
+        }
+    }
+}
+
 /// Element by element (unaligned starts and tails).
 fn pack_scalar(col: &mut [u32], start: usize, x: &[i8], x_offset: i32) {
     for (i, v) in x.iter().enumerate() {
