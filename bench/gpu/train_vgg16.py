@@ -14,6 +14,7 @@ Usage: python train_vgg16.py TRAIN_JPG TRAIN_LABELS TEST_BIN OUT_DIR BUDGET_S
 """
 import json
 import math
+import os
 import sys
 import time
 
@@ -24,20 +25,12 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save_file
 
+# The benchmark's VGG-16-BN: the same layers as pare's zoo (bench/pytorch_bench.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from pytorch_bench import vgg16  # noqa: E402
+
 MEAN = [0.4914, 0.4822, 0.4465]
 STD = [0.2470, 0.2435, 0.2616]
-CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
-
-
-def vgg16():
-    layers, c = [], 3
-    for v in CFG:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2))
-        else:
-            layers += [nn.Conv2d(c, v, 3, padding=1, bias=False), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
-            c = v
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(512, 10))
 
 
 def pare_names(model):

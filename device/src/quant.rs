@@ -75,14 +75,22 @@ impl Requantizer {
     /// otherwise).
     #[inline(always)]
     pub fn apply_fast(&self, x: i32) -> i32 {
-        // gemmlowp's (x·m + nudge) / 2^31 truncated toward zero, with nudge 2^30 or 1 − 2^30 by
-        // the product's sign, is floor((x·m + 2^30) / 2^31) for either sign (for x·m < 0,
-        // truncating v is flooring v + 2^31 − 1 = x·m + 2^30).
-        let high = ((i64::from(x) * i64::from(self.multiplier) + (1 << 30)) >> 31) as i32;
-        // gemmlowp's RoundingDivideByPOT.
-        let threshold = self.half + i32::from(high < 0);
-        (high >> self.right) + i32::from((high & self.mask) > threshold)
+        requantize_fast(x, self.multiplier, self.right, self.mask, self.half)
     }
+}
+
+/// The fast form's arithmetic ([`Requantizer::apply_fast`]; the device's assembly loop spells
+/// out the same steps): `x · multiplier · 2^(−31 − right)` rounded as gemmlowp does, `mask` =
+/// 2^right − 1, `half` = mask / 2.
+#[inline(always)]
+pub fn requantize_fast(x: i32, multiplier: i32, right: u32, mask: i32, half: i32) -> i32 {
+    // gemmlowp's (x·m + nudge) / 2^31 truncated toward zero, with nudge 2^30 or 1 − 2^30 by the
+    // product's sign, is floor((x·m + 2^30) / 2^31) for either sign (for x·m < 0, truncating v
+    // is flooring v + 2^31 − 1 = x·m + 2^30).
+    let high = ((i64::from(x) * i64::from(multiplier) + (1 << 30)) >> 31) as i32;
+    // gemmlowp's RoundingDivideByPOT.
+    let threshold = half + i32::from(high < 0);
+    (high >> right) + i32::from((high & mask) > threshold)
 }
 
 /// Splits a positive real multiplier into a Q31 multiplier and a power-of-two shift, as

@@ -6,6 +6,8 @@
 //! board check compares the two paths' raw outputs byte for byte.
 #![allow(unsafe_code)]
 
+#[cfg(not(pare_dsp))]
+use crate::quant::requantize_fast;
 use crate::quant::Requantizer;
 
 /// Dual sign-extend: bytes 0 and 2 of `x` to the two 16-bit halves.
@@ -153,14 +155,22 @@ pub fn pack_rows(
     if !fits || rows == 0 || quads == 0 {
         return fits && (rows == 0 || quads == 0);
     }
-    let off = (x_offset as u16 as u32) | ((x_offset as u16 as u32) << 16);
-    pack_rows_unchecked(col, x, start, stride, rows, quads, off);
+    pack_rows_unchecked(col, x, start, stride, rows, quads, x_offset);
     true
 }
 
 #[cfg(pare_dsp)]
 #[allow(clippy::too_many_arguments)]
-fn pack_rows_unchecked(col: &mut [u32], x: &[i8], start: usize, stride: usize, rows: usize, quads: usize, off: u32) {
+fn pack_rows_unchecked(
+    col: &mut [u32],
+    x: &[i8],
+    start: usize,
+    stride: usize,
+    rows: usize,
+    quads: usize,
+    x_offset: i32,
+) {
+    let off = (x_offset as u16 as u32) | ((x_offset as u16 as u32) << 16);
     let skip = stride - quads * 4;
     // SAFETY: `pack_rows` checked that rows·quads·2 words fit `col` and that every row's
     // quads·4 bytes lie in `x` from `start`; unaligned word loads are allowed on ARMv7E-M and
@@ -196,18 +206,22 @@ fn pack_rows_unchecked(col: &mut [u32], x: &[i8], start: usize, stride: usize, r
     }
 }
 
-/// [`pack_rows`], portable: the same words.
+/// [`pack_rows`], portable: [`pack_into`] row by row (group-aligned starts), the same words.
 #[cfg(not(pare_dsp))]
 #[allow(clippy::too_many_arguments)]
-fn pack_rows_unchecked(col: &mut [u32], x: &[i8], start: usize, stride: usize, rows: usize, quads: usize, off: u32) {
-    let bytes: &[u8] = bytemuck::cast_slice(x);
-    for (r, dst) in col.chunks_exact_mut(quads * 2).take(rows).enumerate() {
-        let row = bytes.get(start + r * stride..start + r * stride + quads * 4).unwrap_or(&[]);
-        let (q, _) = row.as_chunks::<4>();
-        let (pairs, _) = dst.as_chunks_mut::<2>();
-        for (p, q) in pairs.iter_mut().zip(q) {
-            let w = u32::from_le_bytes(*q);
-            *p = [sxtab16(off, w), sxtab16_ror8(off, w)];
+fn pack_rows_unchecked(
+    col: &mut [u32],
+    x: &[i8],
+    start: usize,
+    stride: usize,
+    rows: usize,
+    quads: usize,
+    x_offset: i32,
+) {
+    for r in 0..rows {
+        let at = start + r * stride;
+        if let Some(row) = x.get(at..at + quads * 4) {
+            pack_into(col, r * quads * 4, row, x_offset);
         }
     }
 }
@@ -313,10 +327,15 @@ pub fn widen_pair(a: &[i8], b: &[i8], out: &mut [u32]) {
     let mut o = o.iter_mut().skip(whole);
     if !ta.is_empty() {
         if let Some(d) = o.next() {
-            let (x, y) = (tail_word(ta), tail_word(tb));
-            *d = [sxtb16(x), sxtb16_ror8(x), sxtb16(y), sxtb16_ror8(y)];
+            *d = widen(tail_word(ta), tail_word(tb));
         }
     }
+}
+
+/// One group of [`widen_pair`]: a word of each filter, widened in the packed order.
+#[inline(always)]
+fn widen(x: u32, y: u32) -> [u32; 4] {
+    [sxtb16(x), sxtb16_ror8(x), sxtb16(y), sxtb16_ror8(y)]
 }
 
 /// The whole groups of [`widen_pair`]: `n` words of `a` and of `b` (at least `4n` bytes each) to
@@ -364,8 +383,7 @@ fn widen_groups(a: &[u8], b: &[u8], out: &mut [[u32; 4]], n: usize) {
     let (qa, _) = a.as_chunks::<4>();
     let (qb, _) = b.as_chunks::<4>();
     for ((x, y), d) in qa.iter().zip(qb).zip(out.iter_mut()).take(n) {
-        let (x, y) = (u32::from_le_bytes(*x), u32::from_le_bytes(*y));
-        *d = [sxtb16(x), sxtb16_ror8(x), sxtb16(y), sxtb16_ror8(y)];
+        *d = widen(u32::from_le_bytes(*x), u32::from_le_bytes(*y));
     }
 }
 
@@ -388,6 +406,29 @@ pub fn mac_block(cols: &[u32], wide: &[u32], groups: usize, bias: [i32; 2], acc_
     }
 }
 
+/// One group of four elements of [`mac_2x2`]'s loop: both pixels' packed words by one LDM
+/// (r2–r5), then the two filters' four widened words, eight SMLAD.
+#[cfg(pare_dsp)]
+macro_rules! mac_group {
+    () => {
+        concat!(
+            "ldm {c}!, {{r2, r3, r4, r5}}\n",
+            "ldr {v}, [{w}], #4\n",
+            "smlad {a0}, r2, {v}, {a0}\n",
+            "smlad {a1}, r4, {v}, {a1}\n",
+            "ldr {v}, [{w}], #4\n",
+            "smlad {a0}, r3, {v}, {a0}\n",
+            "smlad {a1}, r5, {v}, {a1}\n",
+            "ldr {v}, [{w}], #4\n",
+            "smlad {b0}, r2, {v}, {b0}\n",
+            "smlad {b1}, r4, {v}, {b1}\n",
+            "ldr {v}, [{w}], #4\n",
+            "smlad {b0}, r3, {v}, {b0}\n",
+            "smlad {b1}, r5, {v}, {b1}",
+        )
+    };
+}
+
 /// One pixel pair of [`mac_block`]; `col` and `wide` hold `groups · 4 > 0` words.
 #[cfg(pare_dsp)]
 #[inline(always)]
@@ -402,49 +443,13 @@ fn mac_2x2(col: &[u32], wide: &[u32], groups: usize, bias: [i32; 2]) -> [i32; 4]
             // n = groups / 2; an odd group first.
             "lsrs {n}, {n}, #1",
             "bcc 3f",
-            "ldm {c}!, {{r2, r3, r4, r5}}",
-            "ldr {v}, [{w}], #4",
-            "smlad {a0}, r2, {v}, {a0}",
-            "smlad {a1}, r4, {v}, {a1}",
-            "ldr {v}, [{w}], #4",
-            "smlad {a0}, r3, {v}, {a0}",
-            "smlad {a1}, r5, {v}, {a1}",
-            "ldr {v}, [{w}], #4",
-            "smlad {b0}, r2, {v}, {b0}",
-            "smlad {b1}, r4, {v}, {b1}",
-            "ldr {v}, [{w}], #4",
-            "smlad {b0}, r3, {v}, {b0}",
-            "smlad {b1}, r5, {v}, {b1}",
+            mac_group!(),
             "3:",
             "cmp {n}, #0",
             "beq 4f",
             "5:",
-            "ldm {c}!, {{r2, r3, r4, r5}}",
-            "ldr {v}, [{w}], #4",
-            "smlad {a0}, r2, {v}, {a0}",
-            "smlad {a1}, r4, {v}, {a1}",
-            "ldr {v}, [{w}], #4",
-            "smlad {a0}, r3, {v}, {a0}",
-            "smlad {a1}, r5, {v}, {a1}",
-            "ldr {v}, [{w}], #4",
-            "smlad {b0}, r2, {v}, {b0}",
-            "smlad {b1}, r4, {v}, {b1}",
-            "ldr {v}, [{w}], #4",
-            "smlad {b0}, r3, {v}, {b0}",
-            "smlad {b1}, r5, {v}, {b1}",
-            "ldm {c}!, {{r2, r3, r4, r5}}",
-            "ldr {v}, [{w}], #4",
-            "smlad {a0}, r2, {v}, {a0}",
-            "smlad {a1}, r4, {v}, {a1}",
-            "ldr {v}, [{w}], #4",
-            "smlad {a0}, r3, {v}, {a0}",
-            "smlad {a1}, r5, {v}, {a1}",
-            "ldr {v}, [{w}], #4",
-            "smlad {b0}, r2, {v}, {b0}",
-            "smlad {b1}, r4, {v}, {b1}",
-            "ldr {v}, [{w}], #4",
-            "smlad {b0}, r3, {v}, {b0}",
-            "smlad {b1}, r5, {v}, {b1}",
+            mac_group!(),
+            mac_group!(),
             "subs {n}, {n}, #1",
             "bne 5b",
             "4:",
@@ -502,6 +507,7 @@ pub fn requant_strided(acc: &[i32], scale: &Requantizer, zp: i32, low: i32, out:
 
 #[cfg(pare_dsp)]
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn requant_fast(
     acc: &[i32],
     (m, right, mask): (i32, u32, i32),
@@ -559,9 +565,11 @@ fn requant_fast(
     let _ = (a, d, n);
 }
 
-/// [`requant_strided`]'s fast form, portable (host emulation): the same arithmetic.
+/// [`requant_strided`]'s fast form, portable (host emulation): [`requantize_fast`], the
+/// arithmetic the assembly loop spells out.
 #[cfg(not(pare_dsp))]
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn requant_fast(
     acc: &[i32],
     (m, right, mask): (i32, u32, i32),
@@ -572,10 +580,7 @@ fn requant_fast(
     n: usize,
 ) {
     for (d, v) in out.iter_mut().step_by(stride.max(1)).zip(acc).take(n) {
-        let high = ((i64::from(*v) * i64::from(m) + (1 << 30)) >> 31) as i32;
-        let threshold = (mask >> 1) + i32::from(high < 0);
-        let r = (high >> right) + i32::from((high & mask) > threshold);
-        *d = r.saturating_add(zp).clamp(-128, 127).max(low) as i8;
+        *d = requantize_fast(*v, m, right, mask, mask >> 1).saturating_add(zp).clamp(-128, 127).max(low) as i8;
     }
 }
 
