@@ -23,6 +23,16 @@ pub struct Board {
     pub flash_bytes: u64,
     pub ram_bytes: u64,
     pub runner: Runner,
+    /// Core clock the board's firmware sets (its `main.rs`), in MHz; `None` where the runner
+    /// counts instructions instead of time.
+    pub clock_mhz: Option<u32>,
+}
+
+impl Board {
+    /// Cycles per millisecond, for latency budgets in time.
+    pub fn cycles_per_ms(&self) -> Option<f64> {
+        self.clock_mhz.map(|m| f64::from(m) * 1e3)
+    }
 }
 
 /// Flash the firmware itself takes besides model and samples (measured: the QEMU check
@@ -40,24 +50,27 @@ pub const BOARDS: [Board; 3] = [
         flash_bytes: 4 << 20,
         ram_bytes: 4 << 20,
         runner: Runner::Qemu { machine: "mps2-an500" },
+        clock_mhz: None,
     },
     Board {
         name: "nucleo-h743zi",
-        description: "ST NUCLEO-H743ZI, STM32H743ZI Cortex-M7 480 MHz",
+        description: "ST NUCLEO-H743ZI, STM32H743ZI Cortex-M7",
         crate_dir: "nucleo-h743zi",
         target: "thumbv7em-none-eabihf",
         flash_bytes: 2 << 20,
         ram_bytes: 512 << 10,
         runner: Runner::ProbeRs { chip: "STM32H743ZITx" },
+        clock_mhz: Some(400),
     },
     Board {
         name: "rp-pico2",
-        description: "Raspberry Pi Pico 2, RP2350 Cortex-M33 150 MHz",
+        description: "Raspberry Pi Pico 2, RP2350 Cortex-M33",
         crate_dir: "rp-pico2",
         target: "thumbv8m.main-none-eabihf",
         flash_bytes: 4 << 20,
         ram_bytes: 512 << 10,
         runner: Runner::ProbeRs { chip: "RP235x" },
+        clock_mhz: Some(150),
     },
 ];
 

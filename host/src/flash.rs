@@ -79,6 +79,11 @@ pub fn build_command(board: &Board, bundle: &Path, target_dir: &Path) -> Command
     c
 }
 
+/// Where firmware builds go (outside the repository, reused between runs).
+pub fn target_dir() -> PathBuf {
+    crate::boards::build_dir().join("boards-target")
+}
+
 /// Path of the built firmware.
 pub fn elf_path(board: &Board, target_dir: &Path) -> PathBuf {
     target_dir.join(board.target).join("release").join(format!("pare-board-{}", board.crate_dir))
@@ -228,6 +233,139 @@ pub fn parse_lines(lines: &[String]) -> Result<BoardResult, ProtocolError> {
         }
     }
     Ok(r)
+}
+
+/// Bytes each embedded sample takes: pixels, label, host prediction and host output bytes.
+pub fn sample_bytes(rt: &pare_device::Runtime<'_>) -> u64 {
+    let pixels = u64::from(rt.input_bytes() / rt.model().input_buffer().map_or(1, |b| b.dtype.size()));
+    pixels + 2 + u64::from(rt.output_bytes())
+}
+
+/// Builds the board's firmware around `model` and the samples of `ds`, runs it (QEMU) or
+/// flashes it (probe-rs), and returns the decoded report with every layer's MACs filled in.
+/// With `dry_run` the build and run commands are printed and nothing runs.
+pub fn run_on_board(board: &Board, model: &[u8], ds: &Dataset, dry_run: bool) -> Result<BoardResult, FlashError> {
+    run_on_board_with(board, model, ds, dry_run, false)
+}
+
+/// [`run_on_board`]; `quiet` keeps the build's and runner's output to itself unless the build
+/// fails (a latency profile runs many builds).
+pub fn run_on_board_with(
+    board: &Board,
+    model: &[u8],
+    ds: &Dataset,
+    dry_run: bool,
+    quiet: bool,
+) -> Result<BoardResult, FlashError> {
+    let rt = pare_device::Runtime::from_bytes(model).map_err(|e| FlashError::Other(e.into()))?;
+    check_fit(board, model.len() as u64, ds.len() as u64 * sample_bytes(&rt), u64::from(rt.arena_bytes()))?;
+    let cache = crate::boards::build_dir();
+    let bundle_dir = cache.join("bundle").join(board.name);
+    let target_dir = target_dir();
+    let elf = elf_path(board, &target_dir);
+    let mut build = build_command(board, &bundle_dir, &target_dir);
+    let mut runc = run_command(board, &elf);
+    if dry_run {
+        println!("{}", render(&build));
+        println!("{}", render(&runc));
+        return Ok(BoardResult::default());
+    }
+    // The firmware crate, then the runner, before spending minutes on a build.
+    let crate_dir = crate::boards::boards_dir().join(board.crate_dir);
+    if !crate_dir.join("Cargo.toml").is_file() {
+        return Err(FlashError::BoardsMissing(crate_dir));
+    }
+    let (tool, hint) = match board.runner {
+        Runner::Qemu { .. } => {
+            (qemu_program(), "install it with `apt-get install qemu-system-arm` (Debian/Ubuntu) or `brew install qemu`")
+        }
+        Runner::ProbeRs { .. } => ("probe-rs".to_string(), "install it with `cargo install probe-rs-tools --locked`"),
+    };
+    if which(&tool).is_none() {
+        return Err(FlashError::ToolMissing { tool, hint: hint.into() });
+    }
+    let bundle = write_bundle(model, ds, &bundle_dir)?;
+    if !quiet {
+        eprintln!(
+            "building firmware for {} ({} samples, {} byte model, {} byte arena)",
+            board.name, bundle.samples, bundle.model_bytes, bundle.arena
+        );
+    }
+    let status = if quiet {
+        let out = build.output().map_err(anyhow::Error::from)?;
+        if !out.status.success() {
+            eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        out.status
+    } else {
+        build.status().map_err(anyhow::Error::from)?
+    };
+    if !status.success() {
+        return Err(FlashError::Build(status.code().unwrap_or(-1)));
+    }
+    if !quiet {
+        eprintln!("running: {}", render(&runc));
+    }
+    let err = if quiet { std::process::Stdio::null() } else { std::process::Stdio::inherit() };
+    let output = runc.stderr(err).output().map_err(anyhow::Error::from)?;
+    let status = output.status;
+    let elf_bytes = std::fs::read(&elf).map_err(anyhow::Error::from)?;
+    let lines = decode_defmt(&elf_bytes, &output.stdout)?;
+    let mut r = parse_lines(&lines).map_err(anyhow::Error::from)?;
+    let macs = layer_macs(&rt);
+    for l in &mut r.layers {
+        l.macs = l.op.and_then(|i| macs.get(i as usize)).copied().unwrap_or(0);
+    }
+    // Exit status 1 is a disagreement, already in the counts; any other failure is reported.
+    let disagreement = r.agree != r.samples || r.exact != r.samples;
+    if !status.success() && r.errors.is_empty() && !disagreement {
+        r.errors.push(format!("firmware exit status {}", status.code().unwrap_or(-1)));
+    }
+    Ok(r)
+}
+
+/// A program on the `PATH` (or a path to one).
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(tool);
+    if p.components().count() > 1 {
+        return p.is_file().then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(tool)).find(|f| f.is_file()))
+}
+
+/// MACs of a decoded model (conv and dense), computed from the file itself.
+pub fn macs_of(rt: &pare_device::Runtime<'_>) -> u64 {
+    layer_macs(rt).iter().sum()
+}
+
+/// MACs of every op in order (0 for ops without multiply-accumulates).
+pub fn layer_macs(rt: &pare_device::Runtime<'_>) -> Vec<u64> {
+    let m = rt.model();
+    m.ops
+        .iter()
+        .map(|op| match op {
+            Err(_) => 0,
+            Ok(op) => match op {
+                pare_format::Op::Conv2d(c) => {
+                    let (i, o) = (m.buffer(c.input), m.buffer(c.output));
+                    match (i, o) {
+                        (Some(i), Some(o)) => u64::from(o.h * o.w * o.c) * u64::from(c.kernel[0] * c.kernel[1] * i.c),
+                        _ => 0,
+                    }
+                }
+                pare_format::Op::Dense(d) => match (m.buffer(d.input), m.buffer(d.output)) {
+                    (Some(i), Some(o)) => u64::from(i.c) * u64::from(o.c),
+                    _ => 0,
+                },
+                pare_format::Op::MaxPool2d(_)
+                | pare_format::Op::AvgPool2d(_)
+                | pare_format::Op::GlobalAvgPool(_)
+                | pare_format::Op::Add(_)
+                | pare_format::Op::ChannelPlace(_)
+                | pare_format::Op::Flatten(_) => 0,
+            },
+        })
+        .collect()
 }
 
 #[cfg(test)]

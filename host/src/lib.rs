@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod boards;
+pub mod budget;
 pub mod cli;
 pub mod data;
 pub mod emulate;

@@ -9,21 +9,45 @@ use std::path::{Path, PathBuf};
 
 type Res = Result<(), Box<dyn std::error::Error>>;
 
+/// The x axis of an accuracy plot.
+#[derive(Clone, Copy)]
+enum Axis {
+    Macs,
+    /// Measured on the board (board-targeted runs).
+    Latency,
+}
+
 fn accuracy_vs_macs<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, state: &RunState) -> Res
 where
     DB::ErrorType: 'static,
 {
+    accuracy_vs(root, state, Axis::Macs)
+}
+
+fn accuracy_vs<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, state: &RunState, axis: Axis) -> Res
+where
+    DB::ErrorType: 'static,
+{
     root.fill(&WHITE)?;
-    let pts: Vec<(f64, f64)> = state.history.iter().map(|h| (h.macs as f64 / 1e6, 100.0 * h.top1)).collect();
+    let x = |h: &crate::prune::schedule::Iteration| match axis {
+        Axis::Macs => Some(h.macs as f64 / 1e6),
+        Axis::Latency => h.measured_latency().map(|m| m as f64 / 1e6),
+    };
+    let (what, unit) = match (axis, &state.config.board) {
+        (Axis::Macs, _) => ("MACs".to_string(), "MACs (M)".to_string()),
+        (Axis::Latency, Some(b)) => (format!("latency on {}", b.board), format!("{} (M), measured", b.unit)),
+        (Axis::Latency, None) => ("latency".into(), "M".into()),
+    };
+    let pts: Vec<(f64, f64)> = state.history.iter().filter_map(|h| Some((x(h)?, 100.0 * h.top1))).collect();
     let (xmax, ymin, ymax) =
         pts.iter().fold((0f64, 100f64, 0f64), |(x, lo, hi), (a, b)| (x.max(*a), lo.min(*b), hi.max(*b)));
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("top-1 vs MACs ({})", state.config.criterion.name()), ("sans-serif", 22))
+        .caption(format!("top-1 vs {what} ({})", state.config.criterion.name()), ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
         .build_cartesian_2d(0f64..xmax * 1.05, (ymin - 2.0).max(0.0)..(ymax + 1.0).min(100.0))?;
-    chart.configure_mesh().x_desc("MACs (M)").y_desc("top-1 (%)").draw()?;
+    chart.configure_mesh().x_desc(unit).y_desc("top-1 (%)").draw()?;
     chart.draw_series(LineSeries::new(pts.clone(), &BLUE))?;
     chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))?;
     root.present()?;
@@ -95,5 +119,12 @@ pub fn write(dir: &Path, state: &RunState) -> anyhow::Result<Vec<PathBuf>> {
     let (ap, cp) = (dir.join("accuracy_vs_macs.png"), dir.join("channels.png"));
     accuracy_vs_macs(BitMapBackend::new(&ap, (720, 480)).into_drawing_area(), state).map_err(err)?;
     channels(BitMapBackend::new(&cp, (900, 480)).into_drawing_area(), state).map_err(err)?;
-    Ok(vec![a, c, ap, cp])
+    let mut files = vec![a, c, ap, cp];
+    if state.history.iter().any(|h| h.measured_latency().is_some()) {
+        let (l, lp) = (dir.join("accuracy_vs_latency.svg"), dir.join("accuracy_vs_latency.png"));
+        accuracy_vs(SVGBackend::new(&l, (720, 480)).into_drawing_area(), state, Axis::Latency).map_err(err)?;
+        accuracy_vs(BitMapBackend::new(&lp, (720, 480)).into_drawing_area(), state, Axis::Latency).map_err(err)?;
+        files.extend([l, lp]);
+    }
+    Ok(files)
 }

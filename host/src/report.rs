@@ -68,6 +68,30 @@ pub fn prune_report(labels: &[String], state: &crate::prune::schedule::RunState,
             it.seconds
         );
     }
+    if let Some(b) = &state.config.board {
+        s += &format!(
+            "\n### Latency on {} per iteration ({}; budget {})\n\n| iteration | top-1 | MACs | predicted | measured | error | of unpruned |\n|---:|---:|---:|---:|---:|---:|---:|\n",
+            b.board,
+            b.unit,
+            b.max_latency.map_or("none".into(), |l| l.to_string())
+        );
+        let base = first.measured_latency().unwrap_or(1).max(1) as f64;
+        for it in h {
+            let Some(m) = it.measured_latency() else { continue };
+            let p = it.predicted_latency.map_or("–".into(), |p| format!("{p:.0}"));
+            let e = it
+                .predicted_latency
+                .map_or("–".into(), |p| format!("{:+.2} %", 100.0 * (p - m as f64) / m.max(1) as f64));
+            s += &format!(
+                "| {}{} | {:.2} % | {:.2} M | {p} | {m} | {e} | {:.1} % |\n",
+                it.iteration,
+                phase_label(it),
+                100.0 * it.top1,
+                it.macs as f64 / 1e6,
+                100.0 * m as f64 / base
+            );
+        }
+    }
     s += "\n### Per-class accuracy, original vs compressed\n\n| class | original | compressed | Δ |\n|---|---:|---:|---:|\n";
     for (i, l) in labels.iter().enumerate() {
         let (a, b) = (first.per_class.get(i).copied().unwrap_or(0.0), last.per_class.get(i).copied().unwrap_or(0.0));

@@ -58,7 +58,7 @@ pub fn run(arena: &mut [u8], clock: &mut dyn FnMut() -> u64, clock_unit: &'stati
         defmt::println!("PARE-ERROR output larger than 4096 bytes");
         return Outcome::Failed;
     };
-    let (mut correct, mut agree, mut exact, mut total) = (0u32, 0u32, 0u32, 0u64);
+    let (mut correct, mut agree, mut exact, mut total, mut traced) = (0u32, 0u32, 0u32, 0u64, 0u64);
     let ob = out.len();
     for i in 0..n {
         let Some(px) = SAMPLES.get(i * pixels..(i + 1) * pixels) else { break };
@@ -85,7 +85,9 @@ pub fn run(arena: &mut [u8], clock: &mut dyn FnMut() -> u64, clock_unit: &'stati
         agree += u32::from(pred == host);
         let same = OUTPUTS.get(i * ob..(i + 1) * ob) == Some(&*out);
         exact += u32::from(same);
-        if !first {
+        if first {
+            traced = counts;
+        } else {
             total += counts;
         }
         defmt::println!(
@@ -97,8 +99,12 @@ pub fn run(arena: &mut [u8], clock: &mut dyn FnMut() -> u64, clock_unit: &'stati
             counts
         );
     }
-    // The first sample carries per-layer tracing overhead; the mean is over the others.
+    // The first sample carries per-layer tracing overhead; the mean is over the others, or is
+    // the first sample's own count when it ran alone.
     let timed = (n as u64).saturating_sub(1).max(1);
+    if n == 1 {
+        total = traced;
+    }
     defmt::println!(
         "PARE-RESULT samples={=u32} correct={=u32} agree={=u32} exact={=u32} counts_per_inference={=u64} unit={=str} per_count={=u32}",
         n as u32,

@@ -1,6 +1,7 @@
 //! The `pare` command line: one module per subcommand, shared options here.
 
 pub mod bench;
+pub mod budget;
 pub mod common;
 pub mod data;
 pub mod eval;

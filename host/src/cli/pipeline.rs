@@ -25,9 +25,11 @@ pub struct PipelineArgs {
     pub criterion: Criterion,
     #[command(flatten)]
     pub scorer: super::common::ScorerArgs,
-    /// FLOPs reduction to reach (0.5 = half).
-    #[arg(long, default_value_t = 0.5)]
-    pub target_flops: f64,
+    /// FLOPs reduction to reach (0.5 = half) [default: 0.5 without a board budget].
+    #[arg(long)]
+    pub target_flops: Option<f64>,
+    #[command(flatten)]
+    pub budgets: super::budget::BudgetArgs,
     /// Channels removed per iteration (fraction of the original, or a count); the last
     /// iteration removes only what the target needs [default: 0.25].
     #[arg(long)]
@@ -85,15 +87,27 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         })
         .valid()
     };
-    eprintln!("[2/5] pruning with {} to −{:.0} % FLOPs", a.criterion.name(), 100.0 * a.target_flops);
     let calib = crate::data::load(&a.data.data, "train")?.take(a.calib_samples);
+    let target_flops = match (a.target_flops, a.budgets.any()) {
+        (Some(f), _) if !(f > 0.0 && f < 1.0) => anyhow::bail!("--target-flops must be a fraction in (0, 1)"),
+        (Some(f), _) => Some(f),
+        (None, true) => None,
+        (None, false) => Some(0.5),
+    };
+    let board_target = a.budgets.target(&a.board, &net.arch, &calib, a.criterion.name())?.map(|(t, _)| t);
+    match target_flops {
+        Some(f) => eprintln!("[2/5] pruning with {} to −{:.0} % FLOPs", a.criterion.name(), 100.0 * f),
+        None => eprintln!("[2/5] pruning with {} to the board budget", a.criterion.name()),
+    }
     let d = PruneConfig::default();
     let cfg = PruneConfig {
         scorer: a.scorer.settings(false),
         criterion: a.criterion,
         normalize: a.criterion.default_normalize(),
         step: a.step.unwrap_or(d.step),
-        target: Target { flops_reduction: Some(a.target_flops), ..Target::default() },
+        target: Target { flops_reduction: target_flops, ..Target::default() },
+        round_to: if board_target.is_some() { 4 } else { d.round_to },
+        board: board_target.clone(),
         calib_samples: a.calib_samples,
         budget: Some(a.budget),
         ..d
@@ -134,7 +148,32 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         dry_run: false,
         json: Some(a.out.join("board.json")),
     })?;
-    let report = crate::report::prune_report(&pruned.arch.labels, &state, &eval_ds.source);
+    let mut report = crate::report::prune_report(&pruned.arch.labels, &state, &eval_ds.source);
+    // Under a board budget: the model that ran, predicted against measured.
+    let verification = match &board_target {
+        Some(t) => {
+            let b = crate::boards::find(&t.board).ok_or_else(|| anyhow::anyhow!("unknown board '{}'", t.board))?;
+            let counts = crate::budget::measure::steps(&board, pruned.arch.nodes.len())?;
+            let kinds: Vec<String> = std::iter::once("input".to_string())
+                .chain((0..pruned.arch.nodes.len()).map(|i| {
+                    board.layers.iter().find(|l| l.op == Some(i as u32)).map_or(String::new(), |l| l.kind.clone())
+                }))
+                .collect();
+            let rt = pare_device::Runtime::from_bytes(&bytes)?;
+            let runtime = crate::budget::measure::runtime_bytes(b, &bytes, board.samples as usize)?;
+            let v = crate::budget::verify::Verification::new(
+                t,
+                &pruned.arch,
+                &kinds,
+                &counts,
+                u64::from(rt.arena_bytes()),
+                bytes.len() as u64 + runtime,
+            )?;
+            report += &v.markdown();
+            Some(v)
+        }
+        None => None,
+    };
     let mut summary = format!(
         "\n## Summary\n\n| stage | top-1 |\n|---|---:|\n| original (f32, burn) | {:.2} % |\n| pruned + fine-tuned (f32, burn) | {:.2} % |\n| pruned int8 (pare-device on host) | {:.2} % |\n| pruned int8 on {} ({} samples) | {:.2} % |\n",
         100.0 * first.top1,
@@ -171,6 +210,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
             "params": { "before": first.params, "after": last.params },
             "model_bytes": bytes.len(),
             "board": board,
+            "board_budget": verification,
             "seconds": started.elapsed().as_secs_f64(),
         });
         crate::report::write_json(p, &doc)?;
@@ -183,6 +223,9 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     println!("{full}");
     if !board.passed() {
         anyhow::bail!("board check failed: {}", board.verdict());
+    }
+    if let Some(v) = &verification {
+        super::budget::require(v)?;
     }
     Ok(())
 }

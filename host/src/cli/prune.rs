@@ -64,9 +64,15 @@ pub struct PruneArgs {
     /// Batches that re-estimate BatchNorm statistics after each removal (0: off) [default: 10].
     #[arg(long)]
     pub bn_batches: Option<usize>,
-    /// Round kept channel counts up to a multiple (e.g. 4 for SIMD on the board).
-    #[arg(long, default_value_t = 1)]
-    pub round_to: usize,
+    /// Round kept channel counts up to a multiple (4 suits the board kernels' SIMD groups)
+    /// [default: 4 under a board budget, else 1].
+    #[arg(long)]
+    pub round_to: Option<usize>,
+    #[command(flatten)]
+    pub budgets: super::budget::BudgetArgs,
+    /// Board of --max-latency/--max-arena/--max-flash (`pare boards` lists them).
+    #[arg(long, default_value = "qemu-mps2-an500")]
+    pub board: String,
     /// Stop at this kept-filter ratio φ.
     #[arg(long)]
     pub target_ratio: Option<f64>,
@@ -144,9 +150,27 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         params_reduction: a.target_params,
         max_accuracy_drop: a.max_accuracy_drop,
     };
-    if target == Target::default() && !a.resume {
-        bail!("give a target: --target-flops, --target-params, --target-ratio or --max-accuracy-drop");
+    if target == Target::default() && !a.budgets.any() && !a.resume {
+        bail!(
+            "give a target: --target-flops, --target-params, --target-ratio, --max-accuracy-drop, \
+             or a board budget (--max-latency, --max-arena, --max-flash)"
+        );
     }
+    if a.round_to == Some(0) {
+        bail!("--round-to must be at least 1");
+    }
+    // The board budget is resolved against the original model (iteration 0 when resuming).
+    let original = match (&net, a.resume) {
+        (Some(n), _) => Some(n.arch.clone()),
+        (None, _) if a.budgets.any() => {
+            Some(crate::model::weights::load_checkpoint(&a.out.join("iter-0.safetensors"), &device)?.0.arch)
+        }
+        (None, _) => None,
+    };
+    let board = match &original {
+        Some(arch) => a.budgets.target(&a.board, arch, &calib, a.criterion.name())?,
+        None => None,
+    };
     for (name, v) in
         [("--target-flops", a.target_flops), ("--target-params", a.target_params), ("--target-ratio", a.target_ratio)]
     {
@@ -186,7 +210,8 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         budget: a.budget,
         iteration_share: a.iteration_share.unwrap_or(d.iteration_share),
         final_steps: a.final_steps,
-        round_to: a.round_to,
+        round_to: a.round_to.unwrap_or(if board.is_some() { 4 } else { 1 }),
+        board: board.as_ref().map(|(t, _)| t.clone()),
         target,
         calib_samples: a.calib_samples,
         batch_size: a.batch_size,
@@ -221,6 +246,15 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
+    // Under a board budget the final model is measured on the board: budgets as measured.
+    let verification = match &cfg.board {
+        Some(t) => Some(super::budget::verify(t, &net.arch, &calib)?),
+        None => None,
+    };
+    let report = match &verification {
+        Some(v) => format!("{report}{}", v.markdown()),
+        None => report,
+    };
     crate::atomic::write(&a.out.join("report.md"), report.as_bytes())?;
     crate::report::write_json(&a.out.join("report.json"), &state)?;
     if let Some(p) = &a.json {
@@ -237,5 +271,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     }
     println!("{report}");
     println!("final model: {}", a.out.join("final.safetensors").display());
+    if let Some(v) = &verification {
+        crate::report::write_json(&a.out.join("board-budget.json"), v)?;
+        super::budget::require(v)?;
+    }
     Ok(())
 }

@@ -6,6 +6,7 @@ use super::criteria::{group_scores, normalize, score, Criterion, GroupReduce, No
 use super::groups::Groups;
 use super::surgery::{prune, pruned_arch};
 use super::ProvenanceRecord;
+use crate::budget::BoardTarget;
 use crate::data::Dataset;
 use crate::model::{weights, Arch, Net, Node};
 use crate::train::{evaluate, recalibrate_batchnorm, train, Evaluation, Teacher, TrainConfig};
@@ -151,6 +152,10 @@ pub struct PruneConfig {
     /// Without a budget: recovery steps after the last removal.
     #[serde(default)]
     pub final_steps: usize,
+    /// A board's latency, arena and flash budgets: met together with any MACs/params target,
+    /// and the ranking divides scores by the budgeted cost a channel frees.
+    #[serde(default)]
+    pub board: Option<BoardTarget>,
 }
 
 impl Default for PruneConfig {
@@ -179,6 +184,7 @@ impl Default for PruneConfig {
             budget: None,
             iteration_share: 0.15,
             final_steps: 0,
+            board: None,
         }
     }
 }
@@ -205,6 +211,20 @@ pub struct Iteration {
     /// was left.
     #[serde(default)]
     pub recovery: bool,
+    /// Under a board target: the latency model's prediction for this iteration's model (before
+    /// its own measurement joined the fit).
+    #[serde(default)]
+    pub predicted_latency: Option<f64>,
+    /// Under a board target: this iteration's model as measured on the board, step by step.
+    #[serde(default)]
+    pub board_trace: Option<crate::budget::Measurement>,
+}
+
+impl Iteration {
+    /// The measured latency on the board (board-targeted runs).
+    pub fn measured_latency(&self) -> Option<u64> {
+        self.board_trace.as_ref().map(crate::budget::Measurement::total)
+    }
 }
 
 /// The state file of a run (`state.json` in the output folder).
@@ -296,22 +316,28 @@ pub fn floors(
         .collect()
 }
 
-/// MACs a space saves per channel removed (one channel fewer, everything else kept): the
-/// denominator of cost-aware ranking.
-pub fn macs_per_channel(arch: &Arch, groups: &Groups) -> Vec<f64> {
-    let full = arch.cost().map(|c| c.0).unwrap_or(0);
+/// What `cost` saves per channel of each space, averaged over removing `group` channels (one
+/// fewer channel can cost nothing where kernels pad widths to a multiple): the denominator of
+/// cost-aware ranking.
+pub fn cost_per_channel(arch: &Arch, groups: &Groups, group: usize, cost: &dyn Fn(&Arch) -> Option<f64>) -> Vec<f64> {
     let all = groups.keep_all();
+    let Some(full) = cost(arch) else { return vec![0.0; all.len()] };
     (0..groups.spaces.len())
         .map(|s| {
-            if all[s].len() < 2 {
+            let m = group.max(1).min(all[s].len().saturating_sub(1));
+            if m == 0 {
                 return 0.0;
             }
             let mut keep = all.clone();
-            keep[s].pop();
-            let less = pruned_arch(arch, groups, &keep).cost().map(|c| c.0).unwrap_or(full);
-            full.saturating_sub(less) as f64
+            keep[s].truncate(all[s].len() - m);
+            cost(&pruned_arch(arch, groups, &keep)).map_or(0.0, |less| (full - less).max(0.0) / m as f64)
         })
         .collect()
+}
+
+/// MACs a space saves per channel removed (one channel fewer, everything else kept).
+pub fn macs_per_channel(arch: &Arch, groups: &Groups) -> Vec<f64> {
+    cost_per_channel(arch, groups, 1, &|a| a.cost().ok().map(|c| c.0 as f64))
 }
 
 fn channels(net: &Net) -> Vec<(String, usize)> {
@@ -345,6 +371,8 @@ fn record(
         checkpoint,
         steps: 0,
         recovery: false,
+        predicted_latency: None,
+        board_trace: None,
     }
 }
 
@@ -368,8 +396,57 @@ fn size_met(
         || t.params_reduction.is_some_and(|r| 1.0 - params as f64 / base_params as f64 >= r - 1e-12)
 }
 
-/// The smallest removal count in `1..=1.5·tau` whose pruned architecture meets the MACs or
-/// parameter target, or `tau` when none does: the last iteration lands on the target instead
+/// Whether a size target (kept ratio, MACs or parameters) was given.
+fn has_size_target(t: &Target) -> bool {
+    t.kept_ratio.is_some() || t.flops_reduction.is_some() || t.params_reduction.is_some()
+}
+
+/// Whether `arch` meets the whole target: the size part (when given) and every board budget
+/// (when given); never when neither is given (then only the accuracy drop ends a run).
+fn target_met(
+    t: &Target,
+    board: Option<&BoardTarget>,
+    arch: &Arch,
+    kept_ratio: Option<f64>,
+    base: (u64, u64),
+    measured: Option<u64>,
+) -> anyhow::Result<bool> {
+    if !has_size_target(t) && board.is_none() {
+        return Ok(false);
+    }
+    let cost = arch.cost().map_err(anyhow::Error::msg)?;
+    let size = !has_size_target(t) || size_met(t, cost, kept_ratio, base);
+    let fits = match board {
+        Some(b) => b.holds_for(arch, measured)?,
+        None => true,
+    };
+    Ok(size && fits)
+}
+
+/// [`target_met`] for a model of the run (its kept ratio known).
+fn target_met_now(
+    t: &Target,
+    board: Option<&BoardTarget>,
+    arch: &Arch,
+    kept_ratio: f64,
+    base: (u64, u64),
+    measured: Option<u64>,
+) -> anyhow::Result<bool> {
+    target_met(t, board, arch, Some(kept_ratio), base, measured)
+}
+
+/// Divides every prunable space's scores by its cost per channel relative to the mean over
+/// `spaces`: ranking by score per unit of cost freed.
+pub fn per_cost(scores: &mut [Vec<f64>], spaces: &[usize], per: &[f64]) {
+    let mean = spaces.iter().map(|&s| per[s]).sum::<f64>() / spaces.len().max(1) as f64;
+    for &s in spaces {
+        let w = per[s] / mean.max(1e-12);
+        scores[s].iter_mut().for_each(|v| *v /= w.max(1e-12));
+    }
+}
+
+/// The smallest removal count in `1..=1.5·tau` whose pruned architecture meets the MACs,
+/// parameter or board target, or `tau` when none does: the last iteration lands on the target instead
 /// of overshooting it, and a remainder under half a step is taken now rather than costing a
 /// whole iteration (scoring and fine-tune) of its own. Bisection over the ranking (more
 /// removals never cost more).
@@ -377,18 +454,18 @@ fn landing_tau(
     arch: &Arch,
     groups: &Groups,
     t: &Target,
+    board: Option<&BoardTarget>,
     base: (u64, u64),
     tau: usize,
     pick: &dyn Fn(usize) -> Vec<Vec<usize>>,
 ) -> usize {
-    if t.flops_reduction.is_none() && t.params_reduction.is_none() {
+    if t.flops_reduction.is_none() && t.params_reduction.is_none() && board.is_none() {
         return tau;
     }
-    // The kept ratio is the step's own business (`tau` is clamped to it): MACs/params only.
-    let meets = |n: usize| {
-        let cost = pruned_arch(arch, groups, &pick(n)).cost().unwrap_or((u64::MAX, u64::MAX));
-        size_met(t, cost, None, base)
-    };
+    // The kept ratio is the step's own business (`tau` is clamped to it): MACs/params/board.
+    let t = Target { kept_ratio: None, ..*t };
+    let meets =
+        |n: usize| target_met(&t, board, &pruned_arch(arch, groups, &pick(n)), None, base, None).unwrap_or(false);
     let reach = tau + tau / 2;
     if !meets(reach) {
         return tau;
@@ -473,7 +550,12 @@ pub fn run(
         let ev = evaluate(&net, data.eval, cfg.batch_size, device);
         let ck = out.join("iter-0.safetensors");
         weights::save_checkpoint(&net, &[], &ck)?;
-        let first = record(&net, &ev, 0, 1.0, 0, started.elapsed().as_secs_f64(), Some(ck));
+        let mut first = record(&net, &ev, 0, 1.0, 0, started.elapsed().as_secs_f64(), Some(ck));
+        if let Some(b) = &cfg.board {
+            first.predicted_latency = b.latency.predict(&net.arch).ok();
+            // The profile measured the unpruned model first.
+            first.board_trace = b.points.first().cloned();
+        }
         eprintln!("iteration 0: top-1 {:.2} %, {:.2} M MACs", 100.0 * first.top1, first.macs as f64 / 1e6);
         let state = RunState {
             config: cfg.clone(),
@@ -496,12 +578,17 @@ pub fn run(
         _ => None,
     };
     let t = &cfg.target;
-    let no_target = t.kept_ratio.is_none()
-        && t.flops_reduction.is_none()
-        && t.params_reduction.is_none()
-        && t.max_accuracy_drop.is_none();
-    if no_target {
-        anyhow::bail!("no target: give a kept ratio, a FLOPs or parameter reduction, or a maximum accuracy drop");
+    // The board target learns every model the run measures (a resumed run relearns them).
+    let mut board_t = cfg.board.clone();
+    if let Some(b) = board_t.as_mut() {
+        for m in state.history.iter().skip(1).filter_map(|h| h.board_trace.clone()) {
+            b.learn(m)?;
+        }
+    }
+    if !has_size_target(t) && t.max_accuracy_drop.is_none() && board_t.is_none() {
+        anyhow::bail!(
+            "no target: give a kept ratio, a FLOPs or parameter reduction, a board budget or a maximum accuracy drop"
+        );
     }
     let mut target_met = false;
     while !state.done && state.history.len() <= cfg.max_iterations {
@@ -509,7 +596,8 @@ pub fn run(
         if cur.recovery {
             break;
         }
-        if size_met(t, (cur.macs, cur.params), Some(cur.kept_ratio), (base_macs, base_params)) {
+        let board = board_t.as_ref();
+        if target_met_now(t, board, &net.arch, cur.kept_ratio, (base_macs, base_params), cur.measured_latency())? {
             target_met = true;
             break;
         }
@@ -535,20 +623,27 @@ pub fn run(
         };
         let raw = score(&net, &scfg, device);
         let mut gs = group_scores(&groups, &normalize(&raw, cfg.normalize), cfg.reduce);
-        if cfg.cost_aware {
-            let per = macs_per_channel(&net.arch, &groups);
-            let mean = spaces.iter().map(|&s| per[s]).sum::<f64>() / spaces.len().max(1) as f64;
-            for &s in &spaces {
-                let w = per[s] / mean.max(1e-12);
-                gs[s].iter_mut().for_each(|v| *v /= w.max(1e-12));
-            }
+        if let Some(b) = board {
+            // Score per unit of the budgeted cost a channel frees (HALP-style greedy knapsack).
+            let per = cost_per_channel(&net.arch, &groups, cfg.round_to.max(4), &|a| b.cost(a).ok());
+            per_cost(&mut gs, &spaces, &per);
+        } else if cfg.cost_aware {
+            per_cost(&mut gs, &spaces, &macs_per_channel(&net.arch, &groups));
         }
         let fl = floors(&net.arch, &groups, &original_channels, cfg.min_channels, cfg.min_width);
         let pick = |n: usize| select(&groups, &gs, &spaces, n, &fl, cfg.round_to).0;
-        let tau = landing_tau(&net.arch, &groups, t, (base_macs, base_params), tau, &pick);
+        let tau = landing_tau(&net.arch, &groups, t, board, (base_macs, base_params), tau, &pick);
         let (keep, removed) = select(&groups, &gs, &spaces, tau, &fl, cfg.round_to);
         if removed == 0 {
-            eprintln!("nothing left to remove under --min-channels/--min-width/--round-to; stopping");
+            match board {
+                Some(b) => eprintln!(
+                    "the board budget cannot be met: {} with every layer at its --min-channels/--min-width floor; \
+                     stopping with the best model so far (iteration {})",
+                    b.missed(&b.footprint(&net.arch)?).join(", "),
+                    state.history.len() - 1
+                ),
+                None => eprintln!("nothing left to remove under --min-channels/--min-width/--round-to; stopping"),
+            }
             break;
         }
         let mut pruned = prune(&net, &groups, &keep, &ad).map_err(anyhow::Error::msg)?;
@@ -559,8 +654,26 @@ pub fn run(
             prunable_channels(&Groups::of(&pruned.arch).map_err(anyhow::Error::msg)?, cfg.internal_only) as f64 / n0;
         // Under a budget, the removal that meets the target is the last: its fine-tune is the
         // recovery and takes everything left (one cosine, no second warm restart).
+        // Under a board target the pruned model is measured (its counts do not depend on the
+        // weights) and joins the latency fit: the budget is checked as measured.
+        let (mut predicted, mut trace) = (None, None);
+        if let Some(b) = board_t.as_mut() {
+            predicted = b.latency.predict(&pruned.arch).ok();
+            let m = b.measure(&pruned.arch, data.calib)?;
+            eprintln!(
+                "measured on {}: {} {} (predicted {:.0})",
+                b.board,
+                m.point.total(),
+                b.unit,
+                predicted.unwrap_or(0.0)
+            );
+            b.learn(m.point.clone())?;
+            trace = Some(m.point);
+        }
+        let board = board_t.as_ref();
+        let measured = trace.as_ref().map(crate::budget::Measurement::total);
         let last = cfg.budget.is_some()
-            && size_met(t, pruned.arch.cost().map_err(anyhow::Error::msg)?, Some(kept_ratio), (base_macs, base_params));
+            && target_met_now(t, board, &pruned.arch, kept_ratio, (base_macs, base_params), measured)?;
         let ph = phase(cfg, per_epoch, &state.history, last, started.elapsed().as_secs_f64());
         let Some((tuned, steps)) = finetune(pruned, cfg, data, &ph, teacher.as_ref(), state.history.len(), &ad, stop)
         else {
@@ -587,6 +700,8 @@ pub fn run(
         it.seconds = started.elapsed().as_secs_f64();
         it.steps = steps;
         it.recovery = last;
+        it.predicted_latency = predicted;
+        it.board_trace = trace;
         log_iteration(&it, base_macs);
         state.history.push(it);
         crate::atomic::write(&state_path, serde_json::to_string_pretty(&state)?.as_bytes())?;
@@ -617,6 +732,10 @@ pub fn run(
             it.seconds = started.elapsed().as_secs_f64();
             it.steps = steps;
             it.recovery = true;
+            // The recovery changes weights only: the architecture, and its counts, stay.
+            let prev = state.history.last();
+            it.predicted_latency = prev.and_then(|h| h.predicted_latency);
+            it.board_trace = prev.and_then(|h| h.board_trace.clone());
             log_iteration(&it, base_macs);
             state.history.push(it);
             net = tuned;

@@ -1,0 +1,110 @@
+//! The end of a board-targeted run: the final model measured on the board, each budget's
+//! limit, prediction and measurement side by side, and the latency model's per-layer error.
+
+use super::BoardTarget;
+use crate::model::Arch;
+use serde::Serialize;
+
+/// Predicted against measured, for the final model.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub board: String,
+    pub unit: String,
+    pub max_latency: Option<u64>,
+    pub max_arena: Option<u64>,
+    pub max_flash: Option<u64>,
+    pub predicted_latency: f64,
+    pub measured_latency: u64,
+    /// From a size-only export of the architecture (0 when neither byte budget was set).
+    pub predicted_arena: u64,
+    pub predicted_flash: u64,
+    pub arena: u64,
+    pub flash: u64,
+    /// Per step (input preparation, then each op): kind, predicted, measured.
+    pub steps: Vec<(String, f64, u64)>,
+    pub holds: bool,
+}
+
+impl Verification {
+    /// Compares the target's predictions for `arch` with the board's per-step `measured`
+    /// counts, the exported model's `arena` and the image's `flash` bytes.
+    pub fn new(
+        t: &BoardTarget,
+        arch: &Arch,
+        kinds: &[String],
+        measured: &[u64],
+        arena: u64,
+        flash: u64,
+    ) -> Result<Self, super::BudgetError> {
+        let predicted = t.latency.predict_steps(arch)?;
+        let (model, predicted_arena) = super::footprint(arch, &t.criterion, t.base)?;
+        let measured_latency: u64 = measured.iter().sum();
+        let steps = predicted
+            .iter()
+            .zip(measured)
+            .enumerate()
+            .map(|(i, (p, m))| (kinds.get(i).cloned().unwrap_or_default(), *p, *m))
+            .collect();
+        let holds = t.max_latency.is_none_or(|l| measured_latency <= l)
+            && t.max_arena.is_none_or(|a| arena <= a)
+            && t.max_flash.is_none_or(|b| flash <= b);
+        Ok(Self {
+            board: t.board.clone(),
+            unit: t.unit.clone(),
+            max_latency: t.max_latency,
+            max_arena: t.max_arena,
+            max_flash: t.max_flash,
+            predicted_latency: predicted.iter().sum(),
+            measured_latency,
+            predicted_arena,
+            predicted_flash: model + t.runtime_bytes,
+            arena,
+            flash,
+            steps,
+            holds,
+        })
+    }
+
+    /// Relative error of the predicted total.
+    pub fn latency_error(&self) -> f64 {
+        (self.predicted_latency - self.measured_latency as f64) / (self.measured_latency as f64).max(1.0)
+    }
+
+    /// Markdown: the budgets, then predicted vs measured per layer.
+    pub fn markdown(&self) -> String {
+        let lim = |v: Option<u64>| v.map_or("–".into(), |v| v.to_string());
+        let ok = |v: Option<u64>, m: u64| v.map_or("–", |v| if m <= v { "yes" } else { "**no**" });
+        let mut s = format!("\n## Board budget on {}\n\n", self.board);
+        s += "| budget | limit | predicted | measured | holds |\n|---|---:|---:|---:|---|\n";
+        s += &format!(
+            "| latency ({}) | {} | {:.0} ({:+.2} %) | {} | {} |\n",
+            self.unit,
+            lim(self.max_latency),
+            self.predicted_latency,
+            100.0 * self.latency_error(),
+            self.measured_latency,
+            ok(self.max_latency, self.measured_latency)
+        );
+        s += &format!(
+            "| arena (bytes) | {} | {} | {} | {} |\n",
+            lim(self.max_arena),
+            self.predicted_arena,
+            self.arena,
+            ok(self.max_arena, self.arena)
+        );
+        s += &format!(
+            "| flash: model + runtime (bytes) | {} | {} | {} | {} |\n",
+            lim(self.max_flash),
+            self.predicted_flash,
+            self.flash,
+            ok(self.max_flash, self.flash)
+        );
+        s += "\n| step | kind | predicted | measured | error |\n|---:|---|---:|---:|---:|\n";
+        for (i, (k, p, m)) in self.steps.iter().enumerate() {
+            let step = if i == 0 { "–".to_string() } else { (i - 1).to_string() };
+            let e = 100.0 * (p - *m as f64) / (*m as f64).max(1.0);
+            s += &format!("| {step} | {k} | {p:.0} | {m} | {e:+.2} % |\n");
+        }
+        s
+    }
+}

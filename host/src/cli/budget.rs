@@ -1,0 +1,128 @@
+//! `--max-latency`, `--max-arena`, `--max-flash` on `pare prune` and `pare pipeline`: measure
+//! the board (or read its cached profile), resolve the limits, and check the final model.
+
+use crate::boards;
+use crate::budget::measure::{self, BoardProfile};
+use crate::budget::verify::Verification;
+use crate::budget::{BoardTarget, LatencyLimit};
+use crate::data::Dataset;
+use crate::model::Arch;
+use anyhow::bail;
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BudgetArgs {
+    /// Prune until the model runs within this latency on --board: a count in the board's unit
+    /// (instructions on QEMU, cycles on hardware: 25000000, 25M, 800k), milliseconds on a
+    /// clocked board (12ms), or a share of the unpruned model's measured count (50%). The board
+    /// is measured first (the model and random-width variants of it, traced per layer; cached
+    /// per board, model and firmware sources) and channels are ranked by score per unit of
+    /// latency they free.
+    #[arg(long)]
+    pub max_latency: Option<LatencyLimit>,
+    /// Largest activation arena (RAM) in bytes (or 96k, 1M), exact from the export plan.
+    #[arg(long, value_parser = bytes)]
+    pub max_arena: Option<u64>,
+    /// Largest flash for the int8 model plus the runtime's code, in bytes (or 256k, 1M).
+    #[arg(long, value_parser = bytes)]
+    pub max_flash: Option<u64>,
+}
+
+/// Bytes with an optional `k`/`M` suffix (1024-based).
+pub fn bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, unit) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1024.0),
+        Some((i, 'M')) => (&t[..i], 1024.0 * 1024.0),
+        _ => (t, 1.0),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok((v * unit).round() as u64),
+        _ => Err(format!("'{s}' is not a byte count: write 262144, 256k or 1M")),
+    }
+}
+
+impl BudgetArgs {
+    pub fn any(&self) -> bool {
+        self.max_latency.is_some() || self.max_arena.is_some() || self.max_flash.is_some()
+    }
+
+    /// The board target for pruning `arch`, or `None` without budgets. Measures the board
+    /// unless its profile of this model is cached; `sample` is one image at the model's input.
+    pub fn target(
+        &self,
+        board: &str,
+        arch: &Arch,
+        sample: &Dataset,
+        criterion: &str,
+    ) -> anyhow::Result<Option<(BoardTarget, BoardProfile)>> {
+        if !self.any() {
+            return Ok(None);
+        }
+        let b =
+            boards::find(board).ok_or_else(|| anyhow::anyhow!("unknown board '{board}'; `pare boards` lists them"))?;
+        let profile = measure::profile(b, arch, sample)?;
+        let unpruned = profile.unpruned();
+        let max_latency =
+            self.max_latency.map(|l| l.resolve(unpruned, b.cycles_per_ms())).transpose().map_err(anyhow::Error::msg)?;
+        let fitted = profile.model.predict(arch)?;
+        eprintln!(
+            "latency model for {} on {}: unpruned {unpruned} {} measured, {:.0} predicted ({:+.2} %), from {} measured models",
+            arch.name,
+            b.name,
+            profile.unit,
+            fitted,
+            100.0 * (fitted - unpruned as f64) / unpruned.max(1) as f64,
+            profile.points.len()
+        );
+        let (lo, hi) = profile.runtime_seen.iter().fold((u64::MAX, 0), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        eprintln!("runtime flash besides the model: {lo}–{hi} bytes over the measured builds");
+        if let Some(l) = max_latency {
+            eprintln!(
+                "latency budget: {l} {} ({:.1} % of the unpruned model)",
+                profile.unit,
+                100.0 * l as f64 / unpruned.max(1) as f64
+            );
+            if l >= unpruned {
+                eprintln!("note: the unpruned model already meets the latency budget");
+            }
+        }
+        let t = BoardTarget {
+            board: b.name.into(),
+            unit: profile.unit.clone(),
+            max_latency,
+            max_arena: self.max_arena,
+            max_flash: self.max_flash,
+            latency: profile.model.clone(),
+            runtime_bytes: profile.runtime_bytes,
+            criterion: criterion.into(),
+            base: arch.cost().map_err(anyhow::Error::msg)?,
+            points: profile.points.clone(),
+            profile_points: profile.points.len(),
+        };
+        Ok(Some((t, profile)))
+    }
+}
+
+/// Measures `arch` on the target's board (random weights: counts and sizes depend on the
+/// architecture only) and compares with the predictions.
+pub fn verify(t: &BoardTarget, arch: &Arch, sample: &Dataset) -> anyhow::Result<Verification> {
+    let b = boards::find(&t.board).ok_or_else(|| anyhow::anyhow!("unknown board '{}'", t.board))?;
+    let sample = sample.clone().take(1);
+    let m = measure::measure_arch(b, arch, &sample, &t.criterion, t.base)?;
+    Ok(Verification::new(t, arch, &m.kinds, &m.point.counts, m.arena, m.model_bytes + m.runtime_bytes)?)
+}
+
+/// The check that ends a board-targeted run: every budget holds as measured.
+pub fn require(v: &Verification) -> anyhow::Result<()> {
+    if !v.holds {
+        bail!(
+            "the final model misses the board budget as measured on {} (latency {} {} measured, {:.0} predicted); \
+             the latency model's per-layer errors are in the report",
+            v.board,
+            v.measured_latency,
+            v.unit,
+            v.predicted_latency
+        );
+    }
+    Ok(())
+}
