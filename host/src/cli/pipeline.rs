@@ -107,6 +107,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         step: a.step.unwrap_or(d.step),
         target: Target { flops_reduction: target_flops, ..Target::default() },
         round_to: if board_target.is_some() { 4 } else { d.round_to },
+        rank: if board_target.is_some() { crate::prune::schedule::Rank::Budget } else { d.rank },
         board: board_target.clone(),
         calib_samples: a.calib_samples,
         budget: Some(a.budget),

@@ -2,7 +2,7 @@
 
 use super::common::{DataArgs, ModelArgs};
 use crate::prune::criteria::{Criterion, GroupReduce, Normalize};
-use crate::prune::schedule::{run as run_schedule, Budget, Distill, PruneConfig, RunData, StepSize, Target};
+use crate::prune::schedule::{run as run_schedule, Budget, Distill, PruneConfig, Rank, RunData, StepSize, Target};
 use anyhow::bail;
 use std::path::PathBuf;
 
@@ -36,9 +36,12 @@ pub struct PruneArgs {
     /// [default: mean; `sum` makes streams nearly unprunable].
     #[arg(long, value_enum)]
     pub reduce: Option<GroupReduce>,
-    /// Rank channels by score per MAC they cost instead of by score alone.
-    #[arg(long)]
-    pub cost_aware: bool,
+    /// What a channel's score is divided by before the global ranking: `score` (nothing),
+    /// `macs` (its MACs: FLOPs-aware), `budget` (the board budget's cost it frees: latency from
+    /// the board's latency model, flash from its parameters) [default: budget under a board
+    /// budget, else score].
+    #[arg(long, value_enum)]
+    pub rank: Option<crate::prune::schedule::Rank>,
     /// The whole run's fine-tuning budget: steps (2000), time (600s, 10m, 1h: scoring and
     /// evaluation count) or epochs of --train-split (5ep). Each removal's fine-tune takes
     /// --iteration-share of what is left; the removal that meets the target is the last, and its
@@ -156,6 +159,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
              or a board budget (--max-latency, --max-arena, --max-flash)"
         );
     }
+    if a.rank == Some(Rank::Budget) && !a.budgets.any() {
+        bail!("--rank budget needs a board budget (--max-latency, --max-arena or --max-flash)");
+    }
     if a.round_to == Some(0) {
         bail!("--round-to must be at least 1");
     }
@@ -204,7 +210,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         min_channels: a.min_channels,
         min_width: a.min_width.unwrap_or(d.min_width),
         reduce: a.reduce.unwrap_or(d.reduce),
-        cost_aware: a.cost_aware,
+        rank: a.rank.unwrap_or(if board.is_some() { Rank::Budget } else { Rank::Score }),
         distill,
         bn_batches: a.bn_batches.unwrap_or(d.bn_batches),
         budget: a.budget,

@@ -96,6 +96,19 @@ impl Default for Distill {
     }
 }
 
+/// How channels are ranked for removal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rank {
+    /// By score alone.
+    #[default]
+    Score,
+    /// By score per MAC the channel costs (FLOPs-aware).
+    Macs,
+    /// By score per unit of the board budget's cost the channel frees (needs a board budget).
+    Budget,
+}
+
 /// When to stop.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Target {
@@ -130,9 +143,9 @@ pub struct PruneConfig {
     /// Keep at least this fraction of every space's original width.
     #[serde(default)]
     pub min_width: f64,
-    /// Rank by score per MAC the channel costs, not by score alone.
+    /// What a channel's score is divided by before the global ranking.
     #[serde(default)]
-    pub cost_aware: bool,
+    pub rank: Rank,
     /// The criteria's settings (IBA, SSS, variational).
     #[serde(default)]
     pub scorer: crate::prune::criteria::ScorerSettings,
@@ -177,7 +190,7 @@ impl Default for PruneConfig {
             max_iterations: 50,
             reduce: GroupReduce::Mean,
             min_width: 0.125,
-            cost_aware: false,
+            rank: Rank::Score,
             distill: Some(Distill::default()),
             scorer: crate::prune::criteria::ScorerSettings::default(),
             bn_batches: 10,
@@ -623,12 +636,15 @@ pub fn run(
         };
         let raw = score(&net, &scfg, device);
         let mut gs = group_scores(&groups, &normalize(&raw, cfg.normalize), cfg.reduce);
-        if let Some(b) = board {
-            // Score per unit of the budgeted cost a channel frees (HALP-style greedy knapsack).
-            let per = cost_per_channel(&net.arch, &groups, cfg.round_to.max(4), &|a| b.cost(a).ok());
-            per_cost(&mut gs, &spaces, &per);
-        } else if cfg.cost_aware {
-            per_cost(&mut gs, &spaces, &macs_per_channel(&net.arch, &groups));
+        match (cfg.rank, board) {
+            (Rank::Budget, Some(b)) => {
+                // Score per unit of the budgeted cost a channel frees (HALP-style greedy knapsack).
+                let per = cost_per_channel(&net.arch, &groups, cfg.round_to.max(4), &|a| b.cost(a).ok());
+                per_cost(&mut gs, &spaces, &per);
+            }
+            (Rank::Macs, _) => per_cost(&mut gs, &spaces, &macs_per_channel(&net.arch, &groups)),
+            (Rank::Budget, None) => anyhow::bail!("ranking by the board budget needs a board budget"),
+            (Rank::Score, _) => {}
         }
         let fl = floors(&net.arch, &groups, &original_channels, cfg.min_channels, cfg.min_width);
         let pick = |n: usize| select(&groups, &gs, &spaces, n, &fl, cfg.round_to).0;

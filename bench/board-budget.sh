@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Issue 16: resnet20 pruned to half its measured int8 instruction count on the QEMU board, the
+# same schedule and fine-tune budget for every ranking, side by side in one invocation:
+#   budget  --max-latency 50% (channels ranked by score per instruction they free)
+#   score   --max-latency 50% --rank score (the ranking a --target-flops run uses)
+#   macs    --max-latency 50% --rank macs  (score per MAC: FLOPs-aware)
+#   flops   --target-flops 0.5, no board budget (the FLOPs-targeted main job), measured after
+# then prints the table for BENCHMARKS.md.
+# Usage: [BUDGET=726] [RUNS="budget score macs flops"] bench/board-budget.sh [OUT_DIR]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env
+OUT=${1:-$PARE_CACHE/board-budget}
+SHARED=${SHARED:-../shared}
+BUDGET=${BUDGET:-726}
+cargo build --release -p pare -q || exit 1
+PARE="$CARGO_TARGET_DIR/release/pare"
+mkdir -p "$OUT"
+: > "$OUT/times.txt"
+common=(--model resnet20 --weights "$SHARED/models/resnet-cifar10/resnet20.safetensors"
+  --data "$SHARED/data/cifar10" --eval-split test_lossless --train-split train_lossless
+  --budget "$BUDGET" --batch-size 64 --calib-samples 256)
+for r in ${RUNS:-budget score macs flops}; do
+  start=$(date +%s)
+  case $r in
+    flops) extra=(--target-flops 0.5) ;;
+    *) extra=(--max-latency 50% --rank "$r") ;;
+  esac
+  "$PARE" prune "${common[@]}" "${extra[@]}" --out "$OUT/$r" > "$OUT/$r.log" 2>&1 || echo "$r failed: see $OUT/$r.log" >&2
+  if [ "$r" = flops ]; then
+    # The FLOPs-targeted model's instruction count, measured the same way (one traced sample).
+    "$PARE" export --model resnet20 --weights "$OUT/flops/final.safetensors" --calib-data "$SHARED/data/cifar10" \
+      --out "$OUT/flops/model.pare" >> "$OUT/$r.log" 2>&1
+    "$PARE" flash "$OUT/flops/model.pare" --data "$SHARED/data/cifar10" --split test_lossless --samples 1 \
+      --json "$OUT/flops/board.json" >> "$OUT/$r.log" 2>&1 || echo "flops flash failed" >&2
+  fi
+  echo "$r $(( $(date +%s) - start ))" >> "$OUT/times.txt"
+done
+python3 bench/board_budget_table.py "$OUT"
