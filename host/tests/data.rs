@@ -183,3 +183,94 @@ fn index_file_splits_select_from_their_base_split() {
     let Some(shared) = shared("data/cifar10") else { return };
     assert_eq!(load_cifar(&shared.join("data/cifar10"), "train_lossless").unwrap().len(), 7728);
 }
+
+/// Writes an `w`×`h` PNG filled with one colour.
+fn png(path: &std::path::Path, w: u32, h: u32, rgb: [u8; 3]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::RgbImage::from_pixel(w, h, image::Rgb(rgb)).save(path).unwrap();
+}
+
+#[test]
+fn image_folder_pooled_and_split_layouts() {
+    // Pooled: root/<class>/*.png, five "cat" images, two "dog": classes sorted by name.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pool");
+    for i in 0..5 {
+        png(&root.join("cat").join(format!("{i}.png")), 8, 8, [10 * i as u8, 1, 2]);
+    }
+    for i in 0..2 {
+        png(&root.join("dog").join(format!("{i}.png")), 8, 8, [200, 100 + i as u8, 50]);
+    }
+    std::fs::write(root.join("dog").join("notes.txt"), "not an image").unwrap();
+    let all = pare::data::load_sized(root.to_str().unwrap(), "all", Some(8)).unwrap();
+    assert_eq!((all.len(), all.classes, all.shape), (7, 2, [3, 8, 8]));
+    assert_eq!(all.class_names, vec!["cat".to_string(), "dog".to_string()]);
+    assert_eq!(all.labels, vec![0, 0, 0, 0, 0, 1, 1]);
+    // Planar pixels of cat/3.png: R 30 everywhere, then G 1, then B 2 (PNG is lossless and
+    // 8×8 needs no resize).
+    let img = all.image(3);
+    assert!(
+        img[..64].iter().all(|&v| v == 30)
+            && img[64..128].iter().all(|&v| v == 1)
+            && img[128..].iter().all(|&v| v == 2)
+    );
+    // Every fifth image of each class is the test split: cat/4 only (dog has two).
+    let test = pare::data::load_sized(root.to_str().unwrap(), "test", Some(8)).unwrap();
+    assert_eq!((test.len(), test.labels.clone(), test.image(0)[0]), (1, vec![0], 40));
+    assert_eq!(pare::data::load_sized(root.to_str().unwrap(), "train", Some(8)).unwrap().len(), 6);
+    // Resized: a 16×8 image at 4×4 keeps its colour (a flat image resamples to itself).
+    png(&root.join("cat").join("wide.png"), 16, 8, [7, 8, 9]);
+    let small = pare::data::load_sized(root.to_str().unwrap(), "all", Some(4)).unwrap();
+    let wide = small.image(5);
+    assert_eq!((wide.len(), wide[0], wide[16], wide[47]), (48, 7, 8, 9));
+    // Split folders: root/<split>/<class>; a class only in train still numbers the same.
+    let root = dir.path().join("split");
+    png(&root.join("train").join("a").join("0.png"), 8, 8, [1, 1, 1]);
+    png(&root.join("train").join("b").join("0.png"), 8, 8, [2, 2, 2]);
+    png(&root.join("test").join("b").join("0.png"), 8, 8, [3, 3, 3]);
+    let test = pare::data::load_sized(root.to_str().unwrap(), "test", Some(8)).unwrap();
+    assert_eq!((test.classes, test.labels.clone()), (2, vec![1]));
+    // Bad input: an unknown pooled split, a corrupt image, both named.
+    let e = pare::data::load_sized(dir.path().join("pool").to_str().unwrap(), "holdout", Some(8)).unwrap_err();
+    assert!(e.to_string().contains("holdout"), "{e}");
+    std::fs::write(dir.path().join("pool").join("dog").join("2.png"), b"not a png").unwrap();
+    let e = pare::data::load_sized(dir.path().join("pool").to_str().unwrap(), "all", Some(8)).unwrap_err();
+    assert!(e.to_string().contains("2.png"), "{e}");
+}
+
+#[test]
+fn flowers102_official_split_and_labels() {
+    let Some(shared) = shared("data/flowers102-64") else { return };
+    let root = shared.join("data/flowers102-64");
+    // Counts of the official split (its README): 1,020 / 1,020 / 6,149.
+    let ids = |s| pare::data::flowers::split_ids(&root, s).unwrap();
+    let (train, val, test) = (ids("train"), ids("val"), ids("test"));
+    assert_eq!((train.len(), val.len(), test.len()), (1020, 1020, 6149));
+    // Values read independently (a Python reader of the .mat files, zlib + struct): trnid
+    // starts 6765, 6755, 6768 and ends 8036, 8041; valid starts 6773; tstid starts 6734 and
+    // ends 8047; the first three training images are class 1 (label 0).
+    assert_eq!(&train[..3], &[(6765, 0), (6755, 0), (6768, 0)]);
+    assert_eq!((train[1018].0, train[1019].0, val[0].0, test[0].0, test[6148].0), (8036, 8041, 6773, 6734, 8047));
+    // Image 1 is class 77 (label 76) and image 1000 class 46: imagelabels.mat as read
+    // independently (the dataset's first 5 labels are all 77).
+    let label_of = |id: usize| train.iter().chain(&val).chain(&test).find(|(i, _)| *i == id).map(|(_, l)| *l);
+    assert_eq!((label_of(1), label_of(1000)), (Some(76), Some(45)));
+    // Ten training images per class, every class in each split, ids disjoint.
+    let mut per = [0usize; 102];
+    train.iter().for_each(|(_, l)| per[*l as usize] += 1);
+    assert!(per.iter().all(|&n| n == 10));
+    let mut all: Vec<usize> = train.iter().chain(&val).chain(&test).map(|(i, _)| *i).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 8189);
+    // Decoded at the thumbnails' 64×64: image 6765 (the first training image). PIL's mean
+    // over its pixels is (128.58, 115.26, 126.39); JPEG decoders may differ by a unit or two.
+    let ds = pare::data::load_sized(root.to_str().unwrap(), "train", Some(64)).unwrap();
+    assert_eq!((ds.len(), ds.classes, ds.shape), (1020, 102, [3, 64, 64]));
+    for (c, want) in [128.58, 115.26, 126.39].iter().enumerate() {
+        let plane = &ds.image(0)[c * 4096..(c + 1) * 4096];
+        let mean = plane.iter().map(|&v| f64::from(v)).sum::<f64>() / 4096.0;
+        assert!((mean - want).abs() < 1.0, "channel {c}: {mean} vs {want}");
+    }
+    assert!(pare::data::load_sized(root.to_str().unwrap(), "holdout", Some(64)).is_err());
+}

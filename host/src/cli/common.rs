@@ -85,12 +85,48 @@ pub struct ModelArgs {
 /// Where data comes from.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
-    /// `synthetic` (built in) or a CIFAR-10 folder / `cifar-10-binary.tar.gz`.
+    /// `synthetic` (built in); a CIFAR-10 folder or `cifar-10-binary.tar.gz`; Oxford Flowers-102
+    /// in its official layout (`jpg/`, `imagelabels.mat`, `setid.mat`: splits train, val, test,
+    /// trainval); or an image folder, `root/<split>/<class>/*.jpg|png` or `root/<class>/…`
+    /// (splits all, train = 80 %, test or val = the other 20 %), classes named by folder.
     #[arg(long, default_value = "synthetic")]
     pub data: String,
+    /// Input resolution for image datasets: shorter side resized, centre cropped to N×N
+    /// [default: the model's input, else 64]. Decoded images are cached under $PARE_CACHE.
+    #[arg(long)]
+    pub input_size: Option<usize>,
+}
+
+impl DataArgs {
+    /// A split at --input-size (or the dataset's default).
+    pub fn load(&self, split: &str) -> Result<crate::data::Dataset, crate::data::DataError> {
+        crate::data::load_sized(&self.data, split, self.input_size)
+    }
+
+    /// A split at --input-size, else at the model's input size `size`.
+    pub fn load_at(&self, split: &str, size: usize) -> Result<crate::data::Dataset, crate::data::DataError> {
+        crate::data::load_sized(&self.data, split, self.input_size.or(Some(size)))
+    }
 }
 
 impl ModelArgs {
+    /// The model for data of `classes` classes at `size`×`size`: the checkpoint when given,
+    /// else the zoo model built for that data (ImageNet stems above 32×32).
+    pub fn load_for(&self, device: &Device, classes: usize, size: usize) -> anyhow::Result<Net> {
+        match (&self.model, &self.weights) {
+            (Some(name), None) => {
+                let arch = crate::model::zoo::for_input(name, classes, size).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown model '{name}' (or no layout of it at {size}×{size}); available: {}",
+                        crate::model::zoo::NAMES.join(", ")
+                    )
+                })?;
+                Net::init(&arch, device).map_err(anyhow::Error::msg)
+            }
+            _ => self.load(device),
+        }
+    }
+
     /// Loads or initialises the model on `device`.
     pub fn load(&self, device: &Device) -> anyhow::Result<Net> {
         Ok(self.load_with_metadata(device)?.0)

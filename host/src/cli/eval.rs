@@ -26,7 +26,7 @@ pub struct EvalArgs {
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let device = a.model.device.device()?;
     let net = a.model.load(&device)?;
-    let mut ds = crate::data::load(&a.data.data, &a.split)?;
+    let mut ds = a.data.load_at(&a.split, net.arch.input.h)?;
     if let Some(n) = a.limit {
         ds = ds.take(n);
     }

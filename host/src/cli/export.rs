@@ -40,7 +40,7 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
                      (`synthetic` or a CIFAR-10 folder), or use --quant f32"
                 );
             };
-            Some(crate::data::load(data, "train")?.take(a.calib_samples))
+            Some(crate::data::load_sized(data, "train", Some(net.arch.input.h))?.take(a.calib_samples))
         }
     };
     let prov: Option<crate::prune::ProvenanceRecord> =

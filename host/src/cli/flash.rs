@@ -66,7 +66,8 @@ pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
     // The fit check needs only the sample count: before loading any data.
     let samples = a.samples as u64 * flash::sample_bytes(&rt);
     flash::check_fit(board, model.len() as u64, samples, u64::from(rt.arena_bytes()))?;
-    let ds = crate::data::load(&a.data.data, &a.split).map_err(anyhow::Error::from)?.take(a.samples);
+    let size = rt.model().input_buffer().map_or(32, |b| b.h as usize);
+    let ds = a.data.load_at(&a.split, size).map_err(anyhow::Error::from)?.take(a.samples);
     let r = flash::run_on_board(board, &model, &ds, a.dry_run)?;
     if a.dry_run {
         return Ok(r);

@@ -67,18 +67,24 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let device = a.model.device.device()?;
     let ad = device.clone().autodiff();
-    let train_ds = crate::data::load(&a.data.data, &a.train_split)?;
-    let mut eval_ds = crate::data::load(&a.data.data, &a.eval_split)?;
+    // A checkpoint fixes the input size; a zoo model is built for the data.
+    let loaded = if a.model.weights.is_some() { Some(a.model.load(&device)?) } else { None };
+    let load = |split: &str| match &loaded {
+        Some(n) => a.data.load_at(split, n.arch.input.h),
+        None => a.data.load(split),
+    };
+    let train_ds = load(&a.train_split)?;
+    let mut eval_ds = load(&a.eval_split)?;
     if let Some(n) = a.eval_limit {
         eval_ds = eval_ds.take(n);
     }
-    let net = if a.model.weights.is_some() {
-        a.model.load(&device)?
+    let net = if let Some(net) = loaded {
+        net
     } else {
         let name = a.model.model.clone().unwrap_or_else(|| "tiny".into());
         eprintln!("[1/5] training {name} on {} for {} epochs", train_ds.source, a.epochs);
         let args = ModelArgs { model: Some(name), ..a.model.clone() };
-        let mut net = args.load(&ad)?;
+        let mut net = args.load_for(&ad, train_ds.classes, train_ds.shape[1])?;
         net.name_classes(&train_ds.class_names);
         let cfg = TrainConfig { epochs: a.epochs, ..TrainConfig::default() };
         let stop = std::sync::atomic::AtomicBool::new(false);
@@ -87,7 +93,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         })
         .valid()
     };
-    let calib = crate::data::load(&a.data.data, "train")?.take(a.calib_samples);
+    let calib = a.data.load_at("train", net.arch.input.h)?.take(a.calib_samples);
     let target_flops = match (a.target_flops, a.budgets.any()) {
         (Some(f), _) if !(f > 0.0 && f < 1.0) => anyhow::bail!("--target-flops must be a fraction in (0, 1)"),
         (Some(f), _) => Some(f),

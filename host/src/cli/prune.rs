@@ -140,9 +140,14 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let device = a.model.device.device()?;
     // On --resume the model comes from the run's last checkpoint.
     let net = if a.resume { None } else { Some(a.model.load(&device)?) };
-    let train = crate::data::load(&a.data.data, &a.train_split)?;
-    let calib = crate::data::load(&a.data.data, &a.calib_split)?.take(a.calib_samples);
-    let mut eval = crate::data::load(&a.data.data, &a.eval_split)?;
+    // Image datasets at the model's input size (a resumed run: --input-size or the default).
+    let load = |split: &str| match &net {
+        Some(n) => a.data.load_at(split, n.arch.input.h),
+        None => a.data.load(split),
+    };
+    let train = load(&a.train_split)?;
+    let calib = load(&a.calib_split)?.take(a.calib_samples);
+    let mut eval = load(&a.eval_split)?;
     if let Some(n) = a.eval_limit {
         eval = eval.take(n);
     }

@@ -26,7 +26,8 @@ pub struct RunArgs {
 
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let bytes = crate::pare_file::read(&a.model)?;
-    let mut ds = crate::data::load(&a.data.data, &a.split)?;
+    let size = pare_format::decode(&bytes)?.input_buffer().map_or(32, |b| b.h as usize);
+    let mut ds = a.data.load_at(&a.split, size)?;
     if let Some(n) = a.limit {
         ds = ds.take(n);
     }

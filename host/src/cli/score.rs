@@ -41,7 +41,7 @@ pub struct ScoreArgs {
 pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
     let device = a.model.device.device()?;
     let net = a.model.load(&device)?;
-    let calib = crate::data::load(&a.data.data, &a.calib_split)?.take(a.calib_samples);
+    let calib = a.data.load_at(&a.calib_split, net.arch.input.h)?.take(a.calib_samples);
     let how = a.normalize.unwrap_or(a.criterion.default_normalize());
     let settings = a.scorer.settings(a.per_layer);
     let iba = settings.iba;

@@ -77,9 +77,11 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         eprintln!("resuming {} from epoch {epoch} (step {step})", a.out.display());
         (net, epoch, step)
     } else {
-        (a.model.load(&device)?, 0, 0)
+        // A zoo model is built for the data: its classes and (image datasets) input size.
+        let ds = a.data.load(&a.train_split)?;
+        (a.model.load_for(&device, ds.classes, ds.shape[1])?, 0, 0)
     };
-    let ds = crate::data::load(&a.data.data, &a.train_split)?;
+    let ds = a.data.load_at(&a.train_split, net.arch.input.h)?;
     if a.model.weights.is_none() && !a.resume {
         net.name_classes(&ds.class_names);
     }
@@ -136,7 +138,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         .into());
     }
     if let Some(split) = a.eval_split {
-        let ds = crate::data::load(&a.data.data, &split)?;
+        let ds = a.data.load_at(&split, net.arch.input.h)?;
         let ev = crate::train::evaluate(&net, &ds, 256, &device.inner());
         println!("{} on {}: top-1 {:.2} %", net.arch.name, ds.source, 100.0 * ev.top1);
     }

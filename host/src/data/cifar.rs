@@ -28,6 +28,14 @@ pub enum DataError {
     Incomplete { path: PathBuf, split: String, missing: Vec<String> },
     #[error("unknown synthetic split '{0}' (use train or test)")]
     UnknownSplit(String),
+    #[error("{path}: {reason}")]
+    Decode { path: PathBuf, reason: String },
+    #[error("{path}: {cause}")]
+    Mat { path: PathBuf, cause: super::mat5::MatError },
+    #[error("{path}: unknown split '{split}' (use {known})")]
+    UnknownNamedSplit { path: PathBuf, split: String, known: String },
+    #[error("{path}: {reason}")]
+    Layout { path: PathBuf, reason: String },
 }
 
 fn split_files(split: &str) -> (Vec<String>, String) {

@@ -1,9 +1,14 @@
-//! Datasets: CIFAR-10 binary files (folder or the official `.tar.gz`), a deterministic
-//! synthetic set for download-free runs, and batching with augmentation.
+//! Datasets: CIFAR-10 binary files (folder or the official `.tar.gz`), Oxford Flowers-102 in
+//! its official layout, any image folder, a deterministic synthetic set for download-free runs,
+//! and batching with augmentation.
 
 mod batch;
 mod cifar;
 pub mod fetch;
+pub mod flowers;
+pub mod folder;
+pub mod images;
+pub mod mat5;
 mod synthetic;
 
 pub use batch::{batch, Augment};
@@ -64,10 +69,43 @@ impl Dataset {
     }
 }
 
-/// Loads `split` of the dataset at `data`: `synthetic` (built in) or a CIFAR-10 folder/archive.
+/// Input size of image datasets when neither `--input-size` nor a model says otherwise.
+pub const DEFAULT_IMAGE_SIZE: usize = 64;
+
+/// Loads `split` of the dataset at `data`: `synthetic` (built in) or a CIFAR-10 folder/archive,
+/// at their native 32×32; image datasets at [`DEFAULT_IMAGE_SIZE`].
 pub fn load(data: &str, split: &str) -> Result<Dataset, DataError> {
+    load_sized(data, split, None)
+}
+
+/// [`load`] at `size`×`size` (image datasets are resized and centre-cropped to it; the 32×32
+/// sets refuse any other size).
+pub fn load_sized(data: &str, split: &str, size: Option<usize>) -> Result<Dataset, DataError> {
+    let path = std::path::Path::new(data);
+    let fixed = |ds: Result<Dataset, DataError>| match (ds, size) {
+        (Ok(ds), Some(s)) if s != ds.shape[1] => Err(DataError::Layout {
+            path: path.into(),
+            reason: format!("this dataset is {}×{}; --input-size {s} needs an image dataset", ds.shape[1], ds.shape[2]),
+        }),
+        (ds, _) => ds,
+    };
     if data == "synthetic" {
-        return synthetic(split);
+        return fixed(synthetic(split));
     }
-    load_cifar(std::path::Path::new(data), split)
+    let size = size.unwrap_or(DEFAULT_IMAGE_SIZE);
+    if size == 0 || size > 1024 {
+        return Err(DataError::Layout { path: path.into(), reason: format!("input size {size} is outside 1..=1024") });
+    }
+    if path.is_dir() && flowers::is_flowers(path) {
+        return flowers::load_flowers(path, split, size);
+    }
+    let cifar_like = path.is_file()
+        || path.join("data_batch_1.bin").exists()
+        || path.join("test_batch.bin").exists()
+        || path.join(format!("{split}.bin")).exists()
+        || path.join(format!("{split}_indices.txt")).exists();
+    if path.is_dir() && !cifar_like && folder::is_folder(path) {
+        return folder::load_folder(path, split, size);
+    }
+    fixed(load_cifar(path, split))
 }

@@ -158,13 +158,17 @@ pub fn export_with(
                 let enc = quantize::layer(&f, &x, &y, q.is_some());
                 b.push(&Op::Dense(Dense { input: id(*src, &ids), output: out, relu: false, params: enc.params() }))?;
             }
-            Node::MaxPool { input: src, kernel, stride } | Node::AvgPool { input: src, kernel, stride } => {
+            Node::MaxPool { input: src, kernel, stride, .. } | Node::AvgPool { input: src, kernel, stride } => {
+                let pad = match node {
+                    Node::MaxPool { padding, .. } => *padding as u32,
+                    _ => 0,
+                };
                 let p = Pool {
                     input: id(*src, &ids),
                     output: out,
                     kernel: [*kernel as u32; 2],
                     stride: [*stride as u32; 2],
-                    padding: [0; 4],
+                    padding: [pad; 4],
                 };
                 b.push(&if matches!(node, Node::MaxPool { .. }) { Op::MaxPool2d(p) } else { Op::AvgPool2d(p) })?;
             }

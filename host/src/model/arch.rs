@@ -31,6 +31,10 @@ pub enum Node {
         input: Src,
         kernel: usize,
         stride: usize,
+        /// Rows and columns on every side that no window value comes from (PyTorch's
+        /// `padding`, −∞ there): 1 in an ImageNet stem's 3×3/2 pool.
+        #[serde(default)]
+        padding: usize,
     },
     AvgPool {
         input: Src,
@@ -123,7 +127,18 @@ impl Arch {
                         w: window(x.w, *kernel, *stride, *padding)?,
                     }
                 }
-                Node::MaxPool { input, kernel, stride } | Node::AvgPool { input, kernel, stride } => {
+                Node::MaxPool { input, kernel, stride, padding } => {
+                    let x = get(*input, &shapes, i)?;
+                    if *padding * 2 >= *kernel && *padding > 0 {
+                        return Err(format!("node {i}: pool padding {padding} leaves windows wholly outside"));
+                    }
+                    Shape {
+                        c: x.c,
+                        h: window(x.h, *kernel, *stride, *padding)?,
+                        w: window(x.w, *kernel, *stride, *padding)?,
+                    }
+                }
+                Node::AvgPool { input, kernel, stride } => {
                     let x = get(*input, &shapes, i)?;
                     Shape { c: x.c, h: window(x.h, *kernel, *stride, 0)?, w: window(x.w, *kernel, *stride, 0)? }
                 }

@@ -101,9 +101,10 @@ impl Net {
                         y
                     }
                 }
-                Node::MaxPool { input, kernel, stride } => {
+                Node::MaxPool { input, kernel, stride, padding } => {
                     let mut o = MaxPoolOptions::new([*kernel; 2]);
                     o.stride = [*stride; 2];
+                    o.padding = [(*padding, *padding); 2];
                     max_pool2d(get(*input, &values), o)
                 }
                 Node::AvgPool { input, kernel, stride } => {

@@ -33,6 +33,73 @@ pub fn by_name(name: &str, classes: usize) -> Option<Arch> {
     Some(arch)
 }
 
+/// The zoo model called `name` for `classes` classes at `size`×`size` inputs: the CIFAR layout
+/// at 32×32; above it ResNet-18/50 take the ImageNet stem (7×7/2 conv, 3×3/2 max pool) and
+/// VGG-16 a global average before its classifier (five pools leave more than 1×1), every model
+/// takes ImageNet's normalisation, and the CIFAR ResNets and `tiny` (global average at the end)
+/// only change their input.
+pub fn for_input(name: &str, classes: usize, size: usize) -> Option<Arch> {
+    if size == 32 {
+        return by_name(name, classes);
+    }
+    let mut arch = match name {
+        "resnet18" if size >= 64 => resnet_imagenet(false, [2, 2, 2, 2], classes),
+        "resnet50" if size >= 64 => resnet_imagenet(true, [3, 4, 6, 3], classes),
+        _ => by_name(name, classes)?,
+    };
+    arch.input = Shape { c: 3, h: size, w: size };
+    // The classifier needs 1×1: a fixed average pool becomes a global one (ResNet-8), and a
+    // model without one gets one (VGG-16).
+    let last = arch.nodes.len() - 1;
+    let Node::Linear { input, .. } = arch.nodes[last].clone() else { return None };
+    match input {
+        Src::Node(j) if matches!(arch.nodes[j], Node::AvgPool { .. }) => {
+            if let Node::AvgPool { input: src, .. } = arch.nodes[j].clone() {
+                arch.nodes[j] = Node::GlobalAvgPool { input: src };
+            }
+        }
+        Src::Node(j) if matches!(arch.nodes[j], Node::GlobalAvgPool { .. }) => {}
+        _ => {
+            arch.nodes.insert(last, Node::GlobalAvgPool { input });
+            if let Node::Linear { input, .. } = &mut arch.nodes[last + 1] {
+                *input = Src::Node(last);
+            }
+        }
+    }
+    arch.mean = IMAGENET_MEAN.to_vec();
+    arch.std = IMAGENET_STD.to_vec();
+    arch.shapes().ok()?;
+    Some(arch)
+}
+
+/// ResNet-18/50 with the ImageNet stem (He et al. 2016, torchvision's layout): 7×7/2 conv,
+/// 3×3/2 max pool (padding 1), then the four stages of [`resnet_projection`].
+pub fn resnet_imagenet(bottleneck: bool, blocks: [usize; 4], classes: usize) -> Arch {
+    let mut arch = resnet_projection(bottleneck, blocks, classes);
+    // The CIFAR stem is node 0 (3×3/1 conv1); make it 7×7/2 and put the pool after it.
+    if let Some(Node::Conv { kernel, stride, padding, .. }) = arch.nodes.first_mut() {
+        (*kernel, *stride, *padding) = (7, 2, 3);
+    }
+    let shift = |s: Src| match s {
+        Src::Node(j) => Src::Node(j + 1),
+        Src::Input => Src::Input,
+    };
+    for n in arch.nodes.iter_mut().skip(1) {
+        match n {
+            Node::Conv { input, .. }
+            | Node::MaxPool { input, .. }
+            | Node::AvgPool { input, .. }
+            | Node::GlobalAvgPool { input }
+            | Node::Place { input, .. }
+            | Node::Linear { input, .. } => *input = shift(*input),
+            Node::Add { a, b, .. } => (*a, *b) = (shift(*a), shift(*b)),
+        }
+    }
+    // Stage 1 read the stem (node 0): it now reads the pool (node 1), which the shift did.
+    arch.nodes.insert(1, Node::MaxPool { input: Src::Node(0), kernel: 3, stride: 2, padding: 1 });
+    arch
+}
+
 struct Builder {
     nodes: Vec<Node>,
 }
@@ -78,9 +145,9 @@ impl Builder {
 pub fn tiny(classes: usize) -> Arch {
     let mut b = Builder { nodes: vec![] };
     let x = b.conv("conv1", "bn1", Src::Input, 16, 3, 1, true);
-    let x = b.push(Node::MaxPool { input: x, kernel: 2, stride: 2 });
+    let x = b.push(Node::MaxPool { input: x, kernel: 2, stride: 2, padding: 0 });
     let x = b.conv("conv2", "bn2", x, 32, 3, 1, true);
-    let x = b.push(Node::MaxPool { input: x, kernel: 2, stride: 2 });
+    let x = b.push(Node::MaxPool { input: x, kernel: 2, stride: 2, padding: 0 });
     let x = b.conv("conv3", "bn3", x, 32, 3, 1, true);
     let x = b.push(Node::GlobalAvgPool { input: x });
     b.push(Node::Linear { name: "linear".into(), input: x, out: classes });
@@ -183,7 +250,7 @@ pub fn vgg16(classes: usize) -> Arch {
     let mut k = 0;
     for &c in &CFG {
         if c == 0 {
-            x = b.push(Node::MaxPool { input: x, kernel: 2, stride: 2 });
+            x = b.push(Node::MaxPool { input: x, kernel: 2, stride: 2, padding: 0 });
         } else {
             x = b.conv(&format!("features.{k}"), &format!("features.{}", k + 1), x, c, 3, 1, true);
             k += 3;
@@ -222,6 +289,20 @@ mod tests {
         assert!((p50 as f64 / 1e6 - 23.5).abs() < 0.1 && (m50 as f64 / 1e9 - 1.30).abs() < 0.02, "{p50} {m50}");
         for name in NAMES {
             by_name(name, 10).unwrap().shapes().unwrap();
+        }
+        // torchvision's ImageNet ResNet-18 at 224×224, 1000 classes: 1.82 G MACs, 11.69 M
+        // parameters; ResNet-50: 4.09 G, 25.56 M (its model card's figures).
+        let (m, p) = for_input("resnet18", 1000, 224).unwrap().cost().unwrap();
+        assert!((m as f64 / 1e9 - 1.82).abs() < 0.01 && (p as f64 / 1e6 - 11.69).abs() < 0.01, "{m} {p}");
+        let (m, p) = for_input("resnet50", 1000, 224).unwrap().cost().unwrap();
+        assert!((m as f64 / 1e9 - 4.09).abs() < 0.02 && (p as f64 / 1e6 - 25.56).abs() < 0.01, "{m} {p}");
+        // At 64×64 the stem leaves 16×16 for stage 1; every zoo model builds at 64 and 96.
+        let r18 = for_input("resnet18", 102, 64).unwrap();
+        assert_eq!(r18.shapes().unwrap()[1], Shape { c: 64, h: 16, w: 16 });
+        for name in NAMES {
+            for size in [64, 96] {
+                assert!(for_input(name, 102, size).is_some(), "{name} at {size}");
+            }
         }
     }
 }
