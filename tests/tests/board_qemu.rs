@@ -14,7 +14,7 @@ fn args(model: &Path, board: &str, samples: usize, data: &str, split: &str) -> F
         model: model.into(),
         board: board.into(),
         samples,
-        data: DataArgs { data: data.into() },
+        data: DataArgs { data: data.into(), input_size: None },
         split: split.into(),
         dry_run: false,
         json: None,

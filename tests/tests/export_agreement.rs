@@ -34,6 +34,31 @@ fn f32_export_matches_burn_for_every_family() {
 }
 
 #[test]
+fn imagenet_layouts_at_64_match_burn() {
+    // ResNet-18's ImageNet stem (7×7/2 conv, 3×3/2 max pool with padding 1) and ResNet-8 with
+    // its average pool made global, at 64×64: the device's padded pool and large-kernel conv
+    // against burn's.
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let ds = pare::data::Dataset {
+        images: (0..3 * 64 * 64 * 3).map(|_| rng.random()).collect(),
+        labels: vec![0; 3],
+        shape: [3, 64, 64],
+        classes: 102,
+        source: "random 64×64".into(),
+        class_names: vec![],
+    };
+    let device = Device::flex();
+    for name in ["resnet18", "resnet8"] {
+        device.seed(7);
+        let arch = pare::model::zoo::for_input(name, 102, 64).unwrap();
+        let net = pare::model::Net::init(&arch, &device).unwrap();
+        let (rel, _) = agreement(&net, Quant::F32, &ds);
+        assert!(rel < 1e-4, "{name} at 64×64: relative difference {rel}");
+    }
+}
+
+#[test]
 fn pruned_models_export_and_match_too() {
     let device = Device::flex();
     let ds = load("synthetic", "test").unwrap().take(4);
