@@ -174,6 +174,29 @@ fn variant_count() -> usize {
 /// Narrowest share of a space's width a variant keeps.
 pub const MIN_SHARE: f64 = 0.125;
 
+/// Bytes added to the largest runtime flash a profile saw, for flash predictions: the
+/// firmware's code changes by a few hundred bytes with the model embedded (LTO folds its
+/// constants; 68,727–69,184 bytes over resnet20's 16 profile builds).
+pub const RUNTIME_SLACK: u64 = 1024;
+
+/// `arch` with every prunable space at `share` of its width (at least 1 channel).
+pub fn narrowest(arch: &Arch, share: f64) -> Result<Arch, MeasureError> {
+    let groups = Groups::of(arch).map_err(MeasureError::Arch)?;
+    let keep: Vec<Vec<usize>> = groups
+        .spaces
+        .iter()
+        .map(|s| {
+            let k = if s.prunable {
+                ((share * s.channels as f64).ceil() as usize).clamp(1, s.channels)
+            } else {
+                s.channels
+            };
+            (0..k).collect()
+        })
+        .collect();
+    Ok(pruned_arch(arch, &groups, &keep))
+}
+
 /// The board's profile of `arch`: from the cache when board, architecture and firmware sources
 /// are unchanged, measured (and cached) otherwise. `sample` is one image at the model's input.
 pub fn profile(board: &Board, arch: &Arch, sample: &Dataset) -> Result<BoardProfile, MeasureError> {

@@ -70,6 +70,7 @@ pub struct BoardTarget {
     pub max_arena: Option<u64>,
     /// The exported model plus the runtime's code and constants.
     pub max_flash: Option<u64>,
+    /// Empty (no coefficients) when no latency budget was given.
     pub latency: LatencyModel,
     /// Flash the firmware takes besides the model (measured from its ELF).
     pub runtime_bytes: u64,
@@ -127,7 +128,8 @@ impl BoardTarget {
 
     /// The candidate's footprint (exports it with random weights for the exact byte counts).
     pub fn footprint(&self, arch: &Arch) -> Result<Footprint, BudgetError> {
-        let latency = self.latency.predict(arch)?;
+        // Without a latency budget there may be no latency model (byte budgets need no profile).
+        let latency = if self.max_latency.is_some() { self.latency.predict(arch)? } else { 0.0 };
         let (model, arena) = if self.max_arena.is_some() || self.max_flash.is_some() {
             footprint(arch, &self.criterion, self.base)?
         } else {

@@ -36,7 +36,10 @@ impl Verification {
         arena: u64,
         flash: u64,
     ) -> Result<Self, super::BudgetError> {
-        let predicted = t.latency.predict_steps(arch)?;
+        let predicted = match t.max_latency {
+            Some(_) => t.latency.predict_steps(arch)?,
+            None => vec![0.0; measured.len()],
+        };
         let (model, predicted_arena) = super::footprint(arch, &t.criterion, t.base)?;
         let measured_latency: u64 = measured.iter().sum();
         let steps = predicted

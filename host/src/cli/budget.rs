@@ -54,16 +54,41 @@ impl BudgetArgs {
         arch: &Arch,
         sample: &Dataset,
         criterion: &str,
-    ) -> anyhow::Result<Option<(BoardTarget, BoardProfile)>> {
+    ) -> anyhow::Result<Option<(BoardTarget, Option<BoardProfile>)>> {
         if !self.any() {
             return Ok(None);
         }
         let b =
             boards::find(board).ok_or_else(|| anyhow::anyhow!("unknown board '{board}'; `pare boards` lists them"))?;
+        let base = arch.cost().map_err(anyhow::Error::msg)?;
+        let mut t = BoardTarget {
+            board: b.name.into(),
+            unit: measure::unit_of(b),
+            max_latency: None,
+            max_arena: self.max_arena,
+            max_flash: self.max_flash,
+            latency: crate::budget::LatencyModel { coefficients: vec![] },
+            runtime_bytes: 0,
+            criterion: criterion.into(),
+            base,
+            points: vec![],
+            profile_points: 0,
+        };
+        let Some(limit) = self.max_latency else {
+            // Byte budgets need no latency profile, only the runtime's flash: measured on the
+            // narrowest variant (the unpruned model may not fit the board at all).
+            let narrow = measure::narrowest(arch, measure::MIN_SHARE)?;
+            let m = measure::measure_arch(b, &narrow, &sample.clone().take(1), criterion, base)?;
+            t.runtime_bytes = m.runtime_bytes + measure::RUNTIME_SLACK;
+            eprintln!(
+                "runtime flash besides the model: {} bytes measured on {}, {} with slack for the code's variation",
+                m.runtime_bytes, b.name, t.runtime_bytes
+            );
+            return Ok(Some((t, None)));
+        };
         let profile = measure::profile(b, arch, sample)?;
         let unpruned = profile.unpruned();
-        let max_latency =
-            self.max_latency.map(|l| l.resolve(unpruned, b.cycles_per_ms())).transpose().map_err(anyhow::Error::msg)?;
+        let max_latency = limit.resolve(unpruned, b.cycles_per_ms()).map_err(anyhow::Error::msg)?;
         let fitted = profile.model.predict(arch)?;
         eprintln!(
             "latency model for {} on {}: unpruned {unpruned} {} measured, {:.0} predicted ({:+.2} %), from {} measured models",
@@ -76,30 +101,20 @@ impl BudgetArgs {
         );
         let (lo, hi) = profile.runtime_seen.iter().fold((u64::MAX, 0), |(lo, hi), &r| (lo.min(r), hi.max(r)));
         eprintln!("runtime flash besides the model: {lo}–{hi} bytes over the measured builds");
-        if let Some(l) = max_latency {
-            eprintln!(
-                "latency budget: {l} {} ({:.1} % of the unpruned model)",
-                profile.unit,
-                100.0 * l as f64 / unpruned.max(1) as f64
-            );
-            if l >= unpruned {
-                eprintln!("note: the unpruned model already meets the latency budget");
-            }
+        eprintln!(
+            "latency budget: {max_latency} {} ({:.1} % of the unpruned model)",
+            profile.unit,
+            100.0 * max_latency as f64 / unpruned.max(1) as f64
+        );
+        if max_latency >= unpruned {
+            eprintln!("note: the unpruned model already meets the latency budget");
         }
-        let t = BoardTarget {
-            board: b.name.into(),
-            unit: profile.unit.clone(),
-            max_latency,
-            max_arena: self.max_arena,
-            max_flash: self.max_flash,
-            latency: profile.model.clone(),
-            runtime_bytes: profile.runtime_bytes,
-            criterion: criterion.into(),
-            base: arch.cost().map_err(anyhow::Error::msg)?,
-            points: profile.points.clone(),
-            profile_points: profile.points.len(),
-        };
-        Ok(Some((t, profile)))
+        t.max_latency = Some(max_latency);
+        t.latency = profile.model.clone();
+        t.runtime_bytes = profile.runtime_bytes + measure::RUNTIME_SLACK;
+        t.points = profile.points.clone();
+        t.profile_points = profile.points.len();
+        Ok(Some((t, Some(profile))))
     }
 }
 

@@ -564,7 +564,7 @@ pub fn run(
         let ck = out.join("iter-0.safetensors");
         weights::save_checkpoint(&net, &[], &ck)?;
         let mut first = record(&net, &ev, 0, 1.0, 0, started.elapsed().as_secs_f64(), Some(ck));
-        if let Some(b) = &cfg.board {
+        if let Some(b) = cfg.board.as_ref().filter(|b| b.max_latency.is_some()) {
             first.predicted_latency = b.latency.predict(&net.arch).ok();
             // The profile measured the unpruned model first.
             first.board_trace = b.points.first().cloned();
@@ -673,7 +673,7 @@ pub fn run(
         // Under a board target the pruned model is measured (its counts do not depend on the
         // weights) and joins the latency fit: the budget is checked as measured.
         let (mut predicted, mut trace) = (None, None);
-        if let Some(b) = board_t.as_mut() {
+        if let Some(b) = board_t.as_mut().filter(|b| b.max_latency.is_some()) {
             predicted = b.latency.predict(&pruned.arch).ok();
             let m = b.measure(&pruned.arch, data.calib)?;
             eprintln!(
