@@ -77,7 +77,7 @@ fn ranking_by_latency_freed_matches_the_hand_worked_three_layer_example() {
     assert_eq!((keep[sa].clone(), keep[sb].clone(), keep[sc].clone()), (vec![0, 1, 2, 3], vec![2, 3], vec![1, 2, 3]));
     // Per cost (mean 0.005: a ×2, b ×0.2, c ×0.8 of the mean): a = 0.2, 0.45, 0.5, 0.6;
     // b = 0.5, 1.5, 2.5, 3.5; c = 0.25, 0.75, 1.0, 1.25. The three lowest: a0, c0, a1.
-    per_cost(&mut scores, &spaces, &per);
+    per_cost(&mut scores, &spaces, &per, 1.0);
     let (keep, n) = select(&groups, &scores, &spaces, 3, &floors, 1);
     assert_eq!(n, 3);
     assert_eq!((keep[sa].clone(), keep[sb].clone(), keep[sc].clone()), (vec![2, 3], vec![0, 1, 2, 3], vec![1, 2, 3]));

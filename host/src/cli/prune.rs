@@ -42,6 +42,10 @@ pub struct PruneArgs {
     /// budget, else score].
     #[arg(long, value_enum)]
     pub rank: Option<crate::prune::schedule::Rank>,
+    /// Under `--rank macs|budget`: divide scores by (relative cost)^this (1: score per unit of
+    /// cost; 0.5: a softer trade) [default: 1].
+    #[arg(long)]
+    pub cost_exponent: Option<f64>,
     /// The whole run's fine-tuning budget: steps (2000), time (600s, 10m, 1h: scoring and
     /// evaluation count) or epochs of --train-split (5ep). Each removal's fine-tune takes
     /// --iteration-share of what is left; the removal that meets the target is the last, and its
@@ -167,6 +171,9 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     if a.rank == Some(Rank::Budget) && !a.budgets.any() {
         bail!("--rank budget needs a board budget (--max-latency, --max-arena or --max-flash)");
     }
+    if a.cost_exponent.is_some_and(|e| !(e.is_finite() && e >= 0.0)) {
+        bail!("--cost-exponent must be a non-negative number");
+    }
     if a.round_to == Some(0) {
         bail!("--round-to must be at least 1");
     }
@@ -216,6 +223,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         min_width: a.min_width.unwrap_or(d.min_width),
         reduce: a.reduce.unwrap_or(d.reduce),
         rank: a.rank.unwrap_or(if board.is_some() { Rank::Budget } else { Rank::Score }),
+        cost_exponent: a.cost_exponent.unwrap_or(d.cost_exponent),
         distill,
         bn_batches: a.bn_batches.unwrap_or(d.bn_batches),
         budget: a.budget,

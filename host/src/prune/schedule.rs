@@ -96,6 +96,10 @@ impl Default for Distill {
     }
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 /// How channels are ranked for removal.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -146,6 +150,10 @@ pub struct PruneConfig {
     /// What a channel's score is divided by before the global ranking.
     #[serde(default)]
     pub rank: Rank,
+    /// Under `Rank::Macs`/`Rank::Budget`: scores are divided by (relative cost)^this; 1 is
+    /// score per unit of cost (HALP's greedy), 0 ignores cost.
+    #[serde(default = "one")]
+    pub cost_exponent: f64,
     /// The criteria's settings (IBA, SSS, variational).
     #[serde(default)]
     pub scorer: crate::prune::criteria::ScorerSettings,
@@ -191,6 +199,7 @@ impl Default for PruneConfig {
             reduce: GroupReduce::Mean,
             min_width: 0.125,
             rank: Rank::Score,
+            cost_exponent: 1.0,
             distill: Some(Distill::default()),
             scorer: crate::prune::criteria::ScorerSettings::default(),
             bn_batches: 10,
@@ -436,6 +445,32 @@ fn target_met(
     Ok(size && fits)
 }
 
+/// The fewest removals (of at most `most`) whose predicted latency is at most `goal`, or
+/// `most`. Bisection over the ranking.
+fn latency_tau(
+    b: &BoardTarget,
+    arch: &Arch,
+    groups: &Groups,
+    goal: f64,
+    most: usize,
+    pick: &dyn Fn(usize) -> Vec<Vec<usize>>,
+) -> usize {
+    let fits = |n: usize| b.latency.predict(&pruned_arch(arch, groups, &pick(n))).is_ok_and(|l| l <= goal);
+    let (mut lo, mut hi) = (1, most);
+    if !fits(hi) {
+        return most;
+    }
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if fits(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    hi
+}
+
 /// [`target_met`] for a model of the run (its kept ratio known).
 fn target_met_now(
     t: &Target,
@@ -449,11 +484,12 @@ fn target_met_now(
 }
 
 /// Divides every prunable space's scores by its cost per channel relative to the mean over
-/// `spaces`: ranking by score per unit of cost freed.
-pub fn per_cost(scores: &mut [Vec<f64>], spaces: &[usize], per: &[f64]) {
+/// `spaces`, raised to `exponent`: ranking by score per unit of cost freed (1) or a softer
+/// trade (below 1).
+pub fn per_cost(scores: &mut [Vec<f64>], spaces: &[usize], per: &[f64], exponent: f64) {
     let mean = spaces.iter().map(|&s| per[s]).sum::<f64>() / spaces.len().max(1) as f64;
     for &s in spaces {
-        let w = per[s] / mean.max(1e-12);
+        let w = (per[s] / mean.max(1e-12)).max(0.0).powf(exponent);
         scores[s].iter_mut().for_each(|v| *v /= w.max(1e-12));
     }
 }
@@ -640,14 +676,24 @@ pub fn run(
             (Rank::Budget, Some(b)) => {
                 // Score per unit of the budgeted cost a channel frees (HALP-style greedy knapsack).
                 let per = cost_per_channel(&net.arch, &groups, cfg.round_to.max(4), &|a| b.cost(a).ok());
-                per_cost(&mut gs, &spaces, &per);
+                per_cost(&mut gs, &spaces, &per, cfg.cost_exponent);
             }
-            (Rank::Macs, _) => per_cost(&mut gs, &spaces, &macs_per_channel(&net.arch, &groups)),
+            (Rank::Macs, _) => per_cost(&mut gs, &spaces, &macs_per_channel(&net.arch, &groups), cfg.cost_exponent),
             (Rank::Budget, None) => anyhow::bail!("ranking by the board budget needs a board budget"),
             (Rank::Score, _) => {}
         }
         let fl = floors(&net.arch, &groups, &original_channels, cfg.min_channels, cfg.min_width);
         let pick = |n: usize| select(&groups, &gs, &spaces, n, &fl, cfg.round_to).0;
+        // Under a latency budget a fractional step is a share of the unpruned model's latency:
+        // every ranking then takes the same pace towards the budget.
+        let tau = match (board, cfg.step, state.history[0].measured_latency(), cur.measured_latency()) {
+            (Some(b), StepSize::Fraction(f), Some(l0), Some(now)) if b.max_latency.is_some() => {
+                let goal = (now as f64 - f * l0 as f64).max(b.max_latency.unwrap_or(0) as f64);
+                let most: usize = spaces.iter().map(|&s| groups.spaces[s].channels.saturating_sub(fl[s].max(1))).sum();
+                latency_tau(b, &net.arch, &groups, goal, most.max(1), &pick)
+            }
+            _ => tau,
+        };
         let tau = landing_tau(&net.arch, &groups, t, board, (base_macs, base_params), tau, &pick);
         let (keep, removed) = select(&groups, &gs, &spaces, tau, &fl, cfg.round_to);
         if removed == 0 {
