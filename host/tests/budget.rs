@@ -109,3 +109,84 @@ fn latency_limits_parse_and_resolve_as_written() {
     assert_eq!(bytes("1M"), Ok(1_048_576));
     assert!(bytes("lots").is_err() && bytes("-1k").is_err());
 }
+
+/// A board target with byte budgets only (no latency model, no board needed for the run) and
+/// a hand-set runtime size.
+fn bytes_target(max_arena: Option<u64>, max_flash: Option<u64>, arch: &Arch) -> BoardTarget {
+    BoardTarget {
+        board: "qemu-mps2-an500".into(),
+        unit: "instructions".into(),
+        max_latency: None,
+        max_arena,
+        max_flash,
+        latency: LatencyModel { coefficients: vec![] },
+        runtime_bytes: 50_000,
+        criterion: "l1".into(),
+        base: arch.cost().unwrap(),
+        points: vec![],
+        profile_points: 0,
+    }
+}
+
+fn run_to(target: BoardTarget) -> (pare::model::Net, pare::prune::schedule::RunState) {
+    use pare::prune::criteria::{Criterion, Normalize};
+    use pare::prune::schedule::{run, PruneConfig, RunData, StepSize, Target};
+    let device = burn::tensor::Device::flex();
+    let train = pare::data::load("synthetic", "train").unwrap().take(128);
+    let calib = train.clone().take(16);
+    let eval = pare::data::load("synthetic", "test").unwrap().take(32);
+    let cfg = PruneConfig {
+        criterion: Criterion::L1,
+        normalize: Normalize::L2,
+        step: StepSize::Fraction(0.25),
+        target: Target::default(),
+        finetune_steps: 2,
+        batch_size: 16,
+        distill: None,
+        bn_batches: 0,
+        max_iterations: 20,
+        board: Some(target),
+        ..PruneConfig::default()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let net = pare::testing::random_net("tiny", 1, &device);
+    run(Some(net), &cfg, &RunData { train: &train, calib: &calib, eval: &eval }, out.path(), false, &device, &stop)
+        .unwrap()
+}
+
+/// The exported int8 model's exact bytes and arena, as the board would get them.
+fn exported(net: &pare::model::Net) -> (u64, u64) {
+    let calib = pare::data::load("synthetic", "train").unwrap().take(8);
+    let prov = pare::budget::provenance("l1", (0, 0), &net.arch);
+    let bytes = pare::export::export(net, pare::export::Quant::Int8, Some(&calib), Some(prov)).unwrap();
+    let rt = pare_device::Runtime::from_bytes(&bytes).unwrap();
+    (bytes.len() as u64, u64::from(rt.arena_bytes()))
+}
+
+#[test]
+fn byte_budgets_hold_exactly_for_the_exported_model_or_the_run_says_it_cannot() {
+    let arch = pare::model::zoo::tiny(10);
+    // The unpruned tiny model, exported: its arena and file size.
+    let device = burn::tensor::Device::flex();
+    let (model0, arena0) = exported(&pare::testing::random_net("tiny", 1, &device));
+    // Budgets at 70 % of each: reachable. The final model's export must hold both, and the
+    // run must have pruned (the original does not).
+    let (arena_limit, flash_limit) = (arena0 * 7 / 10, 50_000 + model0 * 7 / 10);
+    let (net, state) = run_to(bytes_target(Some(arena_limit), Some(flash_limit), &arch));
+    let (model, arena) = exported(&net);
+    assert!(state.done && state.history.len() > 1);
+    assert!(arena <= arena_limit, "arena {arena} > {arena_limit}");
+    assert!(50_000 + model <= flash_limit, "flash {} > {flash_limit}", 50_000 + model);
+    // An arena of 1 byte cannot be met: the run stops at the width floors with the smallest
+    // model it reached, done, well before --max-iterations.
+    let (net, state) = run_to(bytes_target(Some(1), None, &arch));
+    assert!(state.done && state.history.len() < 20, "{} iterations", state.history.len());
+    let last = state.history.last().unwrap();
+    let t = bytes_target(Some(1), None, &arch);
+    assert!(!t.holds_for(&net.arch, None).unwrap());
+    // Every conv at its floor: max(2 channels, ⌈12.5 % of the original⌉).
+    for ((_, now), (_, was)) in last.channels.iter().zip(&state.history[0].channels) {
+        assert_eq!(*now, 2usize.max((*was as f64 * 0.125).ceil() as usize));
+    }
+}
