@@ -339,3 +339,28 @@ fn flash_without_its_boards_folder_says_what_to_set() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("PARE_BOARDS_DIR") && err.contains("no-boards-here"), "{err}");
 }
+
+#[test]
+fn mean_and_std_set_the_normalisation_the_file_carries() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("raw.pare");
+    // Raw 0..255 inputs (the MLPerf Tiny convention): mean 0, std 1/255.
+    let args = ["export", "--model", "tiny", "--quant", "f32", "--mean", "0", "--std", "0.00392156862745098"];
+    let (ok, _, err) = pare(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert!(ok, "{err}");
+    let bytes = std::fs::read(&out).unwrap();
+    let m = pare_format::decode(&bytes).unwrap();
+    let mean: Vec<f32> = m.meta.input.mean.iter().collect();
+    let std: Vec<f32> = m.meta.input.std.iter().collect();
+    assert_eq!(mean, vec![0.0; 3]);
+    assert!(std.iter().all(|&s| (s - 1.0 / 255.0).abs() < 1e-9), "{std:?}");
+    // Per channel, and refused when the count or a value is wrong.
+    let (ok, _, err) =
+        pare(&["export", "--model", "tiny", "--quant", "f32", "--mean", "0.1,0.2", "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("--mean has 2 values; the model has 3 input channels"), "{err}");
+    let (ok, _, err) =
+        pare(&["export", "--model", "tiny", "--quant", "f32", "--std", "0,1,1", "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("--std must be positive"), "{err}");
+    let (ok, _, err) = pare(&["export", "--model", "tiny", "--mean", "a,b,c"]);
+    assert!(!ok && err.contains("not a comma-separated list"), "{err}");
+}

@@ -80,6 +80,30 @@ pub struct ModelArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+    /// Input normalisation the model was trained with, per channel, on pixels scaled to [0, 1]
+    /// (torchvision's convention): `--mean 0.485,0.456,0.406`. Sets or overrides the model's;
+    /// stored in checkpoints and `.pare` files, so the board applies the same. Raw 0..255
+    /// inputs: `--mean 0,0,0 --std 0.00392156862745098` (1/255).
+    #[arg(long)]
+    pub mean: Option<Channels>,
+    /// Input standard deviation per channel (see --mean); one value applies to every channel.
+    #[arg(long)]
+    pub std: Option<Channels>,
+}
+
+/// One number per input channel, written `R,G,B` (or one value for all channels).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channels(pub Vec<f32>);
+
+impl std::str::FromStr for Channels {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let v: Result<Vec<f32>, _> = s.split(',').map(|t| t.trim().parse::<f32>()).collect();
+        match v {
+            Ok(v) if !v.is_empty() && v.iter().all(|x| x.is_finite()) => Ok(Channels(v)),
+            _ => Err(format!("'{s}' is not a comma-separated list of numbers (e.g. 0.485,0.456,0.406)")),
+        }
+    }
 }
 
 /// Where data comes from.
@@ -121,10 +145,33 @@ impl ModelArgs {
                         crate::model::zoo::NAMES.join(", ")
                     )
                 })?;
-                Net::init(&arch, device).map_err(anyhow::Error::msg)
+                self.normalised(Net::init(&arch, device).map_err(anyhow::Error::msg)?)
             }
             _ => self.load(device),
         }
+    }
+
+    /// The model with --mean/--std applied.
+    fn normalised(&self, mut net: Net) -> anyhow::Result<Net> {
+        let c = net.arch.input.c;
+        let spread = |v: &Channels, what: &str| -> anyhow::Result<Vec<f32>> {
+            match v.0.len() {
+                1 => Ok(vec![v.0[0]; c]),
+                n if n == c => Ok(v.0.clone()),
+                n => bail!("--{what} has {n} values; the model has {c} input channels"),
+            }
+        };
+        if let Some(m) = &self.mean {
+            net.arch.mean = spread(m, "mean")?;
+        }
+        if let Some(s) = &self.std {
+            let s = spread(s, "std")?;
+            if s.iter().any(|&x| x <= 0.0) {
+                bail!("--std must be positive");
+            }
+            net.arch.std = s;
+        }
+        Ok(net)
     }
 
     /// Loads or initialises the model on `device`.
@@ -134,6 +181,11 @@ impl ModelArgs {
 
     /// [`ModelArgs::load`], also returning the weights file's metadata (empty without one).
     pub fn load_with_metadata(&self, device: &Device) -> anyhow::Result<(Net, BTreeMap<String, String>)> {
+        let (net, meta) = self.load_raw(device)?;
+        Ok((self.normalised(net)?, meta))
+    }
+
+    fn load_raw(&self, device: &Device) -> anyhow::Result<(Net, BTreeMap<String, String>)> {
         match (&self.model, &self.weights) {
             (model, Some(path)) => {
                 let fallback = model.as_deref().map(zoo_arch).transpose()?;
