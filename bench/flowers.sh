@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 18: the paper's Flowers-102 comparison at 64×64 on 2 cores. A ResNet-18 (ImageNet
+# stem) trained here from scratch on train+val (no ImageNet weights exist here), then pruned by
+# each criterion to the same FLOPs target with the same fine-tuning budget (train+val,
+# distillation from the unpruned model), evaluated on the 6,149 test images; the attribution
+# model is exported int8 and checked on the QEMU board.
+# Usage: [EPOCHS=24] [BUDGET=160] [TARGET=0.65] [CRITERIA="attribution taylor-guided taylor l1"] \
+#        bench/flowers.sh [OUT_DIR]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env
+OUT=${1:-$PARE_CACHE/flowers}
+SHARED=${SHARED:-../shared}
+DATA="$SHARED/data/flowers102-64"
+EPOCHS=${EPOCHS:-24}
+BUDGET=${BUDGET:-160}
+TARGET=${TARGET:-0.65}
+cargo build --release -p pare -q || exit 1
+PARE="$CARGO_TARGET_DIR/release/pare"
+mkdir -p "$OUT"
+if [ ! -f "$OUT/resnet18.safetensors" ]; then
+  "$PARE" train --model resnet18 --data "$DATA" --input-size 64 --train-split trainval --epochs "$EPOCHS" \
+    --batch-size 64 --lr 0.1 --label-smoothing 0.1 --eval-split test --out "$OUT/resnet18.safetensors" \
+    > "$OUT/train.log" 2>&1 || { echo "training failed: see $OUT/train.log" >&2; exit 1; }
+fi
+for c in ${CRITERIA:-attribution taylor-guided taylor l1}; do
+  start=$(date +%s)
+  "$PARE" prune --weights "$OUT/resnet18.safetensors" --data "$DATA" --train-split trainval \
+    --calib-split train --eval-split test --criterion "$c" --target-flops "$TARGET" --budget "$BUDGET" \
+    --calib-samples 256 --out "$OUT/$c" > "$OUT/$c.log" 2>&1 || echo "$c failed: see $OUT/$c.log" >&2
+  echo "$c $(( $(date +%s) - start ))" >> "$OUT/times.txt"
+done
+python3 bench/flowers_table.py "$OUT"

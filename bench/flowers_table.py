@@ -1,0 +1,33 @@
+"""Tables of bench/flowers.sh in the paper's form: Top-1, FLOPs (PR %), parameters (PR %) per
+criterion, then per-class accuracy original vs compressed summarised.
+Usage: python3 bench/flowers_table.py OUT_DIR"""
+import json
+import pathlib
+import sys
+
+out = pathlib.Path(sys.argv[1])
+times = {}
+if (out / "times.txt").exists():
+    times = dict(l.split() for l in (out / "times.txt").read_text().splitlines() if l.strip())
+print("| ResNet-18 @64 | Top-1 | FLOPs (PR) | parameters (PR) | removals | wall |")
+print("|---|---:|---:|---:|---:|---:|")
+first = None
+rows = []
+for c in ["attribution", "taylor-guided", "taylor", "l1"]:
+    f = out / c / "state.json"
+    if not f.exists():
+        continue
+    h = json.loads(f.read_text())["history"]
+    first, last = h[0], h[-1]
+    rows.append((c, first, last, len([x for x in h[1:] if x["removed"] > 0])))
+if first:
+    print(f"| original | {100 * first['top1']:.2f} % | {first['macs'] / 1e6:.1f} M | {first['params'] / 1e6:.2f} M | – | – |")
+for c, first, last, n in rows:
+    print(f"| {c} | {100 * last['top1']:.2f} % | {last['macs'] / 1e6:.1f} M ({100 * (1 - last['macs'] / first['macs']):.1f} %) | "
+          f"{last['params'] / 1e6:.2f} M ({100 * (1 - last['params'] / first['params']):.1f} %) | {n} | {times.get(c, '?')} s |")
+print()
+print("| criterion | classes better | classes worse | worst class Δ | best class Δ |")
+print("|---|---:|---:|---:|---:|")
+for c, first, last, _ in rows:
+    d = [b - a for a, b in zip(first["per_class"], last["per_class"])]
+    print(f"| {c} | {sum(x > 0 for x in d)} | {sum(x < 0 for x in d)} | {100 * min(d):+.1f} | {100 * max(d):+.1f} |")
