@@ -48,7 +48,7 @@ pub fn features(arch: &Arch, shapes: &[Shape], node: Option<usize>) -> Vec<f64> 
             let pairs = (co / 2.0).ceil();
             vec![1.0, kp, co, pairs * kp, pairs, tail, tail * pairs]
         }
-        Node::Linear { input, .. } => {
+        Node::Dense { input, .. } => {
             let ci = cin(*input);
             vec![1.0, ci, co, ci * co]
         }
@@ -56,7 +56,7 @@ pub fn features(arch: &Arch, shapes: &[Shape], node: Option<usize>) -> Vec<f64> 
             vec![1.0, co]
         }
         // Zero the output, then copy the channels that land somewhere.
-        Node::Place { channels, .. } => vec![1.0, co, channels.iter().flatten().count() as f64],
+        Node::ChannelPlace { channels, .. } => vec![1.0, co, channels.iter().flatten().count() as f64],
     }
 }
 

@@ -151,7 +151,7 @@ pub fn export_with(
                 });
                 b.push(&op)?;
             }
-            Node::Linear { name, input: src, .. } => {
+            Node::Dense { name, input: src, .. } => {
                 let (shape, w) = &t[&format!("{name}.weight")];
                 let f = Folded { weights: w.clone(), bias: t[&format!("{name}.bias")].1.clone(), out: shape[0] };
                 let (x, y) = (bi(*src), b.buffer_info(out).unwrap_or(Buffer::f32(1, 1, 1)));
@@ -182,7 +182,7 @@ pub fn export_with(
                 });
                 b.push(&Op::Add(Add { a: id(*a, &ids), b: id(*bb, &ids), output: out, relu: *relu, quant }))?;
             }
-            Node::Place { input: src, stride, channels, .. } => {
+            Node::ChannelPlace { input: src, stride, channels, .. } => {
                 let ch: Vec<u16> = channels.iter().map(|c| c.map_or(ChannelPlace::DROP, |c| c as u16)).collect();
                 let bytes = Table::encode(&ch);
                 b.push(&Op::ChannelPlace(ChannelPlace {

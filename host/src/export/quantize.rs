@@ -40,9 +40,9 @@ pub fn plan(arch: &Arch, r: &Ranges) -> QuantPlan {
             Node::MaxPool { input: s, .. }
             | Node::AvgPool { input: s, .. }
             | Node::GlobalAvgPool { input: s }
-            | Node::Place { input: s, .. } => of(*s, &nodes),
+            | Node::ChannelPlace { input: s, .. } => of(*s, &nodes),
             // Arithmetic: its own range from calibration.
-            Node::Conv { .. } | Node::Add { .. } | Node::Linear { .. } => affine(r.nodes[i].0, r.nodes[i].1),
+            Node::Conv { .. } | Node::Add { .. } | Node::Dense { .. } => affine(r.nodes[i].0, r.nodes[i].1),
         };
         nodes.push(p);
     }

@@ -51,14 +51,16 @@ pub enum Node {
     },
     /// Option-A shortcut: subsample by `stride`, put input channel `i` at output channel
     /// `channels[i]` (or drop it), zero elsewhere.
-    Place {
+    #[serde(alias = "Place")]
+    ChannelPlace {
         input: Src,
         stride: usize,
         out: usize,
         channels: Vec<Option<usize>>,
     },
     /// The classifier; its input must be `(c, 1, 1)`.
-    Linear {
+    #[serde(alias = "Linear")]
+    Dense {
         name: String,
         input: Src,
         out: usize,
@@ -72,8 +74,8 @@ impl Node {
             | Node::MaxPool { input, .. }
             | Node::AvgPool { input, .. }
             | Node::GlobalAvgPool { input }
-            | Node::Place { input, .. }
-            | Node::Linear { input, .. } => vec![*input],
+            | Node::ChannelPlace { input, .. }
+            | Node::Dense { input, .. } => vec![*input],
             Node::Add { a, b, .. } => vec![*a, *b],
         }
     }
@@ -150,14 +152,14 @@ impl Arch {
                     }
                     x
                 }
-                Node::Place { input, stride, out, channels } => {
+                Node::ChannelPlace { input, stride, out, channels } => {
                     let x = get(*input, &shapes, i)?;
                     if channels.len() != x.c || channels.iter().flatten().any(|&c| c >= *out) {
                         return Err(format!("node {i}: bad channel placement"));
                     }
                     Shape { c: *out, h: x.h.div_ceil(*stride), w: x.w.div_ceil(*stride) }
                 }
-                Node::Linear { input, out, .. } => {
+                Node::Dense { input, out, .. } => {
                     let x = get(*input, &shapes, i)?;
                     if (x.h, x.w) != (1, 1) {
                         return Err(format!("node {i}: linear input must be 1×1, is {}×{}", x.h, x.w));
@@ -168,7 +170,7 @@ impl Arch {
             shapes.push(shape);
         }
         match self.nodes.last() {
-            Some(Node::Linear { .. }) => Ok(shapes),
+            Some(Node::Dense { .. }) => Ok(shapes),
             _ => Err("the last node must be the linear classifier".into()),
         }
     }
@@ -200,7 +202,7 @@ impl Arch {
                     macs += w * (s.h * s.w) as u64;
                     params += w + 2 * s.c as u64;
                 }
-                Node::Linear { input, out, .. } => {
+                Node::Dense { input, out, .. } => {
                     let cin = self.in_channels(&shapes, *input) as u64;
                     macs += cin * *out as u64;
                     params += (cin + 1) * *out as u64;
@@ -209,7 +211,7 @@ impl Arch {
                 | Node::AvgPool { .. }
                 | Node::GlobalAvgPool { .. }
                 | Node::Add { .. }
-                | Node::Place { .. } => {}
+                | Node::ChannelPlace { .. } => {}
             }
         }
         Ok((macs, params))

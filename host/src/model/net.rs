@@ -48,7 +48,7 @@ impl Net {
                     let w = Tensor::random([*out, cin, *kernel, *kernel], Distribution::Normal(0.0, std), device);
                     convs.push(ConvBn { weight: Param::from_tensor(w), bn: BatchNormConfig::new(*out).init(device) });
                 }
-                Node::Linear { input, out, .. } => {
+                Node::Dense { input, out, .. } => {
                     let cin = arch.in_channels(&shapes, *input);
                     let k = (1.0 / cin as f64).sqrt();
                     linear = Some(Dense {
@@ -60,7 +60,7 @@ impl Net {
                 | Node::AvgPool { .. }
                 | Node::GlobalAvgPool { .. }
                 | Node::Add { .. }
-                | Node::Place { .. } => {}
+                | Node::ChannelPlace { .. } => {}
             }
         }
         let linear = linear.ok_or("no classifier")?;
@@ -121,8 +121,10 @@ impl Net {
                         y
                     }
                 }
-                Node::Place { input, stride, out, channels } => place(get(*input, &values), *stride, *out, channels),
-                Node::Linear { input, .. } => {
+                Node::ChannelPlace { input, stride, out, channels } => {
+                    place(get(*input, &values), *stride, *out, channels)
+                }
+                Node::Dense { input, .. } => {
                     let v = get(*input, &values);
                     let [n, c, _, _] = v.dims();
                     let flat: Tensor<2> = v.reshape([n, c]);

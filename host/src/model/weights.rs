@@ -56,7 +56,7 @@ pub fn expected(arch: &Arch) -> Result<BTreeMap<String, Vec<usize>>, String> {
                     out.insert(format!("{bn}.{t}"), vec![c]);
                 }
             }
-            Node::Linear { name, input, out: o } => {
+            Node::Dense { name, input, out: o } => {
                 let cin = arch.in_channels(&shapes, *input);
                 out.insert(format!("{name}.weight"), vec![*o, cin]);
                 out.insert(format!("{name}.bias"), vec![*o]);
@@ -65,7 +65,7 @@ pub fn expected(arch: &Arch) -> Result<BTreeMap<String, Vec<usize>>, String> {
             | Node::AvgPool { .. }
             | Node::GlobalAvgPool { .. }
             | Node::Add { .. }
-            | Node::Place { .. } => {}
+            | Node::ChannelPlace { .. } => {}
         }
     }
     Ok(out)
@@ -90,7 +90,7 @@ pub fn to_tensors(net: &Net) -> Tensors {
                 out.insert(format!("{bn}.running_mean"), (c.clone(), values(cb.bn.running_mean.value())));
                 out.insert(format!("{bn}.running_var"), (c, values(cb.bn.running_var.value())));
             }
-            Node::Linear { name, .. } => {
+            Node::Dense { name, .. } => {
                 out.insert(
                     format!("{name}.weight"),
                     (net.linear.weight.dims().to_vec(), values(net.linear.weight.val())),
@@ -101,7 +101,7 @@ pub fn to_tensors(net: &Net) -> Tensors {
             | Node::AvgPool { .. }
             | Node::GlobalAvgPool { .. }
             | Node::Add { .. }
-            | Node::Place { .. } => {}
+            | Node::ChannelPlace { .. } => {}
         }
     }
     out
@@ -127,7 +127,7 @@ pub fn from_tensors(arch: &Arch, t: &Tensors, device: &Device) -> Result<Net, St
                 b.running_var = RunningState::new(tensor(t, &format!("{bn}.running_var"), device));
                 convs.push(ConvBn { weight: Param::from_tensor(tensor(t, &format!("{name}.weight"), device)), bn: b });
             }
-            Node::Linear { name, .. } => {
+            Node::Dense { name, .. } => {
                 linear = Some(Dense {
                     weight: Param::from_tensor(tensor(t, &format!("{name}.weight"), device)),
                     bias: Param::from_tensor(tensor(t, &format!("{name}.bias"), device)),
@@ -137,7 +137,7 @@ pub fn from_tensors(arch: &Arch, t: &Tensors, device: &Device) -> Result<Net, St
             | Node::AvgPool { .. }
             | Node::GlobalAvgPool { .. }
             | Node::Add { .. }
-            | Node::Place { .. } => {}
+            | Node::ChannelPlace { .. } => {}
         }
     }
     Ok(Net { convs, linear: linear.ok_or("no classifier")?, arch: arch.clone() })

@@ -51,7 +51,7 @@ pub fn for_input(name: &str, classes: usize, size: usize) -> Option<Arch> {
     // The classifier needs 1×1: a fixed average pool becomes a global one (ResNet-8), and a
     // model without one gets one (VGG-16).
     let last = arch.nodes.len() - 1;
-    let Node::Linear { input, .. } = arch.nodes[last].clone() else { return None };
+    let Node::Dense { input, .. } = arch.nodes[last].clone() else { return None };
     match input {
         Src::Node(j) if matches!(arch.nodes[j], Node::AvgPool { .. }) => {
             if let Node::AvgPool { input: src, .. } = arch.nodes[j].clone() {
@@ -61,7 +61,7 @@ pub fn for_input(name: &str, classes: usize, size: usize) -> Option<Arch> {
         Src::Node(j) if matches!(arch.nodes[j], Node::GlobalAvgPool { .. }) => {}
         _ => {
             arch.nodes.insert(last, Node::GlobalAvgPool { input });
-            if let Node::Linear { input, .. } = &mut arch.nodes[last + 1] {
+            if let Node::Dense { input, .. } = &mut arch.nodes[last + 1] {
                 *input = Src::Node(last);
             }
         }
@@ -90,8 +90,8 @@ pub fn resnet_imagenet(bottleneck: bool, blocks: [usize; 4], classes: usize) -> 
             | Node::MaxPool { input, .. }
             | Node::AvgPool { input, .. }
             | Node::GlobalAvgPool { input }
-            | Node::Place { input, .. }
-            | Node::Linear { input, .. } => *input = shift(*input),
+            | Node::ChannelPlace { input, .. }
+            | Node::Dense { input, .. } => *input = shift(*input),
             Node::Add { a, b, .. } => (*a, *b) = (shift(*a), shift(*b)),
         }
     }
@@ -150,7 +150,7 @@ pub fn tiny(classes: usize) -> Arch {
     let x = b.push(Node::MaxPool { input: x, kernel: 2, stride: 2, padding: 0 });
     let x = b.conv("conv3", "bn3", x, 32, 3, 1, true);
     let x = b.push(Node::GlobalAvgPool { input: x });
-    b.push(Node::Linear { name: "linear".into(), input: x, out: classes });
+    b.push(Node::Dense { name: "linear".into(), input: x, out: classes });
     b.finish("tiny", classes, &[0.5, 0.5, 0.5], &[0.25, 0.25, 0.25])
 }
 
@@ -170,7 +170,7 @@ pub fn resnet_cifar(depth: usize, classes: usize) -> Arch {
             let short = if stride != 1 || planes_in != planes {
                 let pad = planes / 4;
                 let channels = (0..planes_in).map(|c| Some(c + pad)).collect();
-                b.push(Node::Place { input: x, stride, out: planes, channels })
+                b.push(Node::ChannelPlace { input: x, stride, out: planes, channels })
             } else {
                 x
             };
@@ -179,7 +179,7 @@ pub fn resnet_cifar(depth: usize, classes: usize) -> Arch {
         }
     }
     let x = b.push(Node::GlobalAvgPool { input: x });
-    b.push(Node::Linear { name: "linear".into(), input: x, out: classes });
+    b.push(Node::Dense { name: "linear".into(), input: x, out: classes });
     b.finish(&format!("resnet{depth}"), classes, &IMAGENET_MEAN, &IMAGENET_STD)
 }
 
@@ -202,7 +202,7 @@ pub fn resnet8(classes: usize) -> Arch {
         planes_in = planes;
     }
     let x = b.push(Node::AvgPool { input: x, kernel: 8, stride: 8 });
-    b.push(Node::Linear { name: "linear".into(), input: x, out: classes });
+    b.push(Node::Dense { name: "linear".into(), input: x, out: classes });
     b.finish("resnet8", classes, &[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])
 }
 
@@ -237,7 +237,7 @@ pub fn resnet_projection(bottleneck: bool, blocks: [usize; 4], classes: usize) -
         }
     }
     let x = b.push(Node::GlobalAvgPool { input: x });
-    b.push(Node::Linear { name: "linear".into(), input: x, out: classes });
+    b.push(Node::Dense { name: "linear".into(), input: x, out: classes });
     let name = if bottleneck { "resnet50" } else { "resnet18" };
     b.finish(name, classes, &[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])
 }
@@ -256,7 +256,7 @@ pub fn vgg16(classes: usize) -> Arch {
             k += 3;
         }
     }
-    b.push(Node::Linear { name: "classifier".into(), input: x, out: classes });
+    b.push(Node::Dense { name: "classifier".into(), input: x, out: classes });
     b.finish("vgg16", classes, &[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])
 }
 
@@ -296,6 +296,14 @@ mod tests {
         assert!((m as f64 / 1e9 - 1.82).abs() < 0.01 && (p as f64 / 1e6 - 11.69).abs() < 0.01, "{m} {p}");
         let (m, p) = for_input("resnet50", 1000, 224).unwrap().cost().unwrap();
         assert!((m as f64 / 1e9 - 4.09).abs() < 0.02 && (p as f64 / 1e6 - 25.56).abs() < 0.01, "{m} {p}");
+        // Checkpoints written before the ops took the format's names (`Linear`, `Place`) load.
+        let r20 = resnet_cifar(20, 10);
+        let old = serde_json::to_string(&r20)
+            .unwrap()
+            .replace("\"Dense\"", "\"Linear\"")
+            .replace("\"ChannelPlace\"", "\"Place\"");
+        assert!(old.contains("\"Linear\"") && old.contains("\"Place\""));
+        assert_eq!(serde_json::from_str::<Arch>(&old).unwrap(), r20);
         // At 64×64 the stem leaves 16×16 for stage 1; every zoo model builds at 64 and 96.
         let r18 = for_input("resnet18", 102, 64).unwrap();
         assert_eq!(r18.shapes().unwrap()[1], Shape { c: 64, h: 16, w: 16 });

@@ -403,8 +403,8 @@ pub fn bottleneck_node(net: &Net, conv: usize) -> usize {
             | Node::AvgPool { .. }
             | Node::GlobalAvgPool { .. }
             | Node::Add { .. }
-            | Node::Place { .. }
-            | Node::Linear { .. } => {}
+            | Node::ChannelPlace { .. }
+            | Node::Dense { .. } => {}
         }
     }
     conv

@@ -58,10 +58,10 @@ impl Groups {
         };
         for (i, node) in arch.nodes.iter().enumerate() {
             let s = match node {
-                Node::Conv { .. } | Node::Linear { .. } | Node::Place { .. } => {
+                Node::Conv { .. } | Node::Dense { .. } | Node::ChannelPlace { .. } => {
                     parent.push(parent.len());
                     channels.push(shapes[i].c);
-                    coupled.push(matches!(node, Node::Place { .. }));
+                    coupled.push(matches!(node, Node::ChannelPlace { .. }));
                     parent.len() - 1
                 }
                 Node::MaxPool { input, .. } | Node::AvgPool { input, .. } | Node::GlobalAvgPool { input } => {
@@ -98,12 +98,12 @@ impl Groups {
         for (i, node) in arch.nodes.iter().enumerate() {
             match node {
                 Node::Conv { .. } => spaces[node_space[i]].producers.push(i),
-                Node::Linear { .. } => spaces[node_space[i]].prunable = false,
+                Node::Dense { .. } => spaces[node_space[i]].prunable = false,
                 Node::MaxPool { .. }
                 | Node::AvgPool { .. }
                 | Node::GlobalAvgPool { .. }
                 | Node::Add { .. }
-                | Node::Place { .. } => {}
+                | Node::ChannelPlace { .. } => {}
             }
         }
         spaces[input_space].prunable = false;

@@ -14,7 +14,7 @@ pub fn pruned_arch(arch: &Arch, groups: &Groups, keep: &[Vec<usize>]) -> Arch {
         let mut node = node.clone();
         match &mut node {
             Node::Conv { out, .. } => *out = keep[groups.node_space[i]].len(),
-            Node::Place { input, out, channels, .. } => {
+            Node::ChannelPlace { input, out, channels, .. } => {
                 let (so, si) = (groups.node_space[i], groups.space_of(*input));
                 *channels =
                     keep[si].iter().map(|&c| channels[c].and_then(|t| keep[so].iter().position(|&k| k == t))).collect();
@@ -24,7 +24,7 @@ pub fn pruned_arch(arch: &Arch, groups: &Groups, keep: &[Vec<usize>]) -> Arch {
             | Node::AvgPool { .. }
             | Node::GlobalAvgPool { .. }
             | Node::Add { .. }
-            | Node::Linear { .. } => {}
+            | Node::Dense { .. } => {}
         }
         new.nodes.push(node);
     }
@@ -59,7 +59,7 @@ pub fn prune(net: &Net, groups: &Groups, keep: &[Vec<usize>], device: &Device) -
                     out_t.insert(format!("{bn}.{p}"), (vec![ko.len()], ko.iter().map(|&o| v[o]).collect()));
                 }
             }
-            Node::Linear { name, input, out } => {
+            Node::Dense { name, input, out } => {
                 let ki = &keep[groups.space_of(*input)];
                 let cin = arch.in_channels(&shapes, *input);
                 let w = &t[&format!("{name}.weight")].1;
@@ -71,7 +71,7 @@ pub fn prune(net: &Net, groups: &Groups, keep: &[Vec<usize>], device: &Device) -
             | Node::AvgPool { .. }
             | Node::GlobalAvgPool { .. }
             | Node::Add { .. }
-            | Node::Place { .. } => {}
+            | Node::ChannelPlace { .. } => {}
         }
     }
     weights::from_tensors(&new, &out_t, device)
