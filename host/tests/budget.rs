@@ -190,3 +190,44 @@ fn byte_budgets_hold_exactly_for_the_exported_model_or_the_run_says_it_cannot() 
         assert_eq!(*now, 2usize.max((*was as f64 * 0.125).ceil() as usize));
     }
 }
+
+#[test]
+fn a_cached_profile_is_keyed_by_every_firmware_source_and_nothing_else() {
+    use pare::budget::measure::fingerprint_in;
+    let board = pare::boards::find("qemu-mps2-an500").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("checkout");
+    let write = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("device/src/ops/conv.rs", "fn conv() {}");
+    write("boards/check/src/lib.rs", "fn check() {}");
+    write("boards/qemu-mps2-an500/src/main.rs", "fn main() {}");
+    write("boards/Cargo.lock", "lock");
+    write("host/src/main.rs", "fn host() {}");
+    let boards = root.join("boards");
+    let a = fingerprint_in(&boards, board);
+    // Host code and build outputs are not firmware sources.
+    write("host/src/main.rs", "fn host2() {}");
+    write("boards/qemu-mps2-an500/target/x", "build output");
+    assert_eq!(fingerprint_in(&boards, board), a);
+    // A kernel, the check program, the board crate and the lock file each are.
+    for (rel, text) in [
+        ("device/src/ops/conv.rs", "fn conv() { faster() }"),
+        ("boards/check/src/lib.rs", "fn check2() {}"),
+        ("boards/qemu-mps2-an500/src/main.rs", "fn main2() {}"),
+        ("boards/Cargo.lock", "lock2"),
+    ] {
+        let before = fingerprint_in(&boards, board);
+        write(rel, text);
+        assert_ne!(fingerprint_in(&boards, board), before, "{rel}");
+    }
+    // The same sources in another checkout: the same key (paths are taken relative).
+    let moved = dir.path().join("elsewhere");
+    std::fs::rename(&root, &moved).unwrap();
+    let again = fingerprint_in(&moved.join("boards"), board);
+    std::fs::rename(&moved, &root).unwrap();
+    assert_eq!(again, fingerprint_in(&boards, board));
+}

@@ -271,7 +271,11 @@ pub fn fnv(bytes: &[u8]) -> u64 {
 /// Hash of every source the board's firmware is built from: the device runtime, the check
 /// program and the board crate (paths and contents, in sorted order).
 pub fn firmware_fingerprint(board: &Board) -> u64 {
-    let boards = crate::boards::boards_dir();
+    fingerprint_in(&crate::boards::boards_dir(), board)
+}
+
+/// [`firmware_fingerprint`] of the firmware sources under `boards` (a checkout's `boards/`).
+pub fn fingerprint_in(boards: &Path, board: &Board) -> u64 {
     let roots =
         [boards.join("../device"), boards.join("check"), boards.join(board.crate_dir), boards.join("Cargo.lock")];
     let mut files = vec![];
@@ -281,7 +285,7 @@ pub fn firmware_fingerprint(board: &Board) -> u64 {
     files.sort();
     let mut h = Vec::new();
     for f in files {
-        h.extend_from_slice(f.strip_prefix(&boards).unwrap_or(&f).to_string_lossy().as_bytes());
+        h.extend_from_slice(f.strip_prefix(boards).unwrap_or(&f).to_string_lossy().as_bytes());
         h.extend_from_slice(&std::fs::read(&f).unwrap_or_default());
     }
     fnv(&h)
