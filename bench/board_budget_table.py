@@ -8,7 +8,7 @@ out = pathlib.Path(sys.argv[1])
 times = dict(l.split() for l in (out / "times.txt").read_text().splitlines() if l.strip())
 print("| run | ranking | stop | measured instructions | of unpruned | predicted (error) | FLOPs PR | top-1 | Δ top-1 | streams 1/2/3 | wall |")
 print("|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
-for r in ["budget", "budget-soft", "score", "macs", "flops"]:
+for r in ["budget", "budget-greedy", "budget-soft", "score", "macs", "flops"]:
     f = out / r / "state.json"
     if not f.exists():
         continue
@@ -33,8 +33,8 @@ for r in ["budget", "budget-soft", "score", "macs", "flops"]:
     ch = dict(last["channels"])
     streams = "/".join(str(ch.get(k, "?")) for k in ["conv1", "layer2.0.conv2", "layer3.0.conv2"])
     rank = state["config"].get("rank", "score")
-    if rank != "score" and state["config"].get("cost_exponent", 1.0) != 1.0:
-        rank += f" ^{state['config']['cost_exponent']}"
+    if rank != "score":
+        rank += f" ^{state['config'].get('cost_exponent', 1.0)}"
     print(f"| {r} | {rank} | {stop} | {measured:,} | {share} | {pred} | "
           f"{100 * (1 - last['macs'] / first['macs']):.1f} % | {100 * last['top1']:.2f} % | "
           f"{100 * (last['top1'] - first['top1']):+.2f} | {streams} | {times.get(r, '?')} s |")

@@ -114,6 +114,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         target: Target { flops_reduction: target_flops, ..Target::default() },
         round_to: if board_target.is_some() { 4 } else { d.round_to },
         rank: if board_target.is_some() { crate::prune::schedule::Rank::Budget } else { d.rank },
+        cost_exponent: crate::prune::schedule::BUDGET_COST_EXPONENT,
         board: board_target.clone(),
         calib_samples: a.calib_samples,
         budget: Some(a.budget),
