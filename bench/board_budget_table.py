@@ -8,7 +8,7 @@ out = pathlib.Path(sys.argv[1])
 times = dict(l.split() for l in (out / "times.txt").read_text().splitlines() if l.strip())
 print("| run | ranking | stop | measured instructions | of unpruned | predicted (error) | FLOPs PR | top-1 | Δ top-1 | streams 1/2/3 | wall |")
 print("|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
-for r in ["budget", "budget-greedy", "budget-soft", "score", "macs", "flops"]:
+for r in ["budget", "budget-greedy", "budget-soft", "score", "macs", "flops", "flops-matched"]:
     f = out / r / "state.json"
     if not f.exists():
         continue
@@ -25,7 +25,8 @@ for r in ["budget", "budget-greedy", "budget-soft", "score", "macs", "flops"]:
     else:
         b = json.loads((out / r / "board.json").read_text())
         measured = sum(l["count"] for l in b["layers"])
-        pred, unpruned, stop = "–", None, "−50 % FLOPs"
+        cut = state["config"]["target"]["flops_reduction"]
+        pred, unpruned, stop = "–", None, f"−{100 * cut:.1f} % FLOPs"
         ref = out / "budget" / "state.json"
         if ref.exists():
             unpruned = sum(json.loads(ref.read_text())["history"][0]["board_trace"]["counts"])
