@@ -13,7 +13,7 @@ pub struct Emulation {
 }
 
 /// Runs every image of `ds` through the device runtime.
-pub fn emulate(model: &[u8], ds: &Dataset) -> anyhow::Result<Emulation> {
+pub fn emulate(model: &[u8], ds: &Dataset) -> Result<Emulation, pare_device::Error> {
     let rt = Runtime::from_bytes(model)?;
     // u32 storage gives the 4-byte alignment the runtime requires.
     let mut storage = vec![0u32; (rt.arena_bytes() as usize).div_ceil(4)];

@@ -10,8 +10,10 @@ use std::process::Command;
 pub enum FlashError {
     #[error("unknown board '{0}'; `pare boards` lists them")]
     UnknownBoard(String),
-    #[error("{path}: {cause:#}")]
-    Model { path: PathBuf, cause: anyhow::Error },
+    #[error("{path}: {cause}")]
+    Model { path: PathBuf, cause: pare_device::Error },
+    #[error("the model: {0}")]
+    Runtime(#[from] pare_device::Error),
     #[error(transparent)]
     File(#[from] crate::pare_file::PareFileError),
     #[error("the model does not fit {board}: needs {flash_need} bytes of flash (has {flash}) and {ram_need} bytes of RAM (has {ram})")]
@@ -25,8 +27,19 @@ pub enum FlashError {
     BoardsMissing(PathBuf),
     #[error("firmware build failed (cargo exit {0}); see the output above")]
     Build(i32),
+    #[error("{what}: {cause}")]
+    Io { what: String, cause: std::io::Error },
+    #[error("the firmware's defmt stream: {0}")]
+    Defmt(String),
     #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    Protocol(#[from] ProtocolError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+}
+
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> FlashError {
+    let what = what.to_string();
+    move |cause| FlashError::Io { what, cause }
 }
 
 /// Everything the firmware embeds.
@@ -54,18 +67,24 @@ pub fn check_fit(board: &Board, model_bytes: u64, sample_bytes: u64, arena: u64)
 }
 
 /// Writes the bundle: model, HWC samples, labels, host-emulated predictions, arena size.
-pub fn write_bundle(model: &[u8], ds: &Dataset, dir: &Path) -> anyhow::Result<Bundle> {
-    std::fs::create_dir_all(dir)?;
+pub fn write_bundle(model: &[u8], ds: &Dataset, dir: &Path) -> Result<Bundle, FlashError> {
+    std::fs::create_dir_all(dir).map_err(io(dir.display()))?;
     let em = crate::emulate::emulate(model, ds)?;
     let rt = pare_device::Runtime::from_bytes(model)?;
     let samples: Vec<u8> = (0..ds.len()).flat_map(|i| ds.image_hwc(i)).collect();
     let expected: Vec<u8> = em.evaluation.predictions.iter().map(|&p| p as u8).collect();
-    std::fs::write(dir.join("model.pare"), model)?;
-    std::fs::write(dir.join("samples.bin"), &samples)?;
-    std::fs::write(dir.join("labels.bin"), &ds.labels)?;
-    std::fs::write(dir.join("expected.bin"), &expected)?;
-    std::fs::write(dir.join("outputs.bin"), em.raw_outputs.concat())?;
-    std::fs::write(dir.join("arena.txt"), rt.arena_bytes().to_string())?;
+    let files: [(&str, Vec<u8>); 6] = [
+        ("model.pare", model.to_vec()),
+        ("samples.bin", samples),
+        ("labels.bin", ds.labels.clone()),
+        ("expected.bin", expected),
+        ("outputs.bin", em.raw_outputs.concat()),
+        ("arena.txt", rt.arena_bytes().to_string().into_bytes()),
+    ];
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(io(path.display()))?;
+    }
     Ok(Bundle { dir: dir.into(), samples: ds.len(), arena: rt.arena_bytes(), model_bytes: model.len() })
 }
 
@@ -123,8 +142,10 @@ pub fn render(c: &Command) -> String {
 }
 
 /// Decodes a defmt byte stream with the firmware's table into text lines.
-pub fn decode_defmt(elf: &[u8], stream: &[u8]) -> anyhow::Result<Vec<String>> {
-    let table = defmt_decoder::Table::parse(elf)?.ok_or_else(|| anyhow::anyhow!("the firmware has no defmt table"))?;
+pub fn decode_defmt(elf: &[u8], stream: &[u8]) -> Result<Vec<String>, FlashError> {
+    let table = defmt_decoder::Table::parse(elf)
+        .map_err(|e| FlashError::Defmt(e.to_string()))?
+        .ok_or_else(|| FlashError::Defmt("the firmware has no defmt table".into()))?;
     let mut dec = table.new_stream_decoder();
     dec.received(stream);
     let mut lines = vec![];
@@ -257,7 +278,7 @@ pub fn run_on_board_with(
     dry_run: bool,
     quiet: bool,
 ) -> Result<BoardResult, FlashError> {
-    let rt = pare_device::Runtime::from_bytes(model).map_err(|e| FlashError::Other(e.into()))?;
+    let rt = pare_device::Runtime::from_bytes(model)?;
     check_fit(board, model.len() as u64, ds.len() as u64 * sample_bytes(&rt), u64::from(rt.arena_bytes()))?;
     let cache = crate::boards::build_dir();
     let bundle_dir = cache.join("bundle").join(board.name);
@@ -292,13 +313,13 @@ pub fn run_on_board_with(
         );
     }
     let status = if quiet {
-        let out = build.output().map_err(anyhow::Error::from)?;
+        let out = build.output().map_err(io("cargo (firmware build)"))?;
         if !out.status.success() {
             eprintln!("{}", String::from_utf8_lossy(&out.stderr));
         }
         out.status
     } else {
-        build.status().map_err(anyhow::Error::from)?
+        build.status().map_err(io("cargo (firmware build)"))?
     };
     if !status.success() {
         return Err(FlashError::Build(status.code().unwrap_or(-1)));
@@ -307,11 +328,11 @@ pub fn run_on_board_with(
         eprintln!("running: {}", render(&runc));
     }
     let err = if quiet { std::process::Stdio::null() } else { std::process::Stdio::inherit() };
-    let output = runc.stderr(err).output().map_err(anyhow::Error::from)?;
+    let output = runc.stderr(err).output().map_err(io(render(&runc)))?;
     let status = output.status;
-    let elf_bytes = std::fs::read(&elf).map_err(anyhow::Error::from)?;
+    let elf_bytes = std::fs::read(&elf).map_err(io(elf.display()))?;
     let lines = decode_defmt(&elf_bytes, &output.stdout)?;
-    let mut r = parse_lines(&lines).map_err(anyhow::Error::from)?;
+    let mut r = parse_lines(&lines)?;
     let macs = layer_macs(&rt);
     for l in &mut r.layers {
         l.macs = l.op.and_then(|i| macs.get(i as usize)).copied().unwrap_or(0);

@@ -103,7 +103,12 @@ fn font() -> Option<&'static [u8]> {
 /// Writes `accuracy_vs_macs.{svg,png}` and `channels.{svg,png}` into `dir`; returns the files.
 /// Text needs a TrueType font (measured for both formats); without one, plots are skipped with
 /// a note and the Markdown/JSON reports stand alone.
-pub fn write(dir: &Path, state: &RunState) -> anyhow::Result<Vec<PathBuf>> {
+/// A plot that could not be drawn or written.
+#[derive(Debug, thiserror::Error)]
+#[error("plot: {0}")]
+pub struct PlotError(String);
+
+pub fn write(dir: &Path, state: &RunState) -> Result<Vec<PathBuf>, PlotError> {
     let Some(bytes) = font() else {
         eprintln!("note: no TrueType font found (set PARE_FONT=file.ttf): plots skipped");
         return Ok(vec![]);
@@ -112,7 +117,7 @@ pub fn write(dir: &Path, state: &RunState) -> anyhow::Result<Vec<PathBuf>> {
     REGISTERED.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
     });
-    let err = |e: Box<dyn std::error::Error>| anyhow::anyhow!("plot: {e}");
+    let err = |e: Box<dyn std::error::Error>| PlotError(e.to_string());
     let (a, c) = (dir.join("accuracy_vs_macs.svg"), dir.join("channels.svg"));
     accuracy_vs_macs(SVGBackend::new(&a, (720, 480)).into_drawing_area(), state).map_err(err)?;
     channels(SVGBackend::new(&c, (900, 480)).into_drawing_area(), state).map_err(err)?;

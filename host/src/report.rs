@@ -27,9 +27,9 @@ pub fn per_class_table(labels: &[String], columns: &[(&str, &Evaluation)]) -> St
 }
 
 /// Writes any serialisable value as pretty JSON, atomically.
-pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    Ok(crate::atomic::write(path, text.as_bytes())?)
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    crate::atomic::write(path, text.as_bytes())
 }
 
 /// What an iteration row was, beside its removal: the recovery fine-tune after the last removal.

@@ -26,8 +26,10 @@ pub enum MeasureError {
     Latency(#[from] LatencyError),
     #[error("architecture: {0}")]
     Arch(String),
-    #[error("export of a measured variant: {0:#}")]
-    Export(anyhow::Error),
+    #[error("export of a measured variant: {0}")]
+    Export(#[from] crate::export::ExportError),
+    #[error("decoding a measured variant: {0}")]
+    Decode(#[from] pare_device::Error),
     #[error("the board's run of a measured variant failed: {0}")]
     Board(String),
     #[error("the board's trace lacks step {0}")]
@@ -91,7 +93,7 @@ pub fn measure_arch(
             k.clone_from(&l.kind);
         }
     }
-    let rt = pare_device::Runtime::from_bytes(&model).map_err(|e| MeasureError::Export(e.into()))?;
+    let rt = pare_device::Runtime::from_bytes(&model)?;
     Ok(Measured {
         point: Measurement::new(arch, counts)?,
         kinds,
@@ -107,7 +109,7 @@ pub fn runtime_bytes(board: &Board, model: &[u8], samples: usize) -> Result<u64,
     let path = flash::elf_path(board, &flash::target_dir());
     let image = std::fs::read(&path).map_err(|cause| MeasureError::Io { path: path.clone(), cause })?;
     let loaded = elf::loaded_bytes(&image).map_err(|cause| MeasureError::Elf { path, cause })?;
-    let rt = pare_device::Runtime::from_bytes(model).map_err(|e| MeasureError::Export(e.into()))?;
+    let rt = pare_device::Runtime::from_bytes(model)?;
     let embedded = model.len() as u64 + samples as u64 * flash::sample_bytes(&rt);
     Ok(loaded.saturating_sub(embedded))
 }

@@ -182,7 +182,9 @@ pub enum BudgetError {
     #[error(transparent)]
     Latency(#[from] LatencyError),
     #[error("exporting the candidate for its exact size: {0:#}")]
-    Export(anyhow::Error),
+    Export(crate::export::ExportError),
+    #[error("decoding the candidate's export: {0}")]
+    Decode(pare_device::Error),
 }
 
 /// Exact `.pare` size and arena of `arch` as int8 with the provenance of a pruned model (see
@@ -190,12 +192,13 @@ pub enum BudgetError {
 /// depend on the architecture only).
 pub fn footprint(arch: &Arch, criterion: &str, base: (u64, u64)) -> Result<(u64, u64), BudgetError> {
     let flex = burn::tensor::Device::flex();
-    let net = crate::model::Net::init(arch, &flex).map_err(|e| BudgetError::Export(anyhow::anyhow!(e)))?;
+    let net =
+        crate::model::Net::init(arch, &flex).map_err(|e| BudgetError::Export(crate::export::ExportError::Arch(e)))?;
     let ds = probe_image(arch);
     let bytes =
         crate::export::export(&net, crate::export::Quant::Int8, Some(&ds), Some(provenance(criterion, base, arch)))
             .map_err(BudgetError::Export)?;
-    let rt = pare_device::Runtime::from_bytes(&bytes).map_err(|e| BudgetError::Export(e.into()))?;
+    let rt = pare_device::Runtime::from_bytes(&bytes).map_err(BudgetError::Decode)?;
     Ok((bytes.len() as u64, u64::from(rt.arena_bytes())))
 }
 

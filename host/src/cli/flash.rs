@@ -61,20 +61,20 @@ pub fn run(a: FlashArgs) -> anyhow::Result<()> {
 pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
     let board = boards::find(&a.board).ok_or_else(|| FlashError::UnknownBoard(a.board.clone()))?;
     let model = crate::pare_file::read(&a.model)?;
-    let rt = pare_device::Runtime::from_bytes(&model)
-        .map_err(|e| FlashError::Model { path: a.model.clone(), cause: e.into() })?;
+    let rt =
+        pare_device::Runtime::from_bytes(&model).map_err(|cause| FlashError::Model { path: a.model.clone(), cause })?;
     // The fit check needs only the sample count: before loading any data.
     let samples = a.samples as u64 * flash::sample_bytes(&rt);
     flash::check_fit(board, model.len() as u64, samples, u64::from(rt.arena_bytes()))?;
     let size = rt.model().input_buffer().map_or(32, |b| b.h as usize);
-    let ds = a.data.load_at(&a.split, size).map_err(anyhow::Error::from)?.take(a.samples);
+    let ds = a.data.load_at(&a.split, size)?.take(a.samples);
     let r = flash::run_on_board(board, &model, &ds, a.dry_run)?;
     if a.dry_run {
         return Ok(r);
     }
     print_report(board.name, &model, &rt, &r);
     if let Some(p) = &a.json {
-        crate::report::write_json(p, &r)?;
+        crate::report::write_json(p, &r).map_err(|cause| FlashError::Io { what: p.display().to_string(), cause })?;
     }
     Ok(r)
 }

@@ -54,16 +54,36 @@ pub fn fold_conv(t: &weights::Tensors, name: &str, bn: &str) -> Folded {
 
 /// Refuses weights that would export to a silently wrong model: a NaN or infinity in any tensor,
 /// or a negative BatchNorm variance, named with its tensor and index.
-pub fn check_weights(t: &weights::Tensors) -> anyhow::Result<()> {
+/// Why a model cannot be exported; every variant names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("tensor `{tensor}` holds {value} at index {index}; the model cannot be exported (fix or retrain it)")]
+    NonFinite { tensor: String, index: usize, value: f32 },
+    #[error("BatchNorm variance `{tensor}` is negative ({value}) at index {index}; the model cannot be exported")]
+    NegativeVariance { tensor: String, index: usize, value: f32 },
+    #[error(
+        "conv `{conv}`: folding BatchNorm `{bn}` into its weights overflows f32 \
+         (a weight or scale near 3e38); the model cannot be exported"
+    )]
+    FoldOverflow { conv: String, bn: String },
+    #[error("int8 export needs calibration images")]
+    NoCalibration,
+    #[error("architecture: {0}")]
+    Arch(String),
+    #[error("the model has no nodes")]
+    Empty,
+    #[error("the .pare encoder refused the model: {0}")]
+    Format(#[from] pare_format::Error),
+}
+
+pub fn check_weights(t: &weights::Tensors) -> Result<(), ExportError> {
     for (name, (_, v)) in t {
         if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-            anyhow::bail!("tensor `{name}` holds {x} at index {i}; the model cannot be exported (fix or retrain it)");
+            return Err(ExportError::NonFinite { tensor: name.clone(), index: i, value: *x });
         }
         if name.ends_with("running_var") {
             if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| **x < 0.0) {
-                anyhow::bail!(
-                    "BatchNorm variance `{name}` is negative ({x}) at index {i}; the model cannot be exported"
-                );
+                return Err(ExportError::NegativeVariance { tensor: name.clone(), index: i, value: *x });
             }
         }
     }
@@ -76,7 +96,7 @@ pub fn export(
     quant: Quant,
     calibration: Option<&Dataset>,
     provenance: Option<Provenance<'_>>,
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>, ExportError> {
     export_with(net, quant, calibration, Calibration::MinMax, provenance)
 }
 
@@ -87,19 +107,19 @@ pub fn export_with(
     calibration: Option<&Dataset>,
     method: Calibration,
     provenance: Option<Provenance<'_>>,
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>, ExportError> {
     let arch = &net.arch;
-    let shapes = arch.shapes().map_err(anyhow::Error::msg)?;
+    let shapes = arch.shapes().map_err(ExportError::Arch)?;
     let t = weights::to_tensors(net);
     check_weights(&t)?;
     let ranges = match quant {
         Quant::F32 => None,
         Quant::Int8 => {
-            let ds = calibration.ok_or_else(|| anyhow::anyhow!("int8 export needs calibration images"))?;
+            let ds = calibration.ok_or(ExportError::NoCalibration)?;
             // Calibrated on burn-flex whatever device trained the net, so the ranges (and the
             // int8 model) do not depend on the backend; the net is rebuilt there from its tensors.
             let flex = burn::tensor::Device::flex();
-            let on_flex = weights::from_tensors(arch, &t, &flex).map_err(anyhow::Error::msg)?;
+            let on_flex = weights::from_tensors(arch, &t, &flex).map_err(ExportError::Arch)?;
             Some(calibrate(&on_flex, ds, &flex, method))
         }
     };
@@ -132,10 +152,7 @@ pub fn export_with(
             Node::Conv { name, bn, input: src, kernel, stride, padding, relu, .. } => {
                 let f = fold_conv(&t, name, bn);
                 if f.weights.iter().chain(&f.bias).any(|x| !x.is_finite()) {
-                    anyhow::bail!(
-                        "conv `{name}`: folding BatchNorm `{bn}` into its weights overflows f32 \
-                         (a weight or scale near 3e38); the model cannot be exported"
-                    );
+                    return Err(ExportError::FoldOverflow { conv: name.clone(), bn: bn.clone() });
                 }
                 let (k, s, p) = (*kernel as u32, *stride as u32, *padding as u32);
                 let (x, y) = (bi(*src), b.buffer_info(out).unwrap_or(Buffer::f32(1, 1, 1)));
@@ -195,7 +212,7 @@ pub fn export_with(
         }
         ids.push(out);
     }
-    b.set_output(*ids.last().ok_or_else(|| anyhow::anyhow!("empty model"))?);
+    b.set_output(*ids.last().ok_or(ExportError::Empty)?);
     Ok(b.finish()?)
 }
 

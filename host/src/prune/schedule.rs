@@ -16,6 +16,46 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+/// Why a pruning run could not go on; the run's state on disk stays valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
+    #[error("{path}: {cause}")]
+    State { path: PathBuf, cause: serde_json::Error },
+    #[error(transparent)]
+    Weights(#[from] weights::WeightsError),
+    #[error("architecture: {0}")]
+    Arch(String),
+    #[error(transparent)]
+    Budget(#[from] crate::budget::BudgetError),
+    #[error(transparent)]
+    Measure(#[from] crate::budget::measure::MeasureError),
+    #[error(transparent)]
+    Latency(#[from] crate::budget::LatencyError),
+    #[error("nothing to resume: {0} does not exist")]
+    NothingToResume(PathBuf),
+    #[error("{0} has no checkpoint to resume from")]
+    NoCheckpoint(PathBuf),
+    #[error("no model to prune")]
+    NoModel,
+    #[error("no target: give a kept ratio, a FLOPs or parameter reduction, a board budget or a maximum accuracy drop")]
+    NoTarget,
+    #[error("ranking by the board budget needs a board budget")]
+    NoBoardBudget,
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ScheduleError + '_ {
+    move |cause| ScheduleError::Io { path: path.into(), cause }
+}
+
+/// Writes the state file atomically.
+fn save_state(path: &Path, state: &RunState) -> Result<(), ScheduleError> {
+    let text =
+        serde_json::to_string_pretty(state).map_err(|cause| ScheduleError::State { path: path.into(), cause })?;
+    crate::atomic::write(path, text.as_bytes()).map_err(io_at(path))
+}
+
 /// How many channels one iteration removes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum StepSize {
@@ -437,11 +477,11 @@ fn target_met(
     kept_ratio: Option<f64>,
     base: (u64, u64),
     measured: Option<u64>,
-) -> anyhow::Result<bool> {
+) -> Result<bool, ScheduleError> {
     if !has_size_target(t) && board.is_none() {
         return Ok(false);
     }
-    let cost = arch.cost().map_err(anyhow::Error::msg)?;
+    let cost = arch.cost().map_err(ScheduleError::Arch)?;
     let size = !has_size_target(t) || size_met(t, cost, kept_ratio, base);
     let fits = match board {
         Some(b) => b.holds_for(arch, measured)?,
@@ -484,7 +524,7 @@ fn target_met_now(
     kept_ratio: f64,
     base: (u64, u64),
     measured: Option<u64>,
-) -> anyhow::Result<bool> {
+) -> Result<bool, ScheduleError> {
     target_met(t, board, arch, Some(kept_ratio), base, measured)
 }
 
@@ -580,26 +620,28 @@ pub fn run(
     resume: bool,
     device: &Device,
     stop: &AtomicBool,
-) -> anyhow::Result<(Net, RunState)> {
-    std::fs::create_dir_all(out)?;
+) -> Result<(Net, RunState), ScheduleError> {
+    std::fs::create_dir_all(out).map_err(io_at(out))?;
     let state_path = out.join("state.json");
     let ad = device.clone().autodiff();
     let (mut net, mut state) = if net.is_none() || (resume && state_path.exists()) {
         if !state_path.exists() {
-            anyhow::bail!("nothing to resume: {} does not exist", state_path.display());
+            return Err(ScheduleError::NothingToResume(state_path));
         }
-        let state: RunState = serde_json::from_str(&std::fs::read_to_string(&state_path)?)?;
+        let text = std::fs::read_to_string(&state_path).map_err(io_at(&state_path))?;
+        let state: RunState =
+            serde_json::from_str(&text).map_err(|cause| ScheduleError::State { path: state_path.clone(), cause })?;
         let last = state
             .history
             .last()
             .and_then(|h| h.checkpoint.clone())
-            .ok_or_else(|| anyhow::anyhow!("state.json has no checkpoint"))?;
+            .ok_or_else(|| ScheduleError::NoCheckpoint(state_path.clone()))?;
         let (net, _) = weights::load_checkpoint(&last, device)?;
         eprintln!("resuming at iteration {} from {}", state.history.len() - 1, last.display());
         (net, state)
     } else {
-        let net = net.ok_or_else(|| anyhow::anyhow!("no model to prune"))?;
-        let groups = Groups::of(&net.arch).map_err(anyhow::Error::msg)?;
+        let net = net.ok_or(ScheduleError::NoModel)?;
+        let groups = Groups::of(&net.arch).map_err(ScheduleError::Arch)?;
         let started = std::time::Instant::now();
         let ev = evaluate(&net, data.eval, cfg.batch_size, device);
         let ck = out.join("iter-0.safetensors");
@@ -617,7 +659,7 @@ pub fn run(
             history: vec![first],
             done: false,
         };
-        crate::atomic::write(&state_path, serde_json::to_string_pretty(&state)?.as_bytes())?;
+        save_state(&state_path, &state)?;
         (net, state)
     };
     let (base_top1, base_macs, base_params) = (state.history[0].top1, state.history[0].macs, state.history[0].params);
@@ -640,13 +682,11 @@ pub fn run(
         }
     }
     if !has_size_target(t) && t.max_accuracy_drop.is_none() && board_t.is_none() {
-        anyhow::bail!(
-            "no target: give a kept ratio, a FLOPs or parameter reduction, a board budget or a maximum accuracy drop"
-        );
+        return Err(ScheduleError::NoTarget);
     }
     let mut target_met = false;
     while !state.done && state.history.len() <= cfg.max_iterations {
-        let cur = state.history.last().cloned().ok_or_else(|| anyhow::anyhow!("empty history"))?;
+        let Some(cur) = state.history.last().cloned() else { return Err(ScheduleError::NoCheckpoint(state_path)) };
         if cur.recovery {
             break;
         }
@@ -656,7 +696,7 @@ pub fn run(
             break;
         }
         let started = std::time::Instant::now();
-        let groups = Groups::of(&net.arch).map_err(anyhow::Error::msg)?;
+        let groups = Groups::of(&net.arch).map_err(ScheduleError::Arch)?;
         let spaces = groups.prunable(cfg.internal_only);
         let kept_now = prunable_channels(&groups, cfg.internal_only);
         let mut tau = match cfg.step {
@@ -684,7 +724,7 @@ pub fn run(
                 per_cost(&mut gs, &spaces, &per, cfg.cost_exponent);
             }
             (Rank::Macs, _) => per_cost(&mut gs, &spaces, &macs_per_channel(&net.arch, &groups), cfg.cost_exponent),
-            (Rank::Budget, None) => anyhow::bail!("ranking by the board budget needs a board budget"),
+            (Rank::Budget, None) => return Err(ScheduleError::NoBoardBudget),
             (Rank::Score, _) => {}
         }
         let fl = floors(&net.arch, &groups, &original_channels, cfg.min_channels, cfg.min_width);
@@ -713,12 +753,12 @@ pub fn run(
             }
             break;
         }
-        let mut pruned = prune(&net, &groups, &keep, &ad).map_err(anyhow::Error::msg)?;
+        let mut pruned = prune(&net, &groups, &keep, &ad).map_err(ScheduleError::Arch)?;
         if cfg.bn_batches > 0 {
             pruned = recalibrate_batchnorm(pruned, data.train, cfg.bn_batches, cfg.batch_size, &ad);
         }
         let kept_ratio =
-            prunable_channels(&Groups::of(&pruned.arch).map_err(anyhow::Error::msg)?, cfg.internal_only) as f64 / n0;
+            prunable_channels(&Groups::of(&pruned.arch).map_err(ScheduleError::Arch)?, cfg.internal_only) as f64 / n0;
         // Under a budget, the removal that meets the target is the last: its fine-tune is the
         // recovery and takes everything left (one cosine, no second warm restart).
         // Under a board target the pruned model is measured (its counts do not depend on the
@@ -771,7 +811,7 @@ pub fn run(
         it.board_trace = trace;
         log_iteration(&it, base_macs);
         state.history.push(it);
-        crate::atomic::write(&state_path, serde_json::to_string_pretty(&state)?.as_bytes())?;
+        save_state(&state_path, &state)?;
         net = tuned;
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             eprintln!("interrupted: state saved; continue with --resume");
@@ -788,7 +828,7 @@ pub fn run(
             eprintln!("recovery fine-tune after the last removal: {}", describe(&ph));
             // A trainable copy on the autodiff device (the loop's model is an inference one).
             let trainable =
-                weights::from_tensors(&net.arch, &weights::to_tensors(&net), &ad).map_err(anyhow::Error::msg)?;
+                weights::from_tensors(&net.arch, &weights::to_tensors(&net), &ad).map_err(ScheduleError::Arch)?;
             let Some((tuned, steps)) = finetune(trainable, cfg, data, &ph, teacher.as_ref(), k, &ad, stop) else {
                 eprintln!("interrupted during the recovery fine-tune: not recorded; --resume redoes it");
                 return Ok((net, state));
@@ -809,7 +849,7 @@ pub fn run(
         }
     }
     state.done = true;
-    crate::atomic::write(&state_path, serde_json::to_string_pretty(&state)?.as_bytes())?;
+    save_state(&state_path, &state)?;
     Ok((net, state))
 }
 
@@ -847,8 +887,8 @@ fn checkpoint(
     cfg: &PruneConfig,
     (base_macs, base_params): (u64, u64),
     out: &Path,
-) -> anyhow::Result<Iteration> {
-    let (macs, params) = net.arch.cost().map_err(anyhow::Error::msg)?;
+) -> Result<Iteration, ScheduleError> {
+    let (macs, params) = net.arch.cost().map_err(ScheduleError::Arch)?;
     let prov = ProvenanceRecord {
         criterion: cfg.criterion.name().into(),
         kept_filter_ratio: kept_ratio as f32,
@@ -858,7 +898,8 @@ fn checkpoint(
         params_after: params,
     };
     let ck = out.join(format!("iter-{k}.safetensors"));
-    weights::save_checkpoint(net, &[("pare.provenance", serde_json::to_string(&prov)?)], &ck)?;
+    let prov = serde_json::to_string(&prov).map_err(|cause| ScheduleError::State { path: ck.clone(), cause })?;
+    weights::save_checkpoint(net, &[("pare.provenance", prov)], &ck)?;
     Ok(record(net, ev, k, kept_ratio, removed, 0.0, Some(ck)))
 }
 
