@@ -13,9 +13,12 @@ fn checkpoint_round_trip_reproduces_outputs_and_architecture() {
     let net = Net::init(&zoo::resnet8(10), &device).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ck.safetensors");
-    weights::save_checkpoint(&net, &[("pare.epoch", "3".into())], &path).unwrap();
+    let meta = weights::CheckpointMeta { epoch: Some(3), ..Default::default() };
+    weights::save_checkpoint(&net, &meta, &path).unwrap();
     let (back, meta) = weights::load_checkpoint(&path, &device).unwrap();
-    assert_eq!(meta.get("pare.epoch").map(String::as_str), Some("3"));
+    assert_eq!((meta.epoch, meta.step, meta.provenance), (Some(3), None, None));
+    // On disk under the documented key, as a plain number.
+    assert_eq!(weights::read(&path).unwrap().1.get("pare.epoch").map(String::as_str), Some("3"));
     assert_eq!(back.arch, net.arch);
     let x: Tensor<4> = Tensor::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
     let d = (net.valid().forward(x.clone()) - back.valid().forward(x)).abs().max().into_scalar::<f32>();
@@ -35,7 +38,7 @@ fn pruned_checkpoint_reloads_with_no_other_input() {
     let small = pare::prune::surgery::prune(&net, &groups, &keep, &device).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pruned.safetensors");
-    weights::save_checkpoint(&small, &[], &path).unwrap();
+    weights::save_checkpoint(&small, &weights::CheckpointMeta::default(), &path).unwrap();
     let (back, _) = weights::load_checkpoint(&path, &device).unwrap();
     assert_eq!(back.arch, small.arch);
     assert!(back.arch.cost().unwrap().0 < net.arch.cost().unwrap().0);
@@ -82,4 +85,28 @@ fn pretrained_resnets_reach_their_published_accuracy() {
         let ev = pare::train::evaluate(&net, &ds, 256, &device);
         assert!((ev.top1 - want).abs() <= 0.003, "{name}: {:.4} vs {want}", ev.top1);
     }
+}
+
+#[test]
+fn malformed_checkpoint_metadata_is_an_error_naming_its_key() {
+    // A checkpoint whose epoch entry is not a number: resuming from it used to start at epoch 0.
+    let device = Device::flex();
+    let net = Net::init(&zoo::tiny(10), &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.safetensors");
+    weights::save_checkpoint(&net, &weights::CheckpointMeta::default(), &good).unwrap();
+    let (t, mut meta) = weights::read(&good).unwrap();
+    meta.insert("pare.epoch".into(), "three".into());
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> =
+        t.iter().map(|(k, (s, v))| (k.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect(), s.clone())).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+        .iter()
+        .map(|(k, b, s)| {
+            (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
+        })
+        .collect();
+    let bad = dir.path().join("bad.safetensors");
+    std::fs::write(&bad, safetensors::serialize(views, Some(meta.into_iter().collect())).unwrap()).unwrap();
+    let e = weights::load_checkpoint(&bad, &device).unwrap_err().to_string();
+    assert!(e.contains("pare.epoch") && e.contains("three"), "{e}");
 }

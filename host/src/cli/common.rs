@@ -3,7 +3,6 @@
 use crate::model::{weights, zoo, Net};
 use anyhow::{bail, Context};
 use burn::tensor::Device;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Which compute device runs burn.
@@ -180,12 +179,12 @@ impl ModelArgs {
     }
 
     /// [`ModelArgs::load`], also returning the weights file's metadata (empty without one).
-    pub fn load_with_metadata(&self, device: &Device) -> anyhow::Result<(Net, BTreeMap<String, String>)> {
+    pub fn load_with_metadata(&self, device: &Device) -> anyhow::Result<(Net, weights::CheckpointMeta)> {
         let (net, meta) = self.load_raw(device)?;
         Ok((self.normalised(net)?, meta))
     }
 
-    fn load_raw(&self, device: &Device) -> anyhow::Result<(Net, BTreeMap<String, String>)> {
+    fn load_raw(&self, device: &Device) -> anyhow::Result<(Net, weights::CheckpointMeta)> {
         match (&self.model, &self.weights) {
             (model, Some(path)) => {
                 let fallback = model.as_deref().map(zoo_arch).transpose()?;
@@ -203,9 +202,10 @@ impl ModelArgs {
                 }
                 Ok((net, meta))
             }
-            (Some(name), None) => {
-                Ok((Net::init(&zoo_arch(name)?, device).map_err(anyhow::Error::msg)?, BTreeMap::new()))
-            }
+            (Some(name), None) => Ok((
+                Net::init(&zoo_arch(name)?, device).map_err(anyhow::Error::msg)?,
+                weights::CheckpointMeta::default(),
+            )),
             (None, None) => bail!("give --model NAME, --weights FILE, or both"),
         }
     }

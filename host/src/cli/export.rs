@@ -43,8 +43,7 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
             Some(crate::data::load_sized(data, "train", Some(net.arch.input.h))?.take(a.calib_samples))
         }
     };
-    let prov: Option<crate::prune::ProvenanceRecord> =
-        meta.get("pare.provenance").and_then(|p| serde_json::from_str(p).ok());
+    let prov = meta.provenance;
     let method = a.calib_percentile.map_or(Calibration::MinMax, Calibration::Percentile);
     let bytes = export_with(&net, a.quant, calib.as_ref(), method, prov.as_ref().map(|p| p.as_format()))?;
     crate::atomic::write(&a.out, &bytes)?;

@@ -72,8 +72,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let (mut net, start, start_step) = if a.resume {
         let (net, meta) =
             weights::load_checkpoint(&a.out, &device).context("--resume needs the checkpoint at --out")?;
-        let epoch = meta.get("pare.epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
-        let step = meta.get("pare.step").and_then(|e| e.parse().ok()).unwrap_or(0);
+        let (epoch, step) = (meta.epoch.unwrap_or(0), meta.step.unwrap_or(0));
         eprintln!("resuming {} from epoch {epoch} (step {step})", a.out.display());
         (net, epoch, step)
     } else {
@@ -120,7 +119,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             );
             // An interrupted epoch is saved with the previous epoch number, so --resume redoes it.
             let done = if interrupted { s.epoch - 1 } else { s.epoch };
-            let meta = [("pare.epoch", done.to_string()), ("pare.step", s.step.to_string())];
+            let meta = weights::CheckpointMeta { epoch: Some(done), step: Some(s.step), provenance: None };
             if let Err(e) = weights::save_checkpoint(net, &meta, &a.out) {
                 save_error = Some(e);
             }

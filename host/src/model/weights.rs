@@ -14,6 +14,55 @@ pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
 /// Metadata key holding the architecture JSON in a checkpoint.
 pub const ARCH_KEY: &str = "pare.arch";
+/// Metadata key of the last completed training epoch.
+pub const EPOCH_KEY: &str = "pare.epoch";
+/// Metadata key of the optimiser steps taken so far.
+pub const STEP_KEY: &str = "pare.step";
+/// Metadata key of the pruning provenance (JSON of [`crate::prune::ProvenanceRecord`]).
+pub const PROVENANCE_KEY: &str = "pare.provenance";
+
+/// What a checkpoint carries besides its tensors and architecture, typed: the keys above are
+/// written and read only here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckpointMeta {
+    pub epoch: Option<usize>,
+    pub step: Option<usize>,
+    pub provenance: Option<crate::prune::ProvenanceRecord>,
+}
+
+impl CheckpointMeta {
+    /// The metadata entries to write.
+    pub fn pairs(&self) -> Result<Vec<(&'static str, String)>, serde_json::Error> {
+        let mut v = vec![];
+        if let Some(e) = self.epoch {
+            v.push((EPOCH_KEY, e.to_string()));
+        }
+        if let Some(s) = self.step {
+            v.push((STEP_KEY, s.to_string()));
+        }
+        if let Some(p) = &self.provenance {
+            v.push((PROVENANCE_KEY, serde_json::to_string(p)?));
+        }
+        Ok(v)
+    }
+
+    /// Reads the entries of a file's metadata; a present but malformed value is an error
+    /// naming its key, not a silent default.
+    pub fn read(meta: &BTreeMap<String, String>, path: &Path) -> Result<Self, WeightsError> {
+        let bad = |key: &str, reason: String| WeightsError::BadMeta { path: path.into(), key: key.into(), reason };
+        let number = |key: &str| -> Result<Option<usize>, WeightsError> {
+            meta.get(key).map(|v| v.trim().parse::<usize>().map_err(|e| bad(key, format!("{v:?}: {e}")))).transpose()
+        };
+        Ok(Self {
+            epoch: number(EPOCH_KEY)?,
+            step: number(STEP_KEY)?,
+            provenance: meta
+                .get(PROVENANCE_KEY)
+                .map(|v| serde_json::from_str(v).map_err(|e| bad(PROVENANCE_KEY, e.to_string())))
+                .transpose()?,
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
@@ -32,6 +81,8 @@ pub enum WeightsError {
     NoArch { path: PathBuf },
     #[error("{path}: invalid architecture: {reason}")]
     BadArch { path: PathBuf, reason: String },
+    #[error("{path}: metadata `{key}` is malformed: {reason}")]
+    BadMeta { path: PathBuf, key: String, reason: String },
 }
 
 fn list(what: &str, names: &[String]) -> String {
@@ -192,25 +243,21 @@ pub fn load_weights(arch: &Arch, path: &Path, device: &Device) -> Result<Net, We
 }
 
 /// Loads a checkpoint: the architecture comes from the file.
-pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Net, BTreeMap<String, String>), WeightsError> {
-    let (net, meta) = load_file(path, None, device)?;
-    Ok((net, meta))
+pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Net, CheckpointMeta), WeightsError> {
+    load_file(path, None, device)
 }
 
 /// Reads `path` once: a checkpoint's own architecture when it has one, otherwise `fallback`
 /// (plain pretrained weights). Returns the model and the file's metadata.
-pub fn load_file(
-    path: &Path,
-    fallback: Option<&Arch>,
-    device: &Device,
-) -> Result<(Net, BTreeMap<String, String>), WeightsError> {
+pub fn load_file(path: &Path, fallback: Option<&Arch>, device: &Device) -> Result<(Net, CheckpointMeta), WeightsError> {
     let (t, meta) = read(path)?;
+    let typed = CheckpointMeta::read(&meta, path)?;
     let arch = match meta.get(ARCH_KEY) {
         Some(json) => serde_json::from_str(json)
             .map_err(|e| WeightsError::BadArch { path: path.into(), reason: e.to_string() })?,
         None => fallback.cloned().ok_or_else(|| WeightsError::NoArch { path: path.into() })?,
     };
-    Ok((build(&arch, &t, path, device)?, meta))
+    Ok((build(&arch, &t, path, device)?, typed))
 }
 
 fn build(arch: &Arch, t: &Tensors, path: &Path, device: &Device) -> Result<Net, WeightsError> {
@@ -219,7 +266,7 @@ fn build(arch: &Arch, t: &Tensors, path: &Path, device: &Device) -> Result<Net, 
 }
 
 /// Writes a checkpoint atomically (temporary file in the same folder, then rename).
-pub fn save_checkpoint(net: &Net, extra: &[(&str, String)], path: &Path) -> Result<(), WeightsError> {
+pub fn save_checkpoint(net: &Net, extra: &CheckpointMeta, path: &Path) -> Result<(), WeightsError> {
     let io = |e: std::io::Error| WeightsError::Io { path: path.into(), cause: e };
     let tensors = to_tensors(net);
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
@@ -234,9 +281,16 @@ pub fn save_checkpoint(net: &Net, extra: &[(&str, String)], path: &Path) -> Resu
             Ok((k.clone(), view))
         })
         .collect::<Result<_, WeightsError>>()?;
+    let bad = |key: &str, e: serde_json::Error| WeightsError::BadMeta {
+        path: path.into(),
+        key: key.into(),
+        reason: e.to_string(),
+    };
+    let pairs = extra.pairs().map_err(|e| bad(PROVENANCE_KEY, e))?;
     let mut meta: std::collections::HashMap<String, String> =
-        extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    meta.insert(ARCH_KEY.into(), serde_json::to_string(&net.arch).unwrap_or_default());
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    // An architecture that cannot be written is an error, never an empty entry.
+    meta.insert(ARCH_KEY.into(), serde_json::to_string(&net.arch).map_err(|e| bad(ARCH_KEY, e))?);
     let data = safetensors::serialize(views, Some(meta))
         .map_err(|e| WeightsError::Format { path: path.into(), reason: e.to_string() })?;
     crate::atomic::write(path, &data).map_err(io)

@@ -7,7 +7,7 @@ pub mod schedule;
 pub mod surgery;
 
 /// Where a pruned model came from (stored in checkpoints, carried into `.pare` files).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProvenanceRecord {
     pub criterion: String,
     pub kept_filter_ratio: f32,

@@ -645,7 +645,7 @@ pub fn run(
         let started = std::time::Instant::now();
         let ev = evaluate(&net, data.eval, cfg.batch_size, device);
         let ck = out.join("iter-0.safetensors");
-        weights::save_checkpoint(&net, &[], &ck)?;
+        weights::save_checkpoint(&net, &weights::CheckpointMeta::default(), &ck)?;
         let mut first = record(&net, &ev, 0, 1.0, 0, started.elapsed().as_secs_f64(), Some(ck));
         if let Some(b) = cfg.board.as_ref().filter(|b| b.max_latency.is_some()) {
             first.predicted_latency = b.latency.predict(&net.arch).ok();
@@ -898,8 +898,8 @@ fn checkpoint(
         params_after: params,
     };
     let ck = out.join(format!("iter-{k}.safetensors"));
-    let prov = serde_json::to_string(&prov).map_err(|cause| ScheduleError::State { path: ck.clone(), cause })?;
-    weights::save_checkpoint(net, &[("pare.provenance", prov)], &ck)?;
+    let meta = weights::CheckpointMeta { provenance: Some(prov), ..Default::default() };
+    weights::save_checkpoint(net, &meta, &ck)?;
     Ok(record(net, ev, k, kept_ratio, removed, 0.0, Some(ck)))
 }
 
