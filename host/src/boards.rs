@@ -92,3 +92,41 @@ pub fn build_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/pare")))
         .unwrap_or_else(std::env::temp_dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `LENGTH = 4M` / `512K` / `4096K` of a memory.x region, in bytes.
+    fn length(memory_x: &str, region: &str) -> Option<u64> {
+        let line = memory_x.lines().find(|l| l.trim_start().starts_with(region) && l.contains("LENGTH"))?;
+        let v = line.split("LENGTH").nth(1)?.trim_start_matches([' ', '=']).trim().trim_end_matches(',');
+        let (num, unit) = match v.chars().last()? {
+            'K' => (&v[..v.len() - 1], 1u64 << 10),
+            'M' => (&v[..v.len() - 1], 1 << 20),
+            _ => (v, 1),
+        };
+        Some(num.trim().parse::<u64>().ok()? * unit)
+    }
+
+    /// Board facts are stated once here and once in each firmware crate (its linker script and
+    /// its clock set-up): they must agree (issue 15 item 14 found 480 vs 400 MHz).
+    #[test]
+    fn board_facts_agree_with_each_firmware_crate() {
+        for b in BOARDS {
+            let dir = boards_dir().join(b.crate_dir);
+            let memory = std::fs::read_to_string(dir.join("memory.x")).unwrap();
+            assert_eq!(length(&memory, "FLASH"), Some(b.flash_bytes), "{}: FLASH", b.name);
+            assert_eq!(length(&memory, "RAM"), Some(b.ram_bytes), "{}: RAM", b.name);
+            let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
+            let doc = main.lines().next().unwrap_or_default();
+            match b.clock_mhz {
+                Some(mhz) => assert!(doc.contains(&format!("{mhz} MHz")), "{}: clock {mhz} MHz vs {doc:?}", b.name),
+                None => assert!(matches!(b.runner, Runner::Qemu { .. }), "{}: a real board needs its clock", b.name),
+            }
+        }
+        assert!(std::fs::read_to_string(boards_dir().join("nucleo-h743zi/src/main.rs"))
+            .unwrap()
+            .contains("sys_ck(400.MHz())"));
+    }
+}

@@ -72,6 +72,8 @@ pub enum ExportError {
     Arch(String),
     #[error("the model has no nodes")]
     Empty,
+    #[error("internal: buffer {0} is not in the model being built")]
+    UnknownBuffer(u32),
     #[error("the .pare encoder refused the model: {0}")]
     Format(#[from] pare_format::Error),
 }
@@ -147,7 +149,10 @@ pub fn export_with(
     };
     for (i, node) in arch.nodes.iter().enumerate() {
         let out = b.buffer(buf(shapes[i], Some(i)));
-        let bi = |s: Src| b.buffer_info(id(s, &ids)).unwrap_or(Buffer::f32(1, 1, 1));
+        // Every buffer was just added to the builder: one it does not know is an exporter bug,
+        // reported, never a stand-in 1×1×1 buffer.
+        let info = |b: &ModelBuilder, buf: u32| b.buffer_info(buf).ok_or(ExportError::UnknownBuffer(buf));
+        let bi = |s: Src| info(&b, id(s, &ids));
         match node {
             Node::Conv { name, bn, input: src, kernel, stride, padding, relu, .. } => {
                 let f = fold_conv(&t, name, bn);
@@ -155,7 +160,7 @@ pub fn export_with(
                     return Err(ExportError::FoldOverflow { conv: name.clone(), bn: bn.clone() });
                 }
                 let (k, s, p) = (*kernel as u32, *stride as u32, *padding as u32);
-                let (x, y) = (bi(*src), b.buffer_info(out).unwrap_or(Buffer::f32(1, 1, 1)));
+                let (x, y) = (bi(*src)?, info(&b, out)?);
                 let enc = quantize::layer(&f, &x, &y, q.is_some());
                 let op = Op::Conv2d(Conv2d {
                     input: id(*src, &ids),
@@ -171,7 +176,7 @@ pub fn export_with(
             Node::Dense { name, input: src, .. } => {
                 let (shape, w) = &t[&format!("{name}.weight")];
                 let f = Folded { weights: w.clone(), bias: t[&format!("{name}.bias")].1.clone(), out: shape[0] };
-                let (x, y) = (bi(*src), b.buffer_info(out).unwrap_or(Buffer::f32(1, 1, 1)));
+                let (x, y) = (bi(*src)?, info(&b, out)?);
                 let enc = quantize::layer(&f, &x, &y, q.is_some());
                 b.push(&Op::Dense(Dense { input: id(*src, &ids), output: out, relu: false, params: enc.params() }))?;
             }
@@ -193,10 +198,10 @@ pub fn export_with(
                 b.push(&Op::GlobalAvgPool(Unary { input: id(*src, &ids), output: out }))?
             }
             Node::Add { a, b: bb, relu } => {
-                let quant = q.as_ref().map(|_| {
-                    let y = b.buffer_info(out).unwrap_or(Buffer::f32(1, 1, 1));
-                    quantize::add(&bi(*a), &bi(*bb), &y)
-                });
+                let quant = match q {
+                    Some(_) => Some(quantize::add(&bi(*a)?, &bi(*bb)?, &info(&b, out)?)),
+                    None => None,
+                };
                 b.push(&Op::Add(Add { a: id(*a, &ids), b: id(*bb, &ids), output: out, relu: *relu, quant }))?;
             }
             Node::ChannelPlace { input: src, stride, channels, .. } => {
