@@ -105,3 +105,79 @@ fn pretrained_resnet20_f32_matches_burn_within_1e4() {
         }
     }
 }
+
+/// The Python that has onnxruntime: `PARE_PYTHON`, the cached PyTorch venv, or `python3`;
+/// `None` after a loud skip message.
+fn onnx_python() -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("PARE_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/pare")));
+    let candidates = std::env::var_os("PARE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(cache.map(|c| c.join("torch-venv/bin/python")))
+        .chain([std::path::PathBuf::from("python3")]);
+    for p in candidates {
+        let ok = std::process::Command::new(&p).args(["-c", "import onnxruntime, numpy"]).output();
+        if ok.is_ok_and(|o| o.status.success()) {
+            return Some(p);
+        }
+    }
+    eprintln!("\n!!!!!!!! SKIPPED: no Python with onnxruntime (pip install onnxruntime, or set PARE_PYTHON): the ONNX export is not checked !!!!!!!!\n");
+    None
+}
+
+#[test]
+fn onnx_export_runs_in_onnxruntime_with_pares_logits() {
+    let Some(python) = onnx_python() else { return };
+    let device = Device::flex();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/onnx_check.py");
+    let dir = tempfile::tempdir().unwrap();
+    // Every node kind: max pools (tiny), an average pool (resnet8), option-A channel placements
+    // with dropped channels (a pruned resnet20), a padded pool and a 7×7/2 stem (resnet18 at 64).
+    let r20 = random_net("resnet20", 5, &device);
+    let groups = pare::prune::groups::Groups::of(&r20.arch).unwrap();
+    let mut keep = groups.keep_all();
+    for s in groups.prunable(false) {
+        keep[s] = (0..keep[s].len()).filter(|c| c % 3 != 1).collect();
+    }
+    let pruned = pare::prune::surgery::prune(&r20, &groups, &keep, &device).unwrap();
+    device.seed(11);
+    let r18 = pare::model::Net::init(&pare::model::zoo::for_input("resnet18", 102, 64).unwrap(), &device).unwrap();
+    for (label, net) in [
+        ("tiny", random_net("tiny", 3, &device)),
+        ("resnet8", random_net("resnet8", 4, &device)),
+        ("pruned resnet20", pruned),
+        ("resnet18@64", r18),
+    ] {
+        let [c, h, w] = [net.arch.input.c, net.arch.input.h, net.arch.input.w];
+        let n = 6;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        let ds = pare::data::Dataset {
+            images: (0..n * c * h * w).map(|_| rng.random()).collect(),
+            labels: vec![0; n],
+            shape: [c, h, w],
+            classes: 10,
+            source: "random".into(),
+            class_names: vec![],
+        };
+        let idx: Vec<usize> = (0..n).collect();
+        let (x, _) = pare::data::batch::<rand::rngs::StdRng>(&ds, &idx, &net.arch.mean, &net.arch.std, None, &device);
+        let xs: Vec<f32> = x.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+        let want = pare::train::logits(&net, &ds, n, &device);
+        let k = want[0].len();
+        let (mf, xf, yf) = (dir.path().join("m.onnx"), dir.path().join("x.f32"), dir.path().join("y.f32"));
+        std::fs::write(&mf, pare::export::onnx::export_onnx(&net).unwrap()).unwrap();
+        std::fs::write(&xf, xs.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+        std::fs::write(&yf, want.concat().iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+        let dims = [n, c, h, w, k].map(|d| d.to_string());
+        let out = std::process::Command::new(&python).arg(&script).args([&mf, &xf, &yf]).args(&dims).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{label}: {text}");
+        let rel: f64 = text.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("max_rel");
+        eprintln!("{label}: onnxruntime vs pare {text}");
+        assert!(rel < 1e-5, "{label}: relative difference {rel}");
+        assert!(text.contains(&format!("argmax_agree {n}/{n}")), "{label}: {text}");
+    }
+}

@@ -25,12 +25,31 @@ pub struct ExportArgs {
     /// Output file.
     #[arg(long, short, default_value = "model.pare")]
     pub out: PathBuf,
+    /// `pare` (the board's format) or `onnx` (f32, opset 13, for PyTorch/onnxruntime/TF
+    /// tooling; the input is the normalised NCHW image, `pare.mean`/`pare.std` in the file's
+    /// metadata) [default: onnx when --out ends in .onnx, else pare].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// What `pare export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Pare,
+    Onnx,
 }
 
 pub fn run(a: ExportArgs) -> anyhow::Result<()> {
     super::common::check_out(&a.out, false)?;
     let device = a.model.device.device()?;
     let (net, meta) = a.model.load_with_metadata(&device)?;
+    let onnx = a.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+    if a.format.unwrap_or(if onnx { Format::Onnx } else { Format::Pare }) == Format::Onnx {
+        let bytes = crate::export::onnx::export_onnx(&net)?;
+        crate::atomic::write(&a.out, &bytes)?;
+        println!("wrote {}: {} bytes, ONNX opset 13, f32", a.out.display(), bytes.len());
+        return Ok(());
+    }
     let calib = match a.quant {
         Quant::F32 => None,
         Quant::Int8 => {

@@ -4,6 +4,7 @@
 //! padding happens in normalised space exactly as in training.
 
 mod calibrate;
+pub mod onnx;
 mod quantize;
 
 pub use calibrate::{calibrate, Calibration, Ranges};
