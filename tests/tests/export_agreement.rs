@@ -164,7 +164,7 @@ fn onnx_export_runs_in_onnxruntime_with_pares_logits() {
         };
         let idx: Vec<usize> = (0..n).collect();
         let (x, _) = pare::data::batch::<rand::rngs::StdRng>(&ds, &idx, &net.arch.mean, &net.arch.std, None, &device);
-        let xs: Vec<f32> = x.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+        let xs: Vec<f32> = x.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
         let want = pare::train::logits(&net, &ds, n, &device);
         let k = want[0].len();
         let (mf, xf, yf) = (dir.path().join("m.onnx"), dir.path().join("x.f32"), dir.path().join("y.f32"));
