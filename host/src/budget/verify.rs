@@ -79,12 +79,17 @@ impl Verification {
         let ok = |v: Option<u64>, m: u64| v.map_or("–", |v| if m <= v { "yes" } else { "**no**" });
         let mut s = format!("\n## Board budget on {}\n\n", self.board);
         s += "| budget | limit | predicted | measured | holds |\n|---|---:|---:|---:|---|\n";
+        // Without a latency budget there is no latency model: measured only.
+        let modelled = self.max_latency.is_some();
+        let predicted = if modelled {
+            format!("{:.0} ({:+.2} %)", self.predicted_latency, 100.0 * self.latency_error())
+        } else {
+            "–".into()
+        };
         s += &format!(
-            "| latency ({}) | {} | {:.0} ({:+.2} %) | {} | {} |\n",
+            "| latency ({}) | {} | {predicted} | {} | {} |\n",
             self.unit,
             lim(self.max_latency),
-            self.predicted_latency,
-            100.0 * self.latency_error(),
             self.measured_latency,
             ok(self.max_latency, self.measured_latency)
         );
@@ -105,8 +110,12 @@ impl Verification {
         s += "\n| step | kind | predicted | measured | error |\n|---:|---|---:|---:|---:|\n";
         for (i, (k, p, m)) in self.steps.iter().enumerate() {
             let step = if i == 0 { "–".to_string() } else { (i - 1).to_string() };
-            let e = 100.0 * (p - *m as f64) / (*m as f64).max(1.0);
-            s += &format!("| {step} | {k} | {p:.0} | {m} | {e:+.2} % |\n");
+            let (p, e) = if modelled {
+                (format!("{p:.0}"), format!("{:+.2} %", 100.0 * (p - *m as f64) / (*m as f64).max(1.0)))
+            } else {
+                ("–".into(), "–".into())
+            };
+            s += &format!("| {step} | {k} | {p} | {m} | {e} |\n");
         }
         s
     }
