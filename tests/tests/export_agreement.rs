@@ -127,14 +127,47 @@ fn onnx_python() -> Option<std::path::PathBuf> {
     None
 }
 
-#[test]
-fn onnx_export_runs_in_onnxruntime_with_pares_logits() {
-    let Some(python) = onnx_python() else { return };
+/// Runs `net`'s ONNX export in onnxruntime on random images and compares with pare's logits.
+fn ort_check(python: &std::path::Path, net: &pare::model::Net, label: &str) {
+    use rand::{Rng, SeedableRng};
     let device = Device::flex();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/onnx_check.py");
     let dir = tempfile::tempdir().unwrap();
-    // Every node kind: max pools (tiny), an average pool (resnet8), option-A channel placements
-    // with dropped channels (a pruned resnet20), a padded pool and a 7×7/2 stem (resnet18 at 64).
+    let [c, h, w] = [net.arch.input.c, net.arch.input.h, net.arch.input.w];
+    let n = 6;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let ds = pare::data::Dataset {
+        images: (0..n * c * h * w).map(|_| rng.random()).collect(),
+        labels: vec![0; n],
+        shape: [c, h, w],
+        classes: 10,
+        source: "random".into(),
+        class_names: vec![],
+    };
+    let idx: Vec<usize> = (0..n).collect();
+    let (x, _) = pare::data::batch::<rand::rngs::StdRng>(&ds, &idx, &net.arch.mean, &net.arch.std, None, &device);
+    let xs: Vec<f32> = x.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let want = pare::train::logits(net, &ds, n, &device);
+    let k = want[0].len();
+    let (mf, xf, yf) = (dir.path().join("m.onnx"), dir.path().join("x.f32"), dir.path().join("y.f32"));
+    std::fs::write(&mf, pare::export::onnx::export_onnx(net).unwrap()).unwrap();
+    std::fs::write(&xf, xs.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(&yf, want.concat().iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let dims = [n, c, h, w, k].map(|d| d.to_string());
+    let out = std::process::Command::new(python).arg(&script).args([&mf, &xf, &yf]).args(&dims).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{label}: {text}");
+    let rel: f64 = text.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("max_rel");
+    eprintln!("{label}: onnxruntime vs pare {text}");
+    assert!(rel < 1e-5, "{label}: relative difference {rel}");
+    assert!(text.contains(&format!("argmax_agree {n}/{n}")), "{label}: {text}");
+}
+
+/// Models with every node kind: max pools (tiny), an average pool (resnet8), option-A channel
+/// placements with dropped channels (a pruned resnet20), a padded pool and a 7×7/2 stem
+/// (resnet18 at 64).
+fn every_kind() -> Vec<(&'static str, pare::model::Net)> {
+    let device = Device::flex();
     let r20 = random_net("resnet20", 5, &device);
     let groups = pare::prune::groups::Groups::of(&r20.arch).unwrap();
     let mut keep = groups.keep_all();
@@ -144,40 +177,64 @@ fn onnx_export_runs_in_onnxruntime_with_pares_logits() {
     let pruned = pare::prune::surgery::prune(&r20, &groups, &keep, &device).unwrap();
     device.seed(11);
     let r18 = pare::model::Net::init(&pare::model::zoo::for_input("resnet18", 102, 64).unwrap(), &device).unwrap();
-    for (label, net) in [
+    vec![
         ("tiny", random_net("tiny", 3, &device)),
         ("resnet8", random_net("resnet8", 4, &device)),
         ("pruned resnet20", pruned),
         ("resnet18@64", r18),
-    ] {
-        let [c, h, w] = [net.arch.input.c, net.arch.input.h, net.arch.input.w];
-        let n = 6;
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
-        let ds = pare::data::Dataset {
-            images: (0..n * c * h * w).map(|_| rng.random()).collect(),
-            labels: vec![0; n],
-            shape: [c, h, w],
-            classes: 10,
-            source: "random".into(),
-            class_names: vec![],
-        };
-        let idx: Vec<usize> = (0..n).collect();
-        let (x, _) = pare::data::batch::<rand::rngs::StdRng>(&ds, &idx, &net.arch.mean, &net.arch.std, None, &device);
-        let xs: Vec<f32> = x.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
-        let want = pare::train::logits(&net, &ds, n, &device);
-        let k = want[0].len();
-        let (mf, xf, yf) = (dir.path().join("m.onnx"), dir.path().join("x.f32"), dir.path().join("y.f32"));
-        std::fs::write(&mf, pare::export::onnx::export_onnx(&net).unwrap()).unwrap();
-        std::fs::write(&xf, xs.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-        std::fs::write(&yf, want.concat().iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-        let dims = [n, c, h, w, k].map(|d| d.to_string());
-        let out = std::process::Command::new(&python).arg(&script).args([&mf, &xf, &yf]).args(&dims).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{label}: {text}");
-        let rel: f64 = text.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("max_rel");
-        eprintln!("{label}: onnxruntime vs pare {text}");
-        assert!(rel < 1e-5, "{label}: relative difference {rel}");
-        assert!(text.contains(&format!("argmax_agree {n}/{n}")), "{label}: {text}");
+    ]
+}
+
+#[test]
+fn onnx_export_runs_in_onnxruntime_with_pares_logits() {
+    let Some(python) = onnx_python() else { return };
+    for (label, net) in every_kind() {
+        ort_check(&python, &net, label);
     }
+}
+
+#[test]
+fn onnx_round_trip_imports_the_same_model_and_prunes_on() {
+    let device = Device::flex();
+    for (label, net) in every_kind() {
+        let bytes = pare::export::onnx::export_onnx(&net).unwrap();
+        let back = pare::model::onnx::import(&bytes, &device).unwrap();
+        // The same graph, names and normalisation (labels are not in ONNX).
+        assert_eq!(
+            (&back.arch.nodes, back.arch.input, &back.arch.mean, &back.arch.std),
+            (&net.arch.nodes, net.arch.input, &net.arch.mean, &net.arch.std),
+            "{label}"
+        );
+        let ds = load("synthetic", "test").unwrap().take(4);
+        if net.arch.input.h == 32 {
+            let (a, b) = (pare::train::logits(&net, &ds, 4, &device), pare::train::logits(&back, &ds, 4, &device));
+            assert_eq!(a, b, "{label}: the imported weights are the exported ones");
+        }
+    }
+    // Import → prune → export ONNX → onnxruntime agrees with pare.
+    let Some(python) = onnx_python() else { return };
+    let (_, r8) = every_kind().swap_remove(1);
+    let imported = pare::model::onnx::import(&pare::export::onnx::export_onnx(&r8).unwrap(), &device).unwrap();
+    let groups = pare::prune::groups::Groups::of(&imported.arch).unwrap();
+    let mut keep = groups.keep_all();
+    for s in groups.prunable(false) {
+        keep[s] = (0..keep[s].len()).filter(|c| c % 2 == 0).collect();
+    }
+    let pruned = pare::prune::surgery::prune(&imported, &groups, &keep, &device).unwrap();
+    ort_check(&python, &pruned, "imported resnet8, pruned");
+}
+
+#[test]
+fn onnx_import_refuses_an_unsupported_op_by_name_and_position() {
+    // tiny's export with its first Relu turned into a Tanh (same length, so the protobuf stays
+    // valid): refused, naming the op, the node and its index.
+    let net = random_net("tiny", 3, &Device::flex());
+    let mut bytes = pare::export::onnx::export_onnx(&net).unwrap();
+    let op = [0x22u8, 4, b'R', b'e', b'l', b'u'];
+    let at = bytes.windows(6).position(|w| w == op).unwrap();
+    bytes[at + 2..at + 6].copy_from_slice(b"Tanh");
+    let e = pare::model::onnx::import_arch(&bytes).unwrap_err().to_string();
+    assert!(e.contains("Tanh") && e.contains("conv1.relu") && e.contains("node 2"), "{e}");
+    // Not ONNX at all.
+    assert!(pare::model::onnx::import_arch(b"\xff\xff\xff").is_err());
 }

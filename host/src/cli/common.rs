@@ -185,6 +185,15 @@ impl ModelArgs {
     }
 
     fn load_raw(&self, device: &Device) -> anyhow::Result<(Net, weights::CheckpointMeta)> {
+        if let Some(path) =
+            self.weights.as_ref().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")))
+        {
+            // The graph is the architecture: --model is not needed (and not checked).
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let net =
+                crate::model::onnx::import(&bytes, device).with_context(|| format!("importing {}", path.display()))?;
+            return Ok((net, weights::CheckpointMeta::default()));
+        }
         match (&self.model, &self.weights) {
             (model, Some(path)) => {
                 let fallback = model.as_deref().map(zoo_arch).transpose()?;

@@ -3,6 +3,7 @@
 
 mod arch;
 mod net;
+pub mod onnx;
 pub mod weights;
 pub mod zoo;
 
