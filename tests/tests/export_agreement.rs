@@ -238,3 +238,54 @@ fn onnx_import_refuses_an_unsupported_op_by_name_and_position() {
     // Not ONNX at all.
     assert!(pare::model::onnx::import_arch(b"\xff\xff\xff").is_err());
 }
+
+#[test]
+fn pytorch_exported_resnet20_imports_to_the_builtin_models_logits() {
+    // The pretrained ResNet-20 exported by PyTorch's own exporter, with and without constant
+    // folding (BatchNorm folded into conv biases; the option-A pads computed by integer
+    // subgraphs), imports to logits within 1e-4 of pare's built-in resnet20 on 50 CIFAR images.
+    let Some(shared) = shared("models/resnet-cifar10") else { return };
+    let python = std::env::var_os("PARE_PYTHON").map(std::path::PathBuf::from).or_else(|| {
+        let cache = std::env::var_os("PARE_CACHE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/pare")))?;
+        Some(cache.join("torch-venv/bin/python"))
+    });
+    let has_torch = python.as_ref().is_some_and(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import torch, onnx, safetensors"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let (Some(python), true) = (python, has_torch) else {
+        eprintln!("\n!!!!!!!! SKIPPED: no Python with torch and onnx (set PARE_PYTHON): the PyTorch-exported ONNX import is not checked !!!!!!!!\n");
+        return;
+    };
+    let device = Device::flex();
+    let weights = shared.join("models/resnet-cifar10/resnet20.safetensors");
+    let builtin =
+        pare::model::weights::load_weights(&pare::model::zoo::resnet_cifar(20, 10), &weights, &device).unwrap();
+    let ds = load(shared.join("data/cifar10").to_str().unwrap(), "test_lossless").unwrap().take(50);
+    let want = pare::train::logits(&builtin, &ds, 50, &device);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/onnx_from_pytorch.py");
+    let dir = tempfile::tempdir().unwrap();
+    for mode in ["fold", "nofold"] {
+        let onnx = dir.path().join(format!("r20-{mode}.onnx"));
+        let out = std::process::Command::new(&python).arg(&script).arg(&onnx).arg(mode).arg(&weights).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut net = pare::model::onnx::import(&std::fs::read(&onnx).unwrap(), &device).unwrap();
+        // The README's normalisation (ImageNet statistics), as a user passes --mean/--std.
+        net.arch.mean = vec![0.485, 0.456, 0.406];
+        net.arch.std = vec![0.229, 0.224, 0.225];
+        let got = pare::train::logits(&net, &ds, 50, &device);
+        let (mut diff, mut scale) = (0f32, 0f32);
+        for (a, b) in got.iter().zip(&want) {
+            for (x, y) in a.iter().zip(b) {
+                diff = diff.max((x - y).abs());
+                scale = scale.max(y.abs());
+            }
+        }
+        eprintln!("PyTorch export ({mode}) imported: max |Δlogit| {diff:.2e} of {scale:.2}");
+        assert!(diff <= 1e-4 * scale.max(1.0), "{mode}: logits differ by {diff}");
+    }
+}

@@ -105,6 +105,15 @@ pub struct Arch {
 impl Arch {
     /// Output shape of every node, checking that the graph is well formed.
     pub fn shapes(&self) -> Result<Vec<Shape>, String> {
+        let shapes = self.shapes_so_far()?;
+        match self.nodes.last() {
+            Some(Node::Dense { .. }) => Ok(shapes),
+            _ => Err("the last node must be the linear classifier".into()),
+        }
+    }
+
+    /// Output shape of every node of a graph still being built (no classifier required).
+    pub fn shapes_so_far(&self) -> Result<Vec<Shape>, String> {
         let mut shapes: Vec<Shape> = Vec::with_capacity(self.nodes.len());
         let get = |s: Src, shapes: &Vec<Shape>, i: usize| -> Result<Shape, String> {
             match s {
@@ -169,10 +178,7 @@ impl Arch {
             };
             shapes.push(shape);
         }
-        match self.nodes.last() {
-            Some(Node::Dense { .. }) => Ok(shapes),
-            _ => Err("the last node must be the linear classifier".into()),
-        }
+        Ok(shapes)
     }
 
     /// Input channels of every node.

@@ -123,6 +123,8 @@ struct OnnxNode {
     outputs: Vec<String>,
     ints: BTreeMap<String, Vec<i64>>,
     floats: BTreeMap<String, f32>,
+    tensors: BTreeMap<String, Const>,
+    strings: BTreeMap<String, String>,
 }
 
 fn parse_node(b: &[u8]) -> Result<OnnxNode, OnnxError> {
@@ -134,6 +136,8 @@ fn parse_node(b: &[u8]) -> Result<OnnxNode, OnnxError> {
         outputs: strs(&f, 2),
         ints: BTreeMap::new(),
         floats: BTreeMap::new(),
+        tensors: BTreeMap::new(),
+        strings: BTreeMap::new(),
     };
     for a in msgs(&f, 5) {
         let af = fields(a)?;
@@ -144,10 +148,217 @@ fn parse_node(b: &[u8]) -> Result<OnnxNode, OnnxError> {
             n.ints.insert(name.clone(), i);
         }
         if let Some(Val::Fixed32(x)) = af.iter().find(|(k, _)| *k == 2).map(|(_, v)| v.clone()) {
-            n.floats.insert(name, f32::from_bits(x));
+            n.floats.insert(name.clone(), f32::from_bits(x));
+        }
+        if let Some(t) = msgs(&af, 5).first() {
+            n.tensors.insert(name.clone(), parse_any(t)?.1);
+        }
+        if let Some(text) = strs(&af, 4).first() {
+            n.strings.insert(name, text.clone());
         }
     }
     Ok(n)
+}
+
+/// A tensor of any numeric type as f64 values (integers exact to 2^53): constants and the
+/// integer subgraphs exporters compute shapes and pads with.
+#[derive(Debug, Clone, PartialEq)]
+struct Const {
+    dims: Vec<usize>,
+    v: Vec<f64>,
+}
+
+fn parse_any(b: &[u8]) -> Result<(String, Const), OnnxError> {
+    let f = fields(b)?;
+    let name = strs(&f, 8).concat();
+    let dims: Vec<usize> = ints(&f, 1).iter().map(|&d| d.max(0) as usize).collect();
+    let dtype = ints(&f, 2).first().copied().unwrap_or(0);
+    let raw = msgs(&f, 9).first().copied();
+    let v: Vec<f64> = match (dtype, raw) {
+        (1, Some(r)) => r.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
+        (7, Some(r)) => r
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f64)
+            .collect(),
+        (6, Some(r)) => r.chunks_exact(4).map(|c| f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
+        (1, None) => parse_tensor(b)?.2.iter().map(|&x| f64::from(x)).collect(),
+        (7, None) => ints(&f, 7).iter().map(|&x| x as f64).collect(),
+        (6, None) => ints(&f, 5).iter().map(|&x| x as f64).collect(),
+        _ => return Err(OnnxError::Graph(format!("tensor `{name}`: data type {dtype} is not supported"))),
+    };
+    if v.len() != dims.iter().product::<usize>() {
+        return Err(OnnxError::Graph(format!("tensor `{name}`: {} values for shape {dims:?}", v.len())));
+    }
+    Ok((name, Const { dims, v }))
+}
+
+/// Row-major strides of `dims`.
+fn strides(dims: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * dims[i + 1];
+    }
+    s
+}
+
+/// Evaluates a node whose inputs are all constants: the integer subgraphs exporters emit for
+/// shapes and pads (PyTorch computes `F.pad`'s amounts this way). `None`: not foldable.
+fn eval(n: &OnnxNode, c: &[&Const]) -> Option<Const> {
+    let scalar = |x: f64| Const { dims: vec![], v: vec![x] };
+    let arg = |i: usize| c.get(i).copied();
+    let list = |i: usize| arg(i).map(|t| t.v.iter().map(|&x| x as i64).collect::<Vec<i64>>());
+    Some(match n.op.as_str() {
+        "Constant" => {
+            n.tensors.get("value").cloned().or_else(|| n.floats.get("value_float").map(|&x| scalar(f64::from(x))))?
+        }
+        "Identity" | "Cast" => arg(0)?.clone(),
+        "Shape" => {
+            let t = arg(0)?;
+            Const { dims: vec![t.dims.len()], v: t.dims.iter().map(|&d| d as f64).collect() }
+        }
+        "ConstantOfShape" => {
+            let dims: Vec<usize> = arg(0)?.v.iter().map(|&x| x.max(0.0) as usize).collect();
+            let fill = n.tensors.get("value").and_then(|t| t.v.first().copied()).unwrap_or(0.0);
+            Const { v: vec![fill; dims.iter().product()], dims }
+        }
+        "Concat" => {
+            let v: Vec<f64> = c.iter().flat_map(|t| t.v.iter().copied()).collect();
+            (c.iter().all(|t| t.dims.len() <= 1)).then_some(())?;
+            Const { dims: vec![v.len()], v }
+        }
+        "Reshape" => {
+            let t = arg(0)?;
+            let want = list(1)?;
+            let known: usize = want
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| {
+                    if d == 0 {
+                        t.dims.get(i).copied().unwrap_or(1)
+                    } else if d < 0 {
+                        1
+                    } else {
+                        d as usize
+                    }
+                })
+                .product();
+            let dims: Vec<usize> = want
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| {
+                    if d == 0 {
+                        t.dims.get(i).copied().unwrap_or(1)
+                    } else if d < 0 {
+                        t.v.len() / known.max(1)
+                    } else {
+                        d as usize
+                    }
+                })
+                .collect();
+            (dims.iter().product::<usize>() == t.v.len()).then_some(())?;
+            Const { dims, v: t.v.clone() }
+        }
+        "Unsqueeze" => {
+            let t = arg(0)?;
+            let mut axes = n.ints.get("axes").cloned().or_else(|| list(1))?;
+            let rank = (t.dims.len() + axes.len()) as i64;
+            axes.iter_mut().for_each(|a| *a = if *a < 0 { *a + rank } else { *a });
+            axes.sort();
+            let mut dims = t.dims.clone();
+            for a in axes {
+                dims.insert((a as usize).min(dims.len()), 1);
+            }
+            Const { dims, v: t.v.clone() }
+        }
+        "Gather" => {
+            let (t, idx) = (arg(0)?, arg(1)?);
+            (t.dims.len() == 1 && n.ints.get("axis").is_none_or(|a| a == &[0])).then_some(())?;
+            let v: Vec<f64> = idx
+                .v
+                .iter()
+                .map(|&i| {
+                    let i = if i < 0.0 { i + t.v.len() as f64 } else { i };
+                    t.v.get(i as usize).copied()
+                })
+                .collect::<Option<_>>()?;
+            Const { dims: idx.dims.clone(), v }
+        }
+        "Add" | "Sub" | "Mul" | "Div" => {
+            let (a, b) = (arg(0)?, arg(1)?);
+            let (long, n_out) = if a.v.len() >= b.v.len() { (a, a.v.len()) } else { (b, b.v.len()) };
+            ((a.v.len() == n_out || a.v.len() == 1) && (b.v.len() == n_out || b.v.len() == 1)).then_some(())?;
+            let at = |t: &Const, i: usize| if t.v.len() == 1 { t.v[0] } else { t.v[i] };
+            let v = (0..n_out)
+                .map(|i| {
+                    let (x, y) = (at(a, i), at(b, i));
+                    match n.op.as_str() {
+                        "Add" => x + y,
+                        "Sub" => x - y,
+                        "Mul" => x * y,
+                        _ => (x / y).trunc(),
+                    }
+                })
+                .collect();
+            Const { dims: long.dims.clone(), v }
+        }
+        "Transpose" => {
+            let t = arg(0)?;
+            let perm: Vec<usize> = n
+                .ints
+                .get("perm")
+                .map_or_else(|| (0..t.dims.len()).rev().collect(), |p| p.iter().map(|&x| x as usize).collect());
+            let dims: Vec<usize> = perm.iter().map(|&p| t.dims.get(p).copied()).collect::<Option<_>>()?;
+            let (src_st, out_st) = (strides(&t.dims), strides(&dims));
+            let mut v = vec![0.0; t.v.len()];
+            for (o, slot) in v.iter_mut().enumerate() {
+                let mut from = 0;
+                for (k, &p) in perm.iter().enumerate() {
+                    from += (o / out_st[k] % dims[k]) * src_st[p];
+                }
+                *slot = t.v[from];
+            }
+            Const { dims, v }
+        }
+        "Slice" => {
+            let t = arg(0)?;
+            let (starts, ends) = (list(1)?, list(2)?);
+            let rank = t.dims.len() as i64;
+            let axes = list(3).unwrap_or_else(|| (0..starts.len() as i64).collect());
+            let steps = list(4).unwrap_or_else(|| vec![1; starts.len()]);
+            // Per axis: the indices kept (numpy semantics, negative steps included).
+            let mut keep: Vec<Vec<usize>> = t.dims.iter().map(|&d| (0..d).collect()).collect();
+            for (((&s, &e), &a), &st) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
+                let a = if a < 0 { a + rank } else { a } as usize;
+                let d = *t.dims.get(a)? as i64;
+                (st != 0).then_some(())?;
+                let clamp = |x: i64, lo: i64, hi: i64| if x < 0 { (x + d).max(lo) } else { x.min(hi) };
+                let idx: Vec<usize> = if st > 0 {
+                    let (s, e) = (clamp(s, 0, d), clamp(e, 0, d));
+                    (s..e).step_by(st as usize).map(|i| i as usize).collect()
+                } else {
+                    let (s, e) = (clamp(s, -1, d - 1), clamp(e, -1, d - 1));
+                    let mut v = vec![];
+                    let mut i = s;
+                    while i > e {
+                        v.push(i as usize);
+                        i += st;
+                    }
+                    v
+                };
+                keep[a] = idx;
+            }
+            let dims: Vec<usize> = keep.iter().map(Vec::len).collect();
+            let st = strides(&t.dims);
+            let out_st = strides(&dims);
+            let total: usize = dims.iter().product();
+            let v = (0..total)
+                .map(|o| (0..dims.len()).map(|k| keep[k][o / out_st[k] % dims[k]] * st[k]).sum::<usize>())
+                .map(|i| t.v[i])
+                .collect();
+            Const { dims, v }
+        }
+        _ => return None,
+    })
 }
 
 /// A float initializer: dims and values (raw_data or float_data).
@@ -193,9 +404,14 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
         meta.insert(strs(&pf, 1).concat(), strs(&pf, 2).concat());
     }
     let mut init: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
+    // Every initializer as a constant too (integer ones feed shape and pad subgraphs).
+    let mut consts: BTreeMap<String, Const> = BTreeMap::new();
     for t in msgs(&graph, 5) {
-        let (name, dims, values) = parse_tensor(t)?;
-        init.insert(name, (dims, values));
+        let (name, c) = parse_any(t)?;
+        if let Ok((_, dims, values)) = parse_tensor(t) {
+            init.insert(name.clone(), (dims, values));
+        }
+        consts.insert(name, c);
     }
     let nodes: Vec<OnnxNode> = msgs(&graph, 1).into_iter().map(parse_node).collect::<Result<_, _>>()?;
     // The graph input that is not an initializer, and its NCHW shape.
@@ -239,6 +455,9 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
     // Which pare source each ONNX value name is.
     let mut src: BTreeMap<String, Src> = BTreeMap::from([(input.0.clone(), Src::Input)]);
     let mut used = vec![false; nodes.len()];
+    // Activations subsampled by Slice nodes (steps on H/W) waiting for their Pad: value name →
+    // (source, stride along H, stride along W).
+    let mut pending: BTreeMap<String, (Src, usize, usize)> = BTreeMap::new();
     let consumers = |name: &str| -> Vec<usize> {
         nodes.iter().enumerate().filter(|(_, n)| n.inputs.iter().any(|i| i == name)).map(|(i, _)| i).collect()
     };
@@ -272,16 +491,99 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
             }
         };
         let out = n.outputs.first().cloned().unwrap_or_default();
+        // Constant subgraphs fold to numbers (a Shape of an activation reads its known shape).
+        let ins: Option<Vec<&Const>> = n.inputs.iter().filter(|x| !x.is_empty()).map(|x| consts.get(x)).collect();
+        if let Some(v) = ins.and_then(|cs| eval(n, &cs)) {
+            consts.insert(out, v);
+            continue;
+        }
+        if n.op == "Shape" {
+            if let Some(&s) = n.inputs.first().and_then(|x| src.get(x)) {
+                let shape = match s {
+                    Src::Input => arch.input,
+                    Src::Node(j) => arch.shapes_so_far().map_err(OnnxError::Graph)?[j],
+                };
+                consts
+                    .insert(out, Const { dims: vec![4], v: vec![1.0, shape.c as f64, shape.h as f64, shape.w as f64] });
+                continue;
+            }
+        }
+        let konst = |k: usize| -> Result<Vec<i64>, OnnxError> {
+            n.inputs
+                .get(k)
+                .and_then(|x| consts.get(x))
+                .map(|c| c.v.iter().map(|&x| x as i64).collect())
+                .ok_or_else(|| unsupported(&format!("input {k} is not a constant")))
+        };
         let node = match n.op.as_str() {
+            "Slice" => {
+                // x[:, :, ::s, ::t] on an activation: a subsampling, placed by the Pad after it.
+                let data = n.inputs.first().cloned().unwrap_or_default();
+                let (base, mut sh, mut sw) = match (pending.get(&data), src.get(&data)) {
+                    (Some(&p), _) => p,
+                    (None, Some(&s)) => (s, 1, 1),
+                    _ => return Err(unsupported("slices only an activation")),
+                };
+                let (starts, ends, axes) = (konst(1)?, konst(2)?, konst(3)?);
+                let steps = if n.inputs.len() > 4 { konst(4)? } else { vec![1; axes.len()] };
+                for (((&s, &e), &a), &st) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
+                    let whole = s == 0 && e >= i64::from(i32::MAX);
+                    match (a, whole, st) {
+                        (2 | -2, true, 1..) => sh *= st as usize,
+                        (3 | -1, true, 1..) => sw *= st as usize,
+                        _ => {
+                            return Err(unsupported(
+                                "only whole-axis strided slices of height and width (x[:, :, ::s, ::s]) are supported",
+                            ))
+                        }
+                    }
+                }
+                pending.insert(out, (base, sh, sw));
+                continue;
+            }
+            "Pad" => {
+                // Zero channels on both sides of a (subsampled) activation: a channel placement.
+                let data = n.inputs.first().cloned().unwrap_or_default();
+                let (base, sh, sw) = match (pending.get(&data), src.get(&data)) {
+                    (Some(&p), _) => p,
+                    (None, Some(&s)) => (s, 1, 1),
+                    _ => return Err(unsupported("pads only an activation")),
+                };
+                let pads = konst(1)?;
+                let value = if n.inputs.len() > 2 && !n.inputs[2].is_empty() { konst(2)? } else { vec![0] };
+                let mode = n.strings.get("mode").map_or("constant", String::as_str);
+                let [0, c0, 0, 0, 0, c1, 0, 0] = pads[..] else {
+                    return Err(unsupported("only zero padding of the channel axis is supported (spatial padding belongs to a conv or pool)"));
+                };
+                if mode != "constant" || value.iter().any(|&v| v != 0) || sh != sw || c0 < 0 || c1 < 0 {
+                    return Err(unsupported(
+                        "only constant-zero channel padding after an equal H/W subsampling is supported",
+                    ));
+                }
+                let ci = match base {
+                    Src::Input => arch.input.c,
+                    Src::Node(j) => arch.shapes_so_far().map_err(OnnxError::Graph)?[j].c,
+                };
+                let (c0, c1) = (c0 as usize, c1 as usize);
+                Node::ChannelPlace {
+                    input: base,
+                    stride: sh,
+                    out: ci + c0 + c1,
+                    channels: (0..ci).map(|c| Some(c + c0)).collect(),
+                }
+            }
             "Conv" => {
                 let (wshape, w) = n
                     .inputs
                     .get(1)
                     .and_then(|x| init.get(x))
                     .ok_or_else(|| unsupported("weights are not an initializer"))?;
-                if n.inputs.len() > 2 {
-                    return Err(unsupported("a conv bias is not expressible yet (pare convs carry a BatchNorm)"));
-                }
+                let bias = n
+                    .inputs
+                    .get(2)
+                    .filter(|b| !b.is_empty())
+                    .map(|b| init.get(b).ok_or_else(|| unsupported("the bias is not an initializer")))
+                    .transpose()?;
                 if n.ints.get("group").is_some_and(|g| g.first() != Some(&1))
                     || n.ints.get("dilations").is_some_and(|d| d.iter().any(|&x| x != 1))
                 {
@@ -293,7 +595,49 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
                     single("pads", 0)?,
                 );
                 let [o, ci] = [wshape[0], wshape.get(1).copied().unwrap_or(0)];
-                match only_consumer(&out, "BatchNormalization") {
+                let bn_next = only_consumer(&out, "BatchNormalization");
+                if bias.is_some() && bn_next.is_some() {
+                    return Err(unsupported("a conv with both a bias and a BatchNormalization"));
+                }
+                let one_hot = bias.is_none()
+                    && k == 1
+                    && p == 0
+                    && w.iter().all(|&x| x == 0.0 || x == 1.0)
+                    && (0..ci).all(|c| (0..o).filter(|&q| w[q * ci + c] != 0.0).count() <= 1);
+                if bn_next.is_none() && !one_hot {
+                    // A plain conv (PyTorch folds BatchNorm into the conv's bias on export): pare's
+                    // conv with an identity BatchNorm carrying the bias (γ 1, μ 0, σ² 1 − ε).
+                    let name = if n.name.is_empty() { format!("conv{i}") } else { n.name.clone() };
+                    let bn = format!("{name}.bn");
+                    tensors.insert(format!("{name}.weight"), (wshape.clone(), w.clone()));
+                    let b = bias.map_or_else(|| vec![0.0; o], |b| b.1.clone());
+                    tensors.insert(format!("{bn}.weight"), (vec![o], vec![1.0; o]));
+                    tensors.insert(format!("{bn}.bias"), (vec![o], b));
+                    tensors.insert(format!("{bn}.running_mean"), (vec![o], vec![0.0; o]));
+                    tensors.insert(format!("{bn}.running_var"), (vec![o], vec![1.0 - 1e-5; o]));
+                    let mut last = out.clone();
+                    let relu = match only_consumer(&out, "Relu") {
+                        Some(ri) => {
+                            used[ri] = true;
+                            last = nodes[ri].outputs.first().cloned().unwrap_or_default();
+                            true
+                        }
+                        None => false,
+                    };
+                    arch.nodes.push(Node::Conv {
+                        name,
+                        bn,
+                        input: get(0)?,
+                        out: o,
+                        kernel: k as usize,
+                        stride: s as usize,
+                        padding: p as usize,
+                        relu,
+                    });
+                    src.insert(last, Src::Node(arch.nodes.len() - 1));
+                    continue;
+                }
+                match bn_next {
                     Some(bi) => {
                         let b = &nodes[bi];
                         if b.floats.get("epsilon").is_some_and(|e| (e - 1e-5).abs() > 1e-9) {
@@ -335,15 +679,6 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
                     }
                     None => {
                         // A bias-free one-hot 1×1 conv: a channel placement.
-                        let one_hot = k == 1
-                            && p == 0
-                            && (0..ci).all(|c| (0..o).filter(|&q| w[q * ci + c] != 0.0).count() <= 1)
-                            && w.iter().all(|&x| x == 0.0 || x == 1.0);
-                        if !one_hot {
-                            return Err(unsupported(
-                                "a conv without a following BatchNormalization is not expressible yet",
-                            ));
-                        }
                         let channels = (0..ci).map(|c| (0..o).find(|&q| w[q * ci + c] == 1.0)).collect();
                         Node::ChannelPlace { input: get(0)?, stride: s as usize, out: o, channels }
                     }
