@@ -1,7 +1,7 @@
 """Exports the pretrained CIFAR ResNet-20 of ../shared/models/resnet-cifar10 (its README's
 definition: option-A shortcuts as x[:, :, ::2, ::2] plus channel padding) to ONNX with PyTorch's
 TorchScript exporter, the way a user would. Usage:
-  python3 bench/onnx_from_pytorch.py OUT.onnx fold|nofold [SAFETENSORS]
+  python3 bench/onnx_from_pytorch.py OUT.onnx fold|nofold [SAFETENSORS] [DEPTH]
 (`fold`: do_constant_folding=True, BatchNorm folded into conv biases; `nofold`: BatchNorm nodes
 and the pad amounts computed by Shape/Gather/Mul/Sub subgraphs). Needs torch, onnx, safetensors."""
 import sys
@@ -33,7 +33,8 @@ class R(nn.Module):
     def forward(s,x):
         x=F.relu(s.bn1(s.conv1(x))); x=s.layer3(s.layer2(s.layer1(x)))
         return s.linear(F.adaptive_avg_pool2d(x,1).flatten(1))
-m=R(); sd=load_file(sys.argv[3] if len(sys.argv) > 3 else '../shared/models/resnet-cifar10/resnet20.safetensors'); m.load_state_dict(sd, strict=False); m.eval()
+depth = int(sys.argv[4]) if len(sys.argv) > 4 else 20
+m=R((depth - 2) // 6); sd=load_file(sys.argv[3] if len(sys.argv) > 3 else '../shared/models/resnet-cifar10/resnet20.safetensors'); m.load_state_dict(sd, strict=False); m.eval()
 fold = sys.argv[2] == "fold"
 torch.onnx.export(m, torch.randn(1,3,32,32), sys.argv[1], dynamo=False, do_constant_folding=fold, input_names=["input"], output_names=["logits"], opset_version=13)
 import onnx; g=onnx.load(sys.argv[1]).graph
