@@ -17,6 +17,7 @@ fn three_layers() -> Arch {
         stride: 1,
         padding: 1,
         relu: true,
+        pads: None,
     };
     Arch {
         name: "three".into(),

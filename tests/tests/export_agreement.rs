@@ -289,3 +289,55 @@ fn pytorch_exported_resnet20_imports_to_the_builtin_models_logits() {
         assert!(diff <= 1e-4 * scale.max(1.0), "{mode}: logits differ by {diff}");
     }
 }
+
+#[test]
+fn keras_style_resnet8_from_pytorch_matches_onnxruntime() {
+    // MLPerf Tiny's ResNet-8 as Keras builds it, in PyTorch with random weights: F.pad(x,
+    // (0, 1, 0, 1)) before each stride-2 conv (asymmetric padding), 1×1 stride-2 shortcuts with
+    // bias and no BatchNorm, raw 0..255 inputs (--mean 0 --std 1/255). Exported with and without
+    // constant folding; pare's logits against onnxruntime's on 50 CIFAR images.
+    let Some(shared) = shared("data/cifar10") else { return };
+    let Some(ort) = onnx_python() else { return };
+    let has_torch =
+        std::process::Command::new(&ort).args(["-c", "import torch, onnx"]).output().is_ok_and(|o| o.status.success());
+    if !has_torch {
+        eprintln!("\n!!!!!!!! SKIPPED: the Python with onnxruntime has no torch: the Keras-style ResNet-8 is not checked !!!!!!!!\n");
+        return;
+    }
+    let device = Device::flex();
+    let ds = load(shared.join("data/cifar10").to_str().unwrap(), "test_lossless").unwrap().take(50);
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench");
+    for mode in ["fold", "nofold"] {
+        let onnx = dir.path().join(format!("k8-{mode}.onnx"));
+        let out = std::process::Command::new(&ort)
+            .arg(root.join("onnx_keras_resnet8.py"))
+            .arg(&onnx)
+            .arg(mode)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut net = pare::model::onnx::import(&std::fs::read(&onnx).unwrap(), &device).unwrap();
+        net.arch.mean = vec![0.0; 3];
+        net.arch.std = vec![1.0 / 255.0; 3];
+        // Asymmetric padding came through: the stride-2 3×3 convs pad 0 top/left, 1 bottom/right.
+        let asym = net.arch.nodes.iter().filter(|n| n.conv_pads() == Some([0, 0, 1, 1])).count();
+        assert_eq!(asym, 2, "{mode}");
+        let want = pare::train::logits(&net, &ds, 50, &device);
+        let (xf, yf) = (dir.path().join("x.f32"), dir.path().join("y.f32"));
+        let raw: Vec<u8> = ds.images.iter().flat_map(|&p| f32::from(p).to_le_bytes()).collect();
+        std::fs::write(&xf, raw).unwrap();
+        std::fs::write(&yf, want.concat().iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+        let out = std::process::Command::new(&ort)
+            .arg(root.join("onnx_check.py"))
+            .args([&onnx, &xf, &yf])
+            .args(["50", "3", "32", "32", "10"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode}: {text}");
+        let rel: f64 = text.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("max_rel");
+        eprintln!("Keras-style ResNet-8 ({mode}): onnxruntime vs pare {text}");
+        assert!(rel < 1e-4, "{mode}: relative difference {rel}");
+    }
+}

@@ -160,7 +160,8 @@ pub fn export_with(
                 if f.weights.iter().chain(&f.bias).any(|x| !x.is_finite()) {
                     return Err(ExportError::FoldOverflow { conv: name.clone(), bn: bn.clone() });
                 }
-                let (k, s, p) = (*kernel as u32, *stride as u32, *padding as u32);
+                let (k, s) = (*kernel as u32, *stride as u32);
+                let pads = node.conv_pads().unwrap_or([*padding; 4]).map(|x| x as u32);
                 let (x, y) = (bi(*src)?, info(&b, out)?);
                 let enc = quantize::layer(&f, &x, &y, q.is_some());
                 let op = Op::Conv2d(Conv2d {
@@ -168,7 +169,7 @@ pub fn export_with(
                     output: out,
                     kernel: [k, k],
                     stride: [s, s],
-                    padding: [p; 4],
+                    padding: pads,
                     relu: *relu,
                     params: enc.params(),
                 });

@@ -143,7 +143,7 @@ pub fn export_onnx(net: &crate::model::Net) -> Result<Vec<u8>, ExportError> {
     for (i, n) in arch.nodes.iter().enumerate() {
         let out = if i == last { "logits".to_string() } else { format!("n{i}") };
         match n {
-            Node::Conv { name, bn, input, kernel, stride, padding, relu, .. } => {
+            Node::Conv { name, bn, input, kernel, stride, relu, .. } => {
                 let (shape, w) = tensor_of(&format!("{name}.weight"))?;
                 inits.push(tensor(&format!("{name}.weight"), shape, w));
                 for p in ["weight", "bias", "running_mean", "running_var"] {
@@ -153,7 +153,8 @@ pub fn export_onnx(net: &crate::model::Net) -> Result<Vec<u8>, ExportError> {
                 }
                 let conv_out = format!("{out}.conv");
                 let bn_out = if *relu { format!("{out}.bn") } else { out.clone() };
-                let (k, s, p) = (*kernel as i64, *stride as i64, *padding as i64);
+                let (k, s) = (*kernel as i64, *stride as i64);
+                let pads: Vec<i64> = n.conv_pads().unwrap_or_default().iter().map(|&x| x as i64).collect();
                 g.msg(
                     1,
                     node(
@@ -164,7 +165,7 @@ pub fn export_onnx(net: &crate::model::Net) -> Result<Vec<u8>, ExportError> {
                         &[
                             Attr::Ints("kernel_shape", vec![k, k]),
                             Attr::Ints("strides", vec![s, s]),
-                            Attr::Ints("pads", vec![p; 4]),
+                            Attr::Ints("pads", pads),
                         ],
                     ),
                 );

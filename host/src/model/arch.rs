@@ -26,6 +26,11 @@ pub enum Node {
         stride: usize,
         padding: usize,
         relu: bool,
+        /// Per-side zero padding `[top, left, bottom, right]` where it is not `padding` all
+        /// round (TensorFlow's "same" on stride 2 pads 0 top/left, 1 bottom/right; imported
+        /// models bring it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pads: Option<[usize; 4]>,
     },
     MaxPool {
         input: Src,
@@ -68,6 +73,19 @@ pub enum Node {
 }
 
 impl Node {
+    /// A conv's zero padding `[top, left, bottom, right]` (`None` for other nodes).
+    pub fn conv_pads(&self) -> Option<[usize; 4]> {
+        match self {
+            Node::Conv { padding, pads, .. } => Some(pads.unwrap_or([*padding; 4])),
+            Node::MaxPool { .. }
+            | Node::AvgPool { .. }
+            | Node::GlobalAvgPool { .. }
+            | Node::Add { .. }
+            | Node::ChannelPlace { .. }
+            | Node::Dense { .. } => None,
+        }
+    }
+
     pub fn inputs(&self) -> Vec<Src> {
         match self {
             Node::Conv { input, .. }
@@ -130,13 +148,19 @@ impl Arch {
         };
         for (i, node) in self.nodes.iter().enumerate() {
             let shape = match node {
-                Node::Conv { input, out, kernel, stride, padding, .. } => {
+                Node::Conv { input, out, kernel, stride, padding, pads, .. } => {
                     let x = get(*input, &shapes, i)?;
-                    Shape {
-                        c: *out,
-                        h: window(x.h, *kernel, *stride, *padding)?,
-                        w: window(x.w, *kernel, *stride, *padding)?,
-                    }
+                    let [t, l, b, r] = pads.unwrap_or([*padding; 4]);
+                    // `window` pads both sides by its last argument: give it the mean, then
+                    // correct by the odd unit (2·p = t + b exactly when t + b is even).
+                    let side = |n: usize, a: usize, z: usize| -> Result<usize, String> {
+                        let total = n + a + z;
+                        if total < *kernel || *stride == 0 {
+                            return Err(format!("window {kernel}/{stride} does not fit {n} padded {a}+{z}"));
+                        }
+                        Ok((total - kernel) / stride + 1)
+                    };
+                    Shape { c: *out, h: side(x.h, t, b)?, w: side(x.w, l, r)? }
                 }
                 Node::MaxPool { input, kernel, stride, padding } => {
                     let x = get(*input, &shapes, i)?;

@@ -90,10 +90,11 @@ impl Net {
         let mut conv_index = 0;
         for (i, node) in self.arch.nodes.iter().enumerate() {
             let y = match node {
-                Node::Conv { input, stride, padding, relu: r, .. } => {
+                Node::Conv { input, stride, padding, relu: r, pads, .. } => {
                     let cb = &self.convs[conv_index];
                     conv_index += 1;
-                    let opts = ConvOptions::new([*stride; 2], [*padding; 2], [1, 1], 1);
+                    let [pt, pl, pb, pr] = pads.unwrap_or([*padding; 4]);
+                    let opts = ConvOptions::new_with_padding([*stride; 2], [(pt, pb), (pl, pr)], [1, 1], 1);
                     let y = cb.bn.forward(conv2d(get(*input, &values), cb.weight.val(), None, opts));
                     if *r {
                         relu(y)

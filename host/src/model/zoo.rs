@@ -121,6 +121,7 @@ impl Builder {
             stride,
             padding: kernel / 2,
             relu,
+            pads: None,
         })
     }
 
