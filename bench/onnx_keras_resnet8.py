@@ -1,6 +1,7 @@
 """A Keras-style ResNet-8 (MLPerf Tiny's layout) built in PyTorch with random weights and
 exported to ONNX: explicit F.pad(x, (0, 1, 0, 1)) before each stride-2 3×3 conv (TensorFlow's
-"same"), 1×1 stride-2 shortcut convs with bias and no BatchNorm, raw 0..255 inputs.
+"same"), 1×1 stride-2 shortcut convs with bias and no BatchNorm, Keras's BatchNorm epsilon 1e-3,
+a classifier as MatMul + Add (what tf2onnx writes for Dense), raw 0..255 inputs.
 Usage: python3 bench/onnx_keras_resnet8.py OUT.onnx fold|nofold   (needs torch and onnx)"""
 import sys
 
@@ -14,9 +15,9 @@ class Stack(nn.Module):
         super().__init__()
         self.stride = stride
         self.conv1 = nn.Conv2d(i, o, 3, stride, 0 if stride == 2 else 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(o)
+        self.bn1 = nn.BatchNorm2d(o, eps=1e-3)
         self.conv2 = nn.Conv2d(o, o, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(o)
+        self.bn2 = nn.BatchNorm2d(o, eps=1e-3)
         self.short = nn.Conv2d(i, o, 1, stride, 0, bias=True) if stride == 2 else None
 
     def forward(self, x):
@@ -31,14 +32,15 @@ class ResNet8(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.bn = nn.BatchNorm2d(16)
+        self.bn = nn.BatchNorm2d(16, eps=1e-3)
         self.s1, self.s2, self.s3 = Stack(16, 16, 1), Stack(16, 32, 2), Stack(32, 64, 2)
-        self.fc = nn.Linear(64, 10)
+        self.w = nn.Parameter(torch.randn(64, 10) * 0.1)
+        self.b = nn.Parameter(torch.randn(10) * 0.1)
 
     def forward(self, x):
         x = F.relu(self.bn(self.conv(x)))  # raw 0..255 pixels in, as MLPerf Tiny feeds them
         x = self.s3(self.s2(self.s1(x)))
-        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        return F.adaptive_avg_pool2d(x, 1).flatten(1) @ self.w + self.b
 
 
 torch.manual_seed(0)

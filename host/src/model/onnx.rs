@@ -667,9 +667,9 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
                     match bn_next {
                         Some(bi) => {
                             let b = &nodes[bi];
-                            if b.floats.get("epsilon").is_some_and(|e| (e - 1e-5).abs() > 1e-9) {
-                                return Err(unsupported("BatchNormalization epsilon other than 1e-5"));
-                            }
+                            // pare's BatchNorm adds ε = 1e-5 to the variance: another ε moves into
+                            // the stored variance (σ² + ε − 1e-5), the same normalisation.
+                            let eps = f64::from(b.floats.get("epsilon").copied().unwrap_or(1e-5));
                             used[bi] = true;
                             let name = if n.name.is_empty() { format!("conv{i}") } else { n.name.clone() };
                             let bn = if b.name.is_empty() { format!("bn{bi}") } else { b.name.clone() };
@@ -680,7 +680,18 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
                                     .get(j + 1)
                                     .and_then(|x| init.get(x))
                                     .ok_or_else(|| unsupported("BatchNorm parameters are not initializers"))?;
-                                tensors.insert(format!("{bn}.{p}"), v.clone());
+                                let mut v = v.clone();
+                                if *p == "running_var" && (eps - 1e-5).abs() > 1e-12 {
+                                    for x in &mut v.1 {
+                                        *x = (f64::from(*x) + eps - 1e-5) as f32;
+                                    }
+                                    if v.1.iter().any(|&x| x < 0.0) {
+                                        return Err(unsupported(
+                                            "epsilon below 1e-5 with a variance that would turn negative",
+                                        ));
+                                    }
+                                }
+                                tensors.insert(format!("{bn}.{p}"), v);
                             }
                             let mut last = b.outputs.first().cloned().unwrap_or_default();
                             let relu = match only_consumer(&last, "Relu") {
@@ -768,6 +779,33 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
                     tensors.insert(format!("{name}.weight"), wv.clone());
                     tensors.insert(format!("{name}.bias"), bv.clone());
                     Node::Dense { name, input: get(0)?, out: wv.0[0] }
+                }
+                "MatMul" => {
+                    // x · W (W: [in, out]) and an optional Add of a bias initializer: a classifier.
+                    let (ws, w) = n
+                        .inputs
+                        .get(1)
+                        .and_then(|x| init.get(x))
+                        .ok_or_else(|| unsupported("the right operand is not an initializer"))?;
+                    let [cin, co] = ws[..] else { return Err(unsupported("the weight is not a matrix")) };
+                    let wt: Vec<f32> =
+                        (0..co).flat_map(|o| (0..cin).map(move |c| (o, c))).map(|(o, c)| w[c * co + o]).collect();
+                    let mut last = out.clone();
+                    let mut bias = vec![0.0; co];
+                    if let Some(ai) = only_consumer(&out, "Add") {
+                        let other = nodes[ai].inputs.iter().find(|x| **x != out).and_then(|x| init.get(x));
+                        if let Some((_, b)) = other.filter(|(_, b)| b.len() == co) {
+                            bias.clone_from(b);
+                            used[ai] = true;
+                            last = nodes[ai].outputs.first().cloned().unwrap_or_default();
+                        }
+                    }
+                    let name = if n.name.is_empty() { format!("matmul{i}") } else { n.name.clone() };
+                    tensors.insert(format!("{name}.weight"), (vec![co, cin], wt));
+                    tensors.insert(format!("{name}.bias"), (vec![co], bias));
+                    arch.nodes.push(Node::Dense { name, input: get(0)?, out: co });
+                    src.insert(last, Src::Node(arch.nodes.len() - 1));
+                    continue;
                 }
                 "Softmax" if i + 1 == nodes.len() => {
                     eprintln!("note: the trailing Softmax of the ONNX graph is dropped (pare's models end in logits)");
