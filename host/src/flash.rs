@@ -224,6 +224,15 @@ pub struct ProtocolError {
     pub key: &'static str,
 }
 
+/// The board protocol: each line the check firmware prints (`boards/check`) and the keys the
+/// host reads from it. defmt needs literal format strings, so the firmware cannot import these;
+/// a test holds its format strings to them instead.
+pub const PROTOCOL: [(&str, &[&str]); 3] = [
+    ("PARE-START", &["per_count"]),
+    ("PARE-LAYER", &["counts"]),
+    ("PARE-RESULT", &["samples", "correct", "agree", "exact", "counts_per_inference", "unit"]),
+];
+
 /// Reads the decoded lines into a result. Every key the protocol defines must be present and
 /// numeric where it is a count: a renamed or garbled key is an error, not a silent 0.
 pub fn parse_lines(lines: &[String]) -> Result<BoardResult, ProtocolError> {
@@ -392,6 +401,29 @@ pub fn layer_macs(rt: &pare_device::Runtime<'_>) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_firmware_prints_every_key_the_host_reads() {
+        let src = std::fs::read_to_string(crate::boards::boards_dir().join("check/src/lib.rs")).unwrap();
+        for (line, keys) in PROTOCOL {
+            let fmt =
+                src.lines().find(|l| l.contains(&format!("\"{line} "))).unwrap_or_else(|| panic!("no {line} line"));
+            for k in keys {
+                assert!(fmt.contains(&format!(" {k}=")), "{line} lacks `{k}=`: {fmt}");
+            }
+        }
+        // And the host reads nothing else: a line with only these keys parses.
+        let lines: Vec<String> = PROTOCOL
+            .iter()
+            .map(|(line, keys)| {
+                let idx = if *line == "PARE-LAYER" { " 0 conv2d" } else { "" };
+                let kv: Vec<String> =
+                    keys.iter().map(|k| format!("{k}={}", if *k == "unit" { "x" } else { "1" })).collect();
+                format!("{line}{idx} {}", kv.join(" "))
+            })
+            .collect();
+        assert!(parse_lines(&lines).is_ok(), "{lines:?}");
+    }
 
     #[test]
     fn board_lines_parse_into_steps_with_the_input_apart() {
