@@ -274,3 +274,22 @@ fn flowers102_official_split_and_labels() {
     }
     assert!(pare::data::load_sized(root.to_str().unwrap(), "holdout", Some(64)).is_err());
 }
+
+#[test]
+fn spread_samples_cover_a_class_sorted_split() {
+    // Ten images, labels sorted by class (0,0,1,1,…,4,4): the first five are classes 0–2, five
+    // spread ones (indices 0, 2, 4, 6, 8) one of each class.
+    let ds = pare::data::Dataset {
+        images: (0..10u8).flat_map(|i| [i; 3]).collect(),
+        labels: (0..10u8).map(|i| i / 2).collect(),
+        shape: [3, 1, 1],
+        classes: 5,
+        source: "sorted".into(),
+        class_names: vec![],
+    };
+    assert_eq!(ds.clone().take(5).labels, vec![0, 0, 1, 1, 2]);
+    let s = ds.clone().spread(5);
+    assert_eq!(s.labels, vec![0, 1, 2, 3, 4]);
+    assert_eq!(s.images, vec![0, 0, 0, 2, 2, 2, 4, 4, 4, 6, 6, 6, 8, 8, 8]);
+    assert_eq!(ds.clone().spread(20).len(), 10);
+}

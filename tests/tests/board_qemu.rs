@@ -18,6 +18,7 @@ fn args(model: &Path, board: &str, samples: usize, data: &str, split: &str) -> F
         split: split.into(),
         dry_run: false,
         json: None,
+        spread: false,
     }
 }
 

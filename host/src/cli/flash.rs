@@ -25,6 +25,10 @@ pub struct FlashArgs {
     /// Write the board report as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Take the samples spread evenly over the split instead of its first ones (for splits
+    /// stored class by class, such as Flowers-102's test ids).
+    #[arg(long)]
+    pub spread: bool,
 }
 
 pub fn boards() {
@@ -67,7 +71,8 @@ pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
     let samples = a.samples as u64 * flash::sample_bytes(&rt);
     flash::check_fit(board, model.len() as u64, samples, u64::from(rt.arena_bytes()))?;
     let size = rt.model().input_buffer().map_or(32, |b| b.h as usize);
-    let ds = a.data.load_at(&a.split, size)?.take(a.samples);
+    let ds = a.data.load_at(&a.split, size)?;
+    let ds = if a.spread { ds.spread(a.samples) } else { ds.take(a.samples) };
     let r = flash::run_on_board(board, &model, &ds, a.dry_run)?;
     if a.dry_run {
         return Ok(r);

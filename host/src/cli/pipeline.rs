@@ -155,6 +155,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         split: a.eval_split.clone(),
         dry_run: false,
         json: Some(a.out.join("board.json")),
+        spread: false,
     })?;
     let mut report = crate::report::prune_report(&pruned.arch.labels, &state, &eval_ds.source);
     // Under a board budget: the model that ran, predicted against measured.

@@ -60,6 +60,22 @@ impl Dataset {
         out
     }
 
+    /// `n` images spread evenly over the set (image ⌊i·len/n⌋ for i < n), or all: a sample of
+    /// a split stored class by class (Flowers-102's test ids) that still covers its classes.
+    pub fn spread(self, n: usize) -> Self {
+        let len = self.len();
+        if n >= len {
+            return self;
+        }
+        let size = self.image_bytes();
+        let picks: Vec<usize> = (0..n).map(|i| i * len / n).collect();
+        Dataset {
+            images: picks.iter().flat_map(|&i| self.images[i * size..(i + 1) * size].iter().copied()).collect(),
+            labels: picks.iter().map(|&i| self.labels[i]).collect(),
+            ..self
+        }
+    }
+
     /// The first `n` images (or all).
     pub fn take(mut self, n: usize) -> Self {
         let n = n.min(self.len());
