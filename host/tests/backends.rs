@@ -6,7 +6,7 @@
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, SgdConfig};
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use pare::model::weights;
 use pare::testing::random_net;
 use pare::train::cross_entropy;
@@ -45,10 +45,28 @@ fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
+/// A batch of N(0, 1) images from a local generator: the backends' global RNG is shared by the
+/// tests running beside this one, and a draw between seeding and sampling gave the two runs of
+/// a comparison different inputs (flex 2.3973 vs wgpu 2.3802 loss once, libtorch once before).
 fn input(batch: usize, seed: u64) -> TensorData {
-    let flex = Device::flex();
-    flex.seed(seed);
-    Tensor::<4>::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &flex).into_data()
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let n = batch * 3 * 32 * 32;
+    // Box–Muller from uniform pairs.
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            let (u1, u2): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        })
+        .collect();
+    TensorData::new(v, [batch, 3, 32, 32])
+}
+
+/// The comparisons seed the backends' shared RNG (`random_net`): one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[test]
@@ -83,6 +101,7 @@ fn libtorch_training_step_matches_flex() {
 #[test]
 fn libtorch_net_exports_like_flex() {
     let Some(torch) = libtorch() else { return };
+    let _one_at_a_time = serial();
     let on_flex = random_net("resnet8", 5, &Device::flex());
     let on_torch = weights::from_tensors(&on_flex.arch, &weights::to_tensors(&on_flex), &torch).unwrap();
     let calib = pare::data::load("synthetic", "test").unwrap().take(16);
@@ -92,6 +111,7 @@ fn libtorch_net_exports_like_flex() {
 }
 
 fn forward_matches_flex(other: Device, label: &str) {
+    let _one_at_a_time = serial();
     let flex = Device::flex();
     for (i, name) in ["tiny", "resnet8", "resnet20", "resnet18", "vgg16"].into_iter().enumerate() {
         let on_flex = random_net(name, 10 + i as u64, &flex).valid();
@@ -107,6 +127,7 @@ fn forward_matches_flex(other: Device, label: &str) {
 }
 
 fn training_step_matches_flex(other: Device, label: &str) {
+    let _one_at_a_time = serial();
     let start = random_net("resnet8", 3, &Device::flex());
     let start_tensors = weights::to_tensors(&start);
     let before: Vec<f32> = start_tensors.values().flat_map(|(_, v)| v.iter().copied()).collect();
@@ -120,10 +141,10 @@ fn training_step_matches_flex(other: Device, label: &str) {
         let loss_value = loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         let net = SgdConfig::new().init().step(0.1, net, grads);
-        // Input seed 1: with seed 7 one of 32,768 ReLU inputs of the last block lies within
-        // rounding of zero, its mask differs between backends, and the update differs by 0.5 %
-        // upstream (checked: every node's gradient downstream of it agrees to 1e-7, and isolated
-        // add/ReLU/pool/BatchNorm backward passes agree exactly). Seeds 1–5 agree within 7.4e-6.
+        // Input seed 1 agrees within 7.5e-6. An input can put a ReLU input within rounding of
+        // zero, where the backends' masks differ and the update differs by 0.5 % upstream
+        // (seen with seed 7 of the earlier generator; every node's gradient downstream of it
+        // agreed to 1e-7, and isolated add/ReLU/pool/BatchNorm backward passes agree exactly).
         // The update itself (gradient step and BatchNorm statistics), so a wrong gradient cannot
         // hide behind the unchanged bulk of the weights.
         let delta: Vec<f32> =
