@@ -468,6 +468,17 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
         let c = consumers(name);
         (c.len() == 1 && nodes[c[0]].op == op).then_some(c[0])
     };
+    // A Relu that alone reads `value` fuses into the node writing it: whether it did, and the
+    // value the fused node now writes.
+    let fuse_relu = |value: &str, used: &mut Vec<bool>| -> (bool, String) {
+        match only_consumer(value, "Relu") {
+            Some(ri) => {
+                used[ri] = true;
+                (true, nodes[ri].outputs.first().cloned().unwrap_or_default())
+            }
+            None => (false, value.to_string()),
+        }
+    };
     for (i, n) in nodes.iter().enumerate() {
         if used[i] {
             continue;
@@ -630,26 +641,57 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
                         && pads4 == [0; 4]
                         && w.iter().all(|&x| x == 0.0 || x == 1.0)
                         && (0..ci).all(|c| (0..o).filter(|&q| w[q * ci + c] != 0.0).count() <= 1);
-                    if bn_next.is_none() && !one_hot {
-                        // A plain conv (PyTorch folds BatchNorm into the conv's bias on export): pare's
-                        // conv with an identity BatchNorm carrying the bias (γ 1, μ 0, σ² 1 − ε).
+                    if bn_next.is_none() && one_hot {
+                        // A bias-free one-hot 1×1 conv: a channel placement.
+                        let channels = (0..ci).map(|c| (0..o).find(|&q| w[q * ci + c] == 1.0)).collect();
+                        Node::ChannelPlace { input: get(0)?, stride: s as usize, out: o, channels }
+                    } else {
                         let name = if n.name.is_empty() { format!("conv{i}") } else { n.name.clone() };
-                        let bn = format!("{name}.bn");
                         tensors.insert(format!("{name}.weight"), (wshape.clone(), w.clone()));
-                        let b = bias.map_or_else(|| vec![0.0; o], |b| b.1.clone());
-                        tensors.insert(format!("{bn}.weight"), (vec![o], vec![1.0; o]));
-                        tensors.insert(format!("{bn}.bias"), (vec![o], b));
-                        tensors.insert(format!("{bn}.running_mean"), (vec![o], vec![0.0; o]));
-                        tensors.insert(format!("{bn}.running_var"), (vec![o], vec![1.0 - 1e-5; o]));
-                        let mut last = out.clone();
-                        let relu = match only_consumer(&out, "Relu") {
-                            Some(ri) => {
-                                used[ri] = true;
-                                last = nodes[ri].outputs.first().cloned().unwrap_or_default();
-                                true
+                        // The BatchNorm after the conv, and the value it writes.
+                        let (bn, bn_out) = match bn_next {
+                            Some(bi) => {
+                                let b = &nodes[bi];
+                                // pare's BatchNorm adds ε = 1e-5 to the variance: another ε moves
+                                // into the stored variance (σ² + ε − 1e-5), the same normalisation.
+                                let eps = f64::from(b.floats.get("epsilon").copied().unwrap_or(1e-5));
+                                used[bi] = true;
+                                let bn = if b.name.is_empty() { format!("bn{bi}") } else { b.name.clone() };
+                                for (j, p) in ["weight", "bias", "running_mean", "running_var"].iter().enumerate() {
+                                    let v = b
+                                        .inputs
+                                        .get(j + 1)
+                                        .and_then(|x| init.get(x))
+                                        .ok_or_else(|| unsupported("BatchNorm parameters are not initializers"))?;
+                                    let mut v = v.clone();
+                                    if *p == "running_var" && (eps - 1e-5).abs() > 1e-12 {
+                                        for x in &mut v.1 {
+                                            *x = (f64::from(*x) + eps - 1e-5) as f32;
+                                        }
+                                        if v.1.iter().any(|&x| x < 0.0) {
+                                            return Err(unsupported(
+                                                "epsilon below 1e-5 with a variance that would turn negative",
+                                            ));
+                                        }
+                                    }
+                                    tensors.insert(format!("{bn}.{p}"), v);
+                                }
+                                (bn, b.outputs.first().cloned().unwrap_or_default())
                             }
-                            None => false,
+                            None => {
+                                // A plain conv (PyTorch folds BatchNorm into the conv's bias on
+                                // export): an identity BatchNorm carrying the bias (γ 1, μ 0,
+                                // σ² 1 − ε).
+                                let bn = format!("{name}.bn");
+                                let b = bias.map_or_else(|| vec![0.0; o], |b| b.1.clone());
+                                tensors.insert(format!("{bn}.weight"), (vec![o], vec![1.0; o]));
+                                tensors.insert(format!("{bn}.bias"), (vec![o], b));
+                                tensors.insert(format!("{bn}.running_mean"), (vec![o], vec![0.0; o]));
+                                tensors.insert(format!("{bn}.running_var"), (vec![o], vec![1.0 - 1e-5; o]));
+                                (bn, out.clone())
+                            }
                         };
+                        let (relu, last) = fuse_relu(&bn_out, &mut used);
                         arch.nodes.push(Node::Conv {
                             name,
                             bn,
@@ -663,64 +705,6 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
                         });
                         src.insert(last, Src::Node(arch.nodes.len() - 1));
                         continue;
-                    }
-                    match bn_next {
-                        Some(bi) => {
-                            let b = &nodes[bi];
-                            // pare's BatchNorm adds ε = 1e-5 to the variance: another ε moves into
-                            // the stored variance (σ² + ε − 1e-5), the same normalisation.
-                            let eps = f64::from(b.floats.get("epsilon").copied().unwrap_or(1e-5));
-                            used[bi] = true;
-                            let name = if n.name.is_empty() { format!("conv{i}") } else { n.name.clone() };
-                            let bn = if b.name.is_empty() { format!("bn{bi}") } else { b.name.clone() };
-                            tensors.insert(format!("{name}.weight"), (wshape.clone(), w.clone()));
-                            for (j, p) in ["weight", "bias", "running_mean", "running_var"].iter().enumerate() {
-                                let v = b
-                                    .inputs
-                                    .get(j + 1)
-                                    .and_then(|x| init.get(x))
-                                    .ok_or_else(|| unsupported("BatchNorm parameters are not initializers"))?;
-                                let mut v = v.clone();
-                                if *p == "running_var" && (eps - 1e-5).abs() > 1e-12 {
-                                    for x in &mut v.1 {
-                                        *x = (f64::from(*x) + eps - 1e-5) as f32;
-                                    }
-                                    if v.1.iter().any(|&x| x < 0.0) {
-                                        return Err(unsupported(
-                                            "epsilon below 1e-5 with a variance that would turn negative",
-                                        ));
-                                    }
-                                }
-                                tensors.insert(format!("{bn}.{p}"), v);
-                            }
-                            let mut last = b.outputs.first().cloned().unwrap_or_default();
-                            let relu = match only_consumer(&last, "Relu") {
-                                Some(ri) => {
-                                    used[ri] = true;
-                                    last = nodes[ri].outputs.first().cloned().unwrap_or_default();
-                                    true
-                                }
-                                None => false,
-                            };
-                            arch.nodes.push(Node::Conv {
-                                name,
-                                bn,
-                                input: get(0)?,
-                                out: o,
-                                kernel: k as usize,
-                                stride: s as usize,
-                                padding: p as usize,
-                                relu,
-                                pads: conv_pads,
-                            });
-                            src.insert(last, Src::Node(arch.nodes.len() - 1));
-                            continue;
-                        }
-                        None => {
-                            // A bias-free one-hot 1×1 conv: a channel placement.
-                            let channels = (0..ci).map(|c| (0..o).find(|&q| w[q * ci + c] == 1.0)).collect();
-                            Node::ChannelPlace { input: get(0)?, stride: s as usize, out: o, channels }
-                        }
                     }
                 }
                 "MaxPool" => {
@@ -742,15 +726,7 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
                 "GlobalAveragePool" => Node::GlobalAvgPool { input: get(0)? },
                 "Add" => {
                     let (a, b) = (get(0)?, get(1)?);
-                    let mut last = out.clone();
-                    let relu = match only_consumer(&out, "Relu") {
-                        Some(ri) => {
-                            used[ri] = true;
-                            last = nodes[ri].outputs.first().cloned().unwrap_or_default();
-                            true
-                        }
-                        None => false,
-                    };
+                    let (relu, last) = fuse_relu(&out, &mut used);
                     arch.nodes.push(Node::Add { a, b, relu });
                     src.insert(last, Src::Node(arch.nodes.len() - 1));
                     continue;
