@@ -15,7 +15,7 @@ pub struct Verification {
     pub max_flash: Option<u64>,
     pub predicted_latency: f64,
     pub measured_latency: u64,
-    /// From a size-only export of the architecture (0 when neither byte budget was set).
+    /// From a size-only export of the architecture.
     pub predicted_arena: u64,
     pub predicted_flash: u64,
     pub arena: u64,
@@ -48,9 +48,8 @@ impl Verification {
             .enumerate()
             .map(|(i, (p, m))| (kinds.get(i).cloned().unwrap_or_default(), *p, *m))
             .collect();
-        let holds = t.max_latency.is_none_or(|l| measured_latency <= l)
-            && t.max_arena.is_none_or(|a| arena <= a)
-            && t.max_flash.is_none_or(|b| flash <= b);
+        // The target's own rule, on what was measured.
+        let holds = t.holds(&super::Footprint { latency: measured_latency as f64, arena, flash });
         Ok(Self {
             board: t.board.clone(),
             unit: t.unit.clone(),
@@ -93,20 +92,12 @@ impl Verification {
             self.measured_latency,
             ok(self.max_latency, self.measured_latency)
         );
-        s += &format!(
-            "| arena (bytes) | {} | {} | {} | {} |\n",
-            lim(self.max_arena),
-            self.predicted_arena,
-            self.arena,
-            ok(self.max_arena, self.arena)
-        );
-        s += &format!(
-            "| flash: model + runtime (bytes) | {} | {} | {} | {} |\n",
-            lim(self.max_flash),
-            self.predicted_flash,
-            self.flash,
-            ok(self.max_flash, self.flash)
-        );
+        for (what, limit, predicted, measured) in [
+            ("arena (bytes)", self.max_arena, self.predicted_arena, self.arena),
+            ("flash: model + runtime (bytes)", self.max_flash, self.predicted_flash, self.flash),
+        ] {
+            s += &format!("| {what} | {} | {predicted} | {measured} | {} |\n", lim(limit), ok(limit, measured));
+        }
         s += "\n| step | kind | predicted | measured | error |\n|---:|---|---:|---:|---:|\n";
         for (i, (k, p, m)) in self.steps.iter().enumerate() {
             let step = if i == 0 { "–".to_string() } else { (i - 1).to_string() };
