@@ -9,6 +9,7 @@ pub mod emulate;
 pub mod export;
 pub mod flash;
 pub mod gpu;
+pub mod hash;
 pub mod libtorch;
 pub mod model;
 pub mod pare_file;

@@ -119,24 +119,20 @@ pub fn runtime_bytes(board: &Board, model: &[u8], samples: usize) -> Result<u64,
 pub fn variants(arch: &Arch, n: usize, min_share: f64, seed: u64) -> Result<Vec<Arch>, MeasureError> {
     let groups = Groups::of(arch).map_err(MeasureError::Arch)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    Ok((0..n)
-        .map(|_| {
-            let keep: Vec<Vec<usize>> = groups
-                .spaces
-                .iter()
-                .map(|s| {
-                    let k = if s.prunable {
-                        let lo = ((min_share * s.channels as f64).ceil() as usize).clamp(1, s.channels);
-                        rng.random_range(lo..=s.channels)
-                    } else {
-                        s.channels
-                    };
-                    (0..k).collect()
-                })
-                .collect();
-            pruned_arch(arch, &groups, &keep)
-        })
-        .collect())
+    Ok((0..n).map(|_| with_widths(arch, &groups, |c| rng.random_range(least(c, min_share)..=c))).collect())
+}
+
+/// The fewest channels a profile keeps of a space `channels` wide: `⌈share · channels⌉`, at
+/// least 1.
+fn least(channels: usize, share: f64) -> usize {
+    ((share * channels as f64).ceil() as usize).clamp(1, channels)
+}
+
+/// `arch` with every prunable space at `width(its channels)` channels (its first ones).
+fn with_widths(arch: &Arch, groups: &Groups, mut width: impl FnMut(usize) -> usize) -> Arch {
+    let keep: Vec<Vec<usize>> =
+        groups.spaces.iter().map(|s| (0..if s.prunable { width(s.channels) } else { s.channels }).collect()).collect();
+    pruned_arch(arch, groups, &keep)
 }
 
 /// A board's measurements of one architecture and its variants, and the model fitted to them.
@@ -184,19 +180,7 @@ pub const RUNTIME_SLACK: u64 = 1024;
 /// `arch` with every prunable space at `share` of its width (at least 1 channel).
 pub fn narrowest(arch: &Arch, share: f64) -> Result<Arch, MeasureError> {
     let groups = Groups::of(arch).map_err(MeasureError::Arch)?;
-    let keep: Vec<Vec<usize>> = groups
-        .spaces
-        .iter()
-        .map(|s| {
-            let k = if s.prunable {
-                ((share * s.channels as f64).ceil() as usize).clamp(1, s.channels)
-            } else {
-                s.channels
-            };
-            (0..k).collect()
-        })
-        .collect();
-    Ok(pruned_arch(arch, &groups, &keep))
+    Ok(with_widths(arch, &groups, |c| least(c, share)))
 }
 
 /// The board's profile of `arch`: from the cache when board, architecture and firmware sources
@@ -204,7 +188,7 @@ pub fn narrowest(arch: &Arch, share: f64) -> Result<Arch, MeasureError> {
 pub fn profile(board: &Board, arch: &Arch, sample: &Dataset) -> Result<BoardProfile, MeasureError> {
     let firmware = format!("{:016x}", firmware_fingerprint(board));
     let what = serde_json::to_string(&(&arch.input, &arch.nodes, variant_count())).unwrap_or_default();
-    let key = format!("{:016x}", fnv(what.as_bytes()));
+    let key = format!("{:016x}", crate::hash::fnv(what.as_bytes()));
     let path = crate::boards::build_dir().join("latency").join(board.name).join(format!("{key}-{firmware}.json"));
     if let Some(p) = std::fs::read_to_string(&path).ok().and_then(|s| serde_json::from_str::<BoardProfile>(&s).ok()) {
         if p.firmware == firmware && p.arch == key && p.board == board.name {
@@ -265,11 +249,6 @@ pub fn unit_of(board: &Board) -> String {
     }
 }
 
-/// 64-bit FNV-1a.
-pub fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 /// Hash of every source the board's firmware is built from: the device runtime, the check
 /// program and the board crate (paths and contents, in sorted order).
 pub fn firmware_fingerprint(board: &Board) -> u64 {
@@ -290,7 +269,7 @@ pub fn fingerprint_in(boards: &Path, board: &Board) -> u64 {
         h.extend_from_slice(f.strip_prefix(boards).unwrap_or(&f).to_string_lossy().as_bytes());
         h.extend_from_slice(&std::fs::read(&f).unwrap_or_default());
     }
-    fnv(&h)
+    crate::hash::fnv(&h)
 }
 
 fn collect(p: &Path, out: &mut Vec<PathBuf>) {

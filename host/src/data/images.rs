@@ -87,7 +87,7 @@ fn cache_key(files: &[(PathBuf, u8)], size: usize) -> u64 {
             h.extend_from_slice(&t.map_or(0, |d| d.as_nanos()).to_le_bytes());
         }
     }
-    crate::budget::measure::fnv(&h)
+    crate::hash::fnv(&h)
 }
 
 /// Whether `p` names a JPEG or PNG file.
