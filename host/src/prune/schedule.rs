@@ -501,19 +501,25 @@ fn latency_tau(
     pick: &dyn Fn(usize) -> Vec<Vec<usize>>,
 ) -> usize {
     let fits = |n: usize| b.latency.predict(&pruned_arch(arch, groups, &pick(n))).is_ok_and(|l| l <= goal);
-    let (mut lo, mut hi) = (1, most);
-    if !fits(hi) {
-        return most;
+    fewest(most, &fits).unwrap_or(most)
+}
+
+/// The smallest `n` in `1..=most` for which `holds(n)`, by bisection (`holds` must stay true
+/// once it is: more removals never cost more), or `None` when `holds(most)` is false.
+fn fewest(most: usize, holds: &dyn Fn(usize) -> bool) -> Option<usize> {
+    if !holds(most) {
+        return None;
     }
+    let (mut lo, mut hi) = (1, most);
     while lo < hi {
         let mid = (lo + hi) / 2;
-        if fits(mid) {
+        if holds(mid) {
             hi = mid;
         } else {
             lo = mid + 1;
         }
     }
-    hi
+    Some(hi)
 }
 
 /// [`target_met`] for a model of the run (its kept ratio known).
@@ -560,20 +566,7 @@ fn landing_tau(
     let t = Target { kept_ratio: None, ..*t };
     let meets =
         |n: usize| target_met(&t, board, &pruned_arch(arch, groups, &pick(n)), None, base, None).unwrap_or(false);
-    let reach = tau + tau / 2;
-    if !meets(reach) {
-        return tau;
-    }
-    let (mut lo, mut hi) = (1, reach);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if meets(mid) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    hi
+    fewest(tau + tau / 2, &meets).unwrap_or(tau)
 }
 
 /// How long one fine-tune phase may run: steps and/or seconds.
