@@ -2,6 +2,7 @@
 
 use super::common::{DataArgs, ModelArgs};
 use crate::prune::criteria::{Criterion, GroupReduce, Normalize};
+use crate::prune::reconstruct::Reconstruct;
 use crate::prune::schedule::BUDGET_COST_EXPONENT;
 use crate::prune::schedule::{run as run_schedule, Budget, Distill, PruneConfig, Rank, RunData, StepSize, Target};
 use anyhow::bail;
@@ -74,6 +75,15 @@ pub struct PruneArgs {
     /// Batches that re-estimate BatchNorm statistics after each removal (0: off) [default: 10].
     #[arg(long)]
     pub bn_batches: Option<usize>,
+    /// Repair every layer by least squares right after each removal (ThiNet / He et al.
+    /// 2017): each conv's weights refitted to the unpruned layer's output on this many
+    /// calibration images (0: off).
+    #[arg(long)]
+    pub reconstruct: Option<usize>,
+    /// Ridge of the least-squares repair, as a fraction of the mean diagonal of the normal
+    /// equations [default: 0.001].
+    #[arg(long)]
+    pub reconstruct_ridge: Option<f64>,
     /// Round kept channel counts up to a multiple (4 suits the board kernels' SIMD groups)
     /// [default: 4 under a board budget, else 1].
     #[arg(long)]
@@ -232,6 +242,13 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         }),
         distill,
         bn_batches: a.bn_batches.unwrap_or(d.bn_batches),
+        reconstruct: match a.reconstruct {
+            Some(0) => None,
+            Some(images) => {
+                Some(Reconstruct { images, ridge: a.reconstruct_ridge.unwrap_or(Reconstruct::default().ridge) })
+            }
+            None => d.reconstruct.map(|r| Reconstruct { ridge: a.reconstruct_ridge.unwrap_or(r.ridge), ..r }),
+        },
         budget: a.budget,
         iteration_share: a.iteration_share.unwrap_or(d.iteration_share),
         final_steps: a.final_steps,

@@ -3,6 +3,7 @@
 
 pub mod criteria;
 pub mod groups;
+pub mod reconstruct;
 pub mod schedule;
 pub mod surgery;
 

@@ -4,6 +4,7 @@
 
 use super::criteria::{group_scores, normalize, score, Criterion, GroupReduce, Normalize, ScoreConfig};
 use super::groups::Groups;
+use super::reconstruct::reconstruct;
 use super::surgery::{prune, pruned_arch};
 use super::ProvenanceRecord;
 use crate::budget::BoardTarget;
@@ -43,6 +44,8 @@ pub enum ScheduleError {
     NoTarget,
     #[error("ranking by the board budget needs a board budget")]
     NoBoardBudget,
+    #[error(transparent)]
+    Reconstruct(#[from] crate::prune::reconstruct::ReconstructError),
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ScheduleError + '_ {
@@ -208,6 +211,9 @@ pub struct PruneConfig {
     /// Batches that re-estimate BatchNorm statistics right after each removal (0: none).
     #[serde(default)]
     pub bn_batches: usize,
+    /// Least-squares repair of every layer right after each removal (`None`: off).
+    #[serde(default)]
+    pub reconstruct: Option<crate::prune::reconstruct::Reconstruct>,
     /// The whole run's budget; replaces `finetune_steps`/`final_steps` when set.
     #[serde(default)]
     pub budget: Option<Budget>,
@@ -248,6 +254,7 @@ impl Default for PruneConfig {
             distill: Some(Distill::default()),
             scorer: crate::prune::criteria::ScorerSettings::default(),
             bn_batches: 10,
+            reconstruct: None,
             budget: None,
             iteration_share: 0.15,
             final_steps: 0,
@@ -285,6 +292,9 @@ pub struct Iteration {
     /// Under a board target: this iteration's model as measured on the board, step by step.
     #[serde(default)]
     pub board_trace: Option<crate::budget::Measurement>,
+    /// Top-1 right after the removal and its repair, before the fine-tune.
+    #[serde(default)]
+    pub top1_after_removal: Option<f64>,
 }
 
 impl Iteration {
@@ -440,6 +450,7 @@ fn record(
         recovery: false,
         predicted_latency: None,
         board_trace: None,
+        top1_after_removal: None,
     }
 }
 
@@ -747,9 +758,16 @@ pub fn run(
             break;
         }
         let mut pruned = prune(&net, &groups, &keep, &ad).map_err(ScheduleError::Arch)?;
+        if let Some(rc) = cfg.reconstruct.as_ref() {
+            let t0 = std::time::Instant::now();
+            pruned = reconstruct(&net, &pruned, &groups, &keep, data.calib, rc, device, &ad)?;
+            eprintln!("least-squares repair of every layer: {:.1} s", t0.elapsed().as_secs_f64());
+        }
         if cfg.bn_batches > 0 {
             pruned = recalibrate_batchnorm(pruned, data.train, cfg.bn_batches, cfg.batch_size, &ad);
         }
+        let after_removal = evaluate(&pruned, data.eval, cfg.batch_size, device).top1;
+        eprintln!("after the removal, before fine-tuning: top-1 {:.2} %", 100.0 * after_removal);
         let kept_ratio =
             prunable_channels(&Groups::of(&pruned.arch).map_err(ScheduleError::Arch)?, cfg.internal_only) as f64 / n0;
         // Under a budget, the removal that meets the target is the last: its fine-tune is the
@@ -802,6 +820,7 @@ pub fn run(
         it.recovery = last;
         it.predicted_latency = predicted;
         it.board_trace = trace;
+        it.top1_after_removal = Some(after_removal);
         log_iteration(&it, base_macs);
         state.history.push(it);
         save_state(&state_path, &state)?;
