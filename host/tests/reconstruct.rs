@@ -209,6 +209,7 @@ fn b_patches(a_out: &[Vec<Vec<Vec<f64>>>]) -> Vec<Vec<f64>> {
 }
 
 /// Least squares `min ‖A x − y‖` by Householder QR of `A` (rows × cols, rows ≥ cols).
+#[allow(clippy::needless_range_loop)]
 fn lstsq_qr(mut a: Vec<Vec<f64>>, mut y: Vec<f64>) -> Vec<f64> {
     let (m, n) = (a.len(), a[0].len());
     for k in 0..n {
