@@ -9,7 +9,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -56,9 +56,6 @@ pub struct Teacher {
     pub temperature: f64,
     /// Share of the soft (teacher) term; the label term gets `1 − weight`.
     pub weight: f64,
-    /// The teacher's logits of every training image, row-major `[image][class]`, computed
-    /// once (unaugmented); `None`: the teacher runs on every batch.
-    pub cache: Option<std::sync::Arc<Vec<f32>>>,
 }
 
 /// Learning-rate schedule over total steps.
@@ -180,7 +177,7 @@ pub fn train(
     let total = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch).min(cfg.epochs * steps_per_epoch);
     let mut step = start.step;
     let clock = std::time::Instant::now();
-    let teacher = cfg.teacher.as_ref().map(|t| (t.net.valid(), t.temperature, t.weight, t.cache.clone()));
+    let teacher = cfg.teacher.as_ref().map(|t| (t.net.valid(), t.temperature, t.weight));
     // The fraction of the run done: steps, or wall-clock under a time limit.
     let done = |step: usize| {
         let by_steps = step.saturating_sub(start.step) as f64 / total.saturating_sub(start.step).max(1) as f64;
@@ -209,13 +206,9 @@ pub fn train(
         for idx in order.chunks(cfg.batch_size).take(n_steps) {
             let aug = cfg.augment.then_some(Augment { rng: &mut rng });
             let (x, y) = batch(ds, idx, &net.arch.mean, &net.arch.std, aug, device);
-            let soft = teacher.as_ref().map(|(t, temp, w, cache)| {
-                let out = match cache {
-                    Some(c) => cached_rows(c, idx, c.len() / ds.len().max(1), device),
-                    None => Tensor::from_inner(t.forward(x.clone().inner()).detach()),
-                };
-                (out, *temp, *w)
-            });
+            let soft = teacher
+                .as_ref()
+                .map(|(t, temp, w)| (Tensor::from_inner(t.forward(x.clone().inner()).detach()), *temp, *w));
             let logits = net.forward(x);
             let loss = match soft {
                 Some((t, temp, w)) => distillation_loss(logits.clone(), t, y.clone(), temp, w),
@@ -279,16 +272,6 @@ pub fn train(
         }
     }
     net
-}
-
-/// Rows `idx` of a row-major `[image][class]` logits table, as a `[idx.len(), classes]` tensor.
-fn cached_rows(cache: &[f32], idx: &[usize], classes: usize, device: &Device) -> Tensor<2> {
-    let mut v = Vec::with_capacity(idx.len() * classes);
-    for &i in idx {
-        v.extend_from_slice(cache.get(i * classes..(i + 1) * classes).unwrap_or(&[]));
-    }
-    v.resize(idx.len() * classes, 0.0);
-    Tensor::from_data(TensorData::new(v, [idx.len(), classes]), device)
 }
 
 /// Re-estimates every BatchNorm's running mean and variance on `batches` batches of `ds`

@@ -4,9 +4,7 @@ use super::common::{DataArgs, ModelArgs};
 use crate::prune::criteria::{Criterion, GroupReduce, Normalize};
 use crate::prune::reconstruct::Reconstruct;
 use crate::prune::schedule::BUDGET_COST_EXPONENT;
-use crate::prune::schedule::{
-    run as run_schedule, Budget, Distill, PruneConfig, Rank, RunData, StepSize, Target, TeacherPass,
-};
+use crate::prune::schedule::{run as run_schedule, Budget, Distill, PruneConfig, Rank, RunData, StepSize, Target};
 use anyhow::bail;
 use std::path::PathBuf;
 
@@ -74,9 +72,6 @@ pub struct PruneArgs {
     /// Share of the teacher's soft targets in the distillation loss, the rest on labels [default: 0.9].
     #[arg(long)]
     pub distill_weight: Option<f64>,
-    /// When the teacher computes its soft targets [default: online].
-    #[arg(long, value_enum)]
-    pub teacher: Option<TeacherPass>,
     /// Batches that re-estimate BatchNorm statistics after each removal (0: off) [default: 10].
     #[arg(long)]
     pub bn_batches: Option<usize>,
@@ -228,7 +223,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             if !(t > 0.0 && (0.0..=1.0).contains(&w)) {
                 bail!("--temperature must be positive and --distill-weight in [0, 1]");
             }
-            Some(Distill { temperature: t, weight: w, pass: a.teacher.unwrap_or(d.pass) })
+            Some(Distill { temperature: t, weight: w })
         }
     };
     let cfg = PruneConfig {

@@ -131,27 +131,12 @@ pub struct Distill {
     pub temperature: f64,
     /// Share of the teacher's soft term (the labels get the rest).
     pub weight: f64,
-    /// When the teacher runs.
-    #[serde(default)]
-    pub pass: TeacherPass,
 }
 
 impl Default for Distill {
     fn default() -> Self {
-        Self { temperature: 4.0, weight: 0.9, pass: TeacherPass::Online }
+        Self { temperature: 4.0, weight: 0.9 }
     }
-}
-
-/// When the teacher's soft targets are computed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-pub enum TeacherPass {
-    /// On every training batch, as the student sees it (augmented): a forward pass of the
-    /// unpruned model per step.
-    #[default]
-    Online,
-    /// Once per training image, unaugmented, before the first fine-tune; every step then
-    /// reads them (the student still sees augmented images).
-    Cached,
 }
 
 fn one() -> f64 {
@@ -688,15 +673,7 @@ pub fn run(
     // The teacher is the original model (iteration 0's checkpoint), fresh run or resumed.
     let teacher = match (cfg.distill, state.history[0].checkpoint.as_ref()) {
         (Some(d), Some(ck)) => {
-            let net = weights::load_checkpoint(ck, device)?.0;
-            let cache = match d.pass {
-                TeacherPass::Online => None,
-                TeacherPass::Cached => {
-                    let rows = crate::train::logits(&net, data.train, cfg.batch_size, device);
-                    Some(std::sync::Arc::new(rows.concat()))
-                }
-            };
-            Some(Teacher { net, temperature: d.temperature, weight: d.weight, cache })
+            Some(Teacher { net: weights::load_checkpoint(ck, device)?.0, temperature: d.temperature, weight: d.weight })
         }
         _ => None,
     };
