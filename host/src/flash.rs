@@ -176,6 +176,9 @@ pub struct BoardResult {
     /// Per step of the first sample: the input preparation, then every op.
     pub layers: Vec<LayerCount>,
     pub errors: Vec<String>,
+    /// A dry run's firmware build and board run commands (nothing ran).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
 }
 
 impl BoardResult {
@@ -296,9 +299,7 @@ pub fn run_on_board_with(
     let mut build = build_command(board, &bundle_dir, &target_dir);
     let mut runc = run_command(board, &elf);
     if dry_run {
-        println!("{}", render(&build));
-        println!("{}", render(&runc));
-        return Ok(BoardResult::default());
+        return Ok(BoardResult { commands: vec![render(&build), render(&runc)], ..BoardResult::default() });
     }
     // The firmware crate, then the runner, before spending minutes on a build.
     let crate_dir = crate::boards::boards_dir().join(board.crate_dir);
@@ -316,15 +317,18 @@ pub fn run_on_board_with(
     }
     let bundle = write_bundle(model, ds, &bundle_dir)?;
     if !quiet {
-        eprintln!(
+        crate::say!(
             "building firmware for {} ({} samples, {} byte model, {} byte arena)",
-            board.name, bundle.samples, bundle.model_bytes, bundle.arena
+            board.name,
+            bundle.samples,
+            bundle.model_bytes,
+            bundle.arena
         );
     }
     let status = if quiet {
         let out = build.output().map_err(io("cargo (firmware build)"))?;
         if !out.status.success() {
-            eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+            crate::say!("{}", String::from_utf8_lossy(&out.stderr));
         }
         out.status
     } else {
@@ -334,7 +338,7 @@ pub fn run_on_board_with(
         return Err(FlashError::Build(status.code().unwrap_or(-1)));
     }
     if !quiet {
-        eprintln!("running: {}", render(&runc));
+        crate::say!("running: {}", render(&runc));
     }
     let err = if quiet { std::process::Stdio::null() } else { std::process::Stdio::inherit() };
     let output = runc.stderr(err).output().map_err(io(render(&runc)))?;

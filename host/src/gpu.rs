@@ -39,7 +39,7 @@ pub fn open() -> Result<Device, GpuError> {
     match probe {
         Ok(4.0) => {
             if let Some(id) = device.identity() {
-                eprintln!("device: burn-wgpu on {}", id.name);
+                crate::say!("device: burn-wgpu on {}", id.name);
             }
             Ok(device)
         }

@@ -11,6 +11,8 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = pare::cli::Cli::parse();
+    // The library's progress lines go to stderr, beside its progress bars.
+    pare::progress::set_sink(|line| eprintln!("{line}"));
     // Before any thread exists (setting the environment later races with C code reading it).
     pare::gpu::quiet_window_system();
     if let Err(e) = pare::cli::run(cli) {

@@ -110,7 +110,7 @@ pub struct PlotError(String);
 
 pub fn write(dir: &Path, state: &RunState) -> Result<Vec<PathBuf>, PlotError> {
     let Some(bytes) = font() else {
-        eprintln!("note: no TrueType font found (set PARE_FONT=file.ttf): plots skipped");
+        crate::say!("note: no TrueType font found (set PARE_FONT=file.ttf): plots skipped");
         return Ok(vec![]);
     };
     static REGISTERED: std::sync::Once = std::sync::Once::new();

@@ -24,3 +24,28 @@ pub fn bytes(total: Option<u64>, what: &str) -> ProgressBar {
     bar.set_message(what.to_string());
     bar
 }
+
+/// Where the library's progress lines (`say!`) go: nowhere until a front end installs a sink
+/// (the `pare` command sends them to stderr), so a program using the library decides what
+/// reaches its terminal.
+static SINK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Sends every later progress line to `sink` (the first call wins).
+pub fn set_sink(sink: fn(&str)) {
+    let _ = SINK.set(sink);
+}
+
+/// One progress line to the installed sink, if any (use [`say!`](crate::say)).
+pub fn say(line: std::fmt::Arguments<'_>) {
+    if let Some(sink) = SINK.get() {
+        sink(&line.to_string());
+    }
+}
+
+/// A progress line, formatted like `eprintln!`, sent to [`set_sink`]'s sink.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::progress::say(format_args!($($arg)*))
+    };
+}

@@ -233,7 +233,7 @@ pub fn train(
             step += 1;
             if cfg.log_every.is_some_and(|n| n > 0 && step.is_multiple_of(n)) {
                 bar.suspend(|| {
-                    eprintln!(
+                    crate::say!(
                         "step {step:>6}: loss {:.4}  acc {:.2} %  (mean of the last {} steps)",
                         window_loss / window_seen as f64,
                         100.0 * window_correct as f64 / window_seen as f64,

@@ -192,7 +192,7 @@ pub fn profile(board: &Board, arch: &Arch, sample: &Dataset) -> Result<BoardProf
     let path = crate::boards::build_dir().join("latency").join(board.name).join(format!("{key}-{firmware}.json"));
     if let Some(p) = std::fs::read_to_string(&path).ok().and_then(|s| serde_json::from_str::<BoardProfile>(&s).ok()) {
         if p.firmware == firmware && p.arch == key && p.board == board.name {
-            eprintln!("latency model: cached measurements of this model on {} ({})", board.name, path.display());
+            crate::say!("latency model: cached measurements of this model on {} ({})", board.name, path.display());
             return Ok(p);
         }
     }
@@ -201,7 +201,7 @@ pub fn profile(board: &Board, arch: &Arch, sample: &Dataset) -> Result<BoardProf
         std::iter::once(arch.clone()).chain(variants(arch, variant_count(), MIN_SHARE, 0x6c61_7465_6e63)?).collect();
     let mut points = vec![];
     let mut runtime_seen = vec![];
-    eprintln!(
+    crate::say!(
         "latency model: measuring {} and {} random-width variants of it on {} (cached for later runs)",
         arch.name,
         archs.len() - 1,

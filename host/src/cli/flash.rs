@@ -75,6 +75,9 @@ pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
     let ds = if a.spread { ds.spread(a.samples) } else { ds.take(a.samples) };
     let r = flash::run_on_board(board, &model, &ds, a.dry_run)?;
     if a.dry_run {
+        for c in &r.commands {
+            println!("{c}");
+        }
         return Ok(r);
     }
     print_report(board.name, &model, &rt, &r);

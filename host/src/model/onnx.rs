@@ -530,266 +530,267 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
                 .map(|c| c.v.iter().map(|&x| x as i64).collect())
                 .ok_or_else(|| unsupported(&format!("input {k} is not a constant")))
         };
-        let node =
-            match n.op.as_str() {
-                "Slice" => {
-                    // x[:, :, ::s, ::t] on an activation: a subsampling, placed by the Pad after it.
-                    let data = n.inputs.first().cloned().unwrap_or_default();
-                    let (base, mut sh, mut sw) = match (pending.get(&data), src.get(&data)) {
-                        (Some(&p), _) => p,
-                        (None, Some(&s)) => (s, 1, 1),
-                        _ => return Err(unsupported("slices only an activation")),
-                    };
-                    let (starts, ends, axes) = (konst(1)?, konst(2)?, konst(3)?);
-                    let steps = if n.inputs.len() > 4 { konst(4)? } else { vec![1; axes.len()] };
-                    for (((&s, &e), &a), &st) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
-                        let whole = s == 0 && e >= i64::from(i32::MAX);
-                        match (a, whole, st) {
-                            (2 | -2, true, 1..) => sh *= st as usize,
-                            (3 | -1, true, 1..) => sw *= st as usize,
-                            _ => return Err(unsupported(
+        let node = match n.op.as_str() {
+            "Slice" => {
+                // x[:, :, ::s, ::t] on an activation: a subsampling, placed by the Pad after it.
+                let data = n.inputs.first().cloned().unwrap_or_default();
+                let (base, mut sh, mut sw) = match (pending.get(&data), src.get(&data)) {
+                    (Some(&p), _) => p,
+                    (None, Some(&s)) => (s, 1, 1),
+                    _ => return Err(unsupported("slices only an activation")),
+                };
+                let (starts, ends, axes) = (konst(1)?, konst(2)?, konst(3)?);
+                let steps = if n.inputs.len() > 4 { konst(4)? } else { vec![1; axes.len()] };
+                for (((&s, &e), &a), &st) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
+                    let whole = s == 0 && e >= i64::from(i32::MAX);
+                    match (a, whole, st) {
+                        (2 | -2, true, 1..) => sh *= st as usize,
+                        (3 | -1, true, 1..) => sw *= st as usize,
+                        _ => {
+                            return Err(unsupported(
                                 "only whole-axis strided slices of height and width (x[:, :, ::s, ::s]) are supported",
-                            )),
+                            ))
                         }
                     }
-                    pending.insert(out, (base, sh, sw));
+                }
+                pending.insert(out, (base, sh, sw));
+                continue;
+            }
+            "Pad" => {
+                // Zero channels on both sides of a (subsampled) activation: a channel placement.
+                let data = n.inputs.first().cloned().unwrap_or_default();
+                let (base, sh, sw) = match (pending.get(&data), src.get(&data)) {
+                    (Some(&p), _) => p,
+                    (None, Some(&s)) => (s, 1, 1),
+                    _ => return Err(unsupported("pads only an activation")),
+                };
+                let pads = konst(1)?;
+                let value = if n.inputs.len() > 2 && !n.inputs[2].is_empty() { konst(2)? } else { vec![0] };
+                let mode = n.strings.get("mode").map_or("constant", String::as_str);
+                if let [0, 0, t, l, 0, 0, b, r] = pads[..] {
+                    if (sh, sw) != (1, 1)
+                        || [t, l, b, r].iter().any(|&x| x < 0)
+                        || value.iter().any(|&v| v != 0)
+                        || mode != "constant"
+                    {
+                        return Err(unsupported("only constant-zero height/width padding is supported"));
+                    }
+                    spatial.insert(out, (base, [t as usize, l as usize, b as usize, r as usize]));
                     continue;
                 }
-                "Pad" => {
-                    // Zero channels on both sides of a (subsampled) activation: a channel placement.
-                    let data = n.inputs.first().cloned().unwrap_or_default();
-                    let (base, sh, sw) = match (pending.get(&data), src.get(&data)) {
-                        (Some(&p), _) => p,
-                        (None, Some(&s)) => (s, 1, 1),
-                        _ => return Err(unsupported("pads only an activation")),
-                    };
-                    let pads = konst(1)?;
-                    let value = if n.inputs.len() > 2 && !n.inputs[2].is_empty() { konst(2)? } else { vec![0] };
-                    let mode = n.strings.get("mode").map_or("constant", String::as_str);
-                    if let [0, 0, t, l, 0, 0, b, r] = pads[..] {
-                        if (sh, sw) != (1, 1)
-                            || [t, l, b, r].iter().any(|&x| x < 0)
-                            || value.iter().any(|&v| v != 0)
-                            || mode != "constant"
-                        {
-                            return Err(unsupported("only constant-zero height/width padding is supported"));
-                        }
-                        spatial.insert(out, (base, [t as usize, l as usize, b as usize, r as usize]));
-                        continue;
-                    }
-                    let [0, c0, 0, 0, 0, c1, 0, 0] = pads[..] else {
-                        return Err(unsupported(
-                            "only zero padding of the channel axis, or of height and width before a conv, is supported",
-                        ));
-                    };
-                    if mode != "constant" || value.iter().any(|&v| v != 0) || sh != sw || c0 < 0 || c1 < 0 {
-                        return Err(unsupported(
-                            "only constant-zero channel padding after an equal H/W subsampling is supported",
-                        ));
-                    }
-                    let ci = match base {
-                        Src::Input => arch.input.c,
-                        Src::Node(j) => arch.shapes_so_far().map_err(OnnxError::Graph)?[j].c,
-                    };
-                    let (c0, c1) = (c0 as usize, c1 as usize);
-                    Node::ChannelPlace {
-                        input: base,
-                        stride: sh,
-                        out: ci + c0 + c1,
-                        channels: (0..ci).map(|c| Some(c + c0)).collect(),
-                    }
+                let [0, c0, 0, 0, 0, c1, 0, 0] = pads[..] else {
+                    return Err(unsupported(
+                        "only zero padding of the channel axis, or of height and width before a conv, is supported",
+                    ));
+                };
+                if mode != "constant" || value.iter().any(|&v| v != 0) || sh != sw || c0 < 0 || c1 < 0 {
+                    return Err(unsupported(
+                        "only constant-zero channel padding after an equal H/W subsampling is supported",
+                    ));
                 }
-                "Conv" => {
-                    let (wshape, w) = n
-                        .inputs
-                        .get(1)
-                        .and_then(|x| init.get(x))
-                        .ok_or_else(|| unsupported("weights are not an initializer"))?;
-                    let bias = n
-                        .inputs
-                        .get(2)
-                        .filter(|b| !b.is_empty())
-                        .map(|b| init.get(b).ok_or_else(|| unsupported("the bias is not an initializer")))
-                        .transpose()?;
-                    if n.ints.get("group").is_some_and(|g| g.first() != Some(&1))
-                        || n.ints.get("dilations").is_some_and(|d| d.iter().any(|&x| x != 1))
-                    {
-                        return Err(unsupported("grouped or dilated convs are not supported"));
+                let ci = match base {
+                    Src::Input => arch.input.c,
+                    Src::Node(j) => arch.shapes_so_far().map_err(OnnxError::Graph)?[j].c,
+                };
+                let (c0, c1) = (c0 as usize, c1 as usize);
+                Node::ChannelPlace {
+                    input: base,
+                    stride: sh,
+                    out: ci + c0 + c1,
+                    channels: (0..ci).map(|c| Some(c + c0)).collect(),
+                }
+            }
+            "Conv" => {
+                let (wshape, w) = n
+                    .inputs
+                    .get(1)
+                    .and_then(|x| init.get(x))
+                    .ok_or_else(|| unsupported("weights are not an initializer"))?;
+                let bias = n
+                    .inputs
+                    .get(2)
+                    .filter(|b| !b.is_empty())
+                    .map(|b| init.get(b).ok_or_else(|| unsupported("the bias is not an initializer")))
+                    .transpose()?;
+                if n.ints.get("group").is_some_and(|g| g.first() != Some(&1))
+                    || n.ints.get("dilations").is_some_and(|d| d.iter().any(|&x| x != 1))
+                {
+                    return Err(unsupported("grouped or dilated convs are not supported"));
+                }
+                let (k, s) =
+                    (single("kernel_shape", wshape.get(2).copied().unwrap_or(1) as i64)?, single("strides", 1)?);
+                // [top, left, bottom, right]: the conv's own pads plus a Pad node before it.
+                let own: [usize; 4] = match n.ints.get("pads").map(Vec::as_slice) {
+                    None => [0; 4],
+                    Some(&[t, l, b, r]) if t >= 0 && l >= 0 && b >= 0 && r >= 0 => {
+                        [t as usize, l as usize, b as usize, r as usize]
                     }
-                    let (k, s) =
-                        (single("kernel_shape", wshape.get(2).copied().unwrap_or(1) as i64)?, single("strides", 1)?);
-                    // [top, left, bottom, right]: the conv's own pads plus a Pad node before it.
-                    let own: [usize; 4] = match n.ints.get("pads").map(Vec::as_slice) {
-                        None => [0; 4],
-                        Some(&[t, l, b, r]) if t >= 0 && l >= 0 && b >= 0 && r >= 0 => {
-                            [t as usize, l as usize, b as usize, r as usize]
-                        }
-                        Some(_) => return Err(unsupported("pads must be four non-negative values")),
-                    };
-                    let before = n.inputs.first().and_then(|x| spatial.get(x)).map_or([0; 4], |(_, p)| *p);
-                    let pads4: [usize; 4] = [0, 1, 2, 3].map(|i| own[i] + before[i]);
-                    let p = pads4[0] as i64;
-                    let uneven = pads4.iter().any(|&x| x != pads4[0]);
-                    let conv_pads = uneven.then_some(pads4);
-                    let [o, ci] = [wshape[0], wshape.get(1).copied().unwrap_or(0)];
-                    let bn_next = only_consumer(&out, "BatchNormalization");
-                    if bias.is_some() && bn_next.is_some() {
-                        return Err(unsupported("a conv with both a bias and a BatchNormalization"));
-                    }
-                    let one_hot = bias.is_none()
-                        && k == 1
-                        && pads4 == [0; 4]
-                        && w.iter().all(|&x| x == 0.0 || x == 1.0)
-                        && (0..ci).all(|c| (0..o).filter(|&q| w[q * ci + c] != 0.0).count() <= 1);
-                    if bn_next.is_none() && one_hot {
-                        // A bias-free one-hot 1×1 conv: a channel placement.
-                        let channels = (0..ci).map(|c| (0..o).find(|&q| w[q * ci + c] == 1.0)).collect();
-                        Node::ChannelPlace { input: get(0)?, stride: s as usize, out: o, channels }
-                    } else {
-                        let name = if n.name.is_empty() { format!("conv{i}") } else { n.name.clone() };
-                        tensors.insert(format!("{name}.weight"), (wshape.clone(), w.clone()));
-                        // The BatchNorm after the conv, and the value it writes.
-                        let (bn, bn_out) = match bn_next {
-                            Some(bi) => {
-                                let b = &nodes[bi];
-                                // pare's BatchNorm adds ε = 1e-5 to the variance: another ε moves
-                                // into the stored variance (σ² + ε − 1e-5), the same normalisation.
-                                let eps = f64::from(b.floats.get("epsilon").copied().unwrap_or(1e-5));
-                                used[bi] = true;
-                                let bn = if b.name.is_empty() { format!("bn{bi}") } else { b.name.clone() };
-                                for (j, p) in ["weight", "bias", "running_mean", "running_var"].iter().enumerate() {
-                                    let v = b
-                                        .inputs
-                                        .get(j + 1)
-                                        .and_then(|x| init.get(x))
-                                        .ok_or_else(|| unsupported("BatchNorm parameters are not initializers"))?;
-                                    let mut v = v.clone();
-                                    if *p == "running_var" && (eps - 1e-5).abs() > 1e-12 {
-                                        for x in &mut v.1 {
-                                            *x = (f64::from(*x) + eps - 1e-5) as f32;
-                                        }
-                                        if v.1.iter().any(|&x| x < 0.0) {
-                                            return Err(unsupported(
-                                                "epsilon below 1e-5 with a variance that would turn negative",
-                                            ));
-                                        }
+                    Some(_) => return Err(unsupported("pads must be four non-negative values")),
+                };
+                let before = n.inputs.first().and_then(|x| spatial.get(x)).map_or([0; 4], |(_, p)| *p);
+                let pads4: [usize; 4] = [0, 1, 2, 3].map(|i| own[i] + before[i]);
+                let p = pads4[0] as i64;
+                let uneven = pads4.iter().any(|&x| x != pads4[0]);
+                let conv_pads = uneven.then_some(pads4);
+                let [o, ci] = [wshape[0], wshape.get(1).copied().unwrap_or(0)];
+                let bn_next = only_consumer(&out, "BatchNormalization");
+                if bias.is_some() && bn_next.is_some() {
+                    return Err(unsupported("a conv with both a bias and a BatchNormalization"));
+                }
+                let one_hot = bias.is_none()
+                    && k == 1
+                    && pads4 == [0; 4]
+                    && w.iter().all(|&x| x == 0.0 || x == 1.0)
+                    && (0..ci).all(|c| (0..o).filter(|&q| w[q * ci + c] != 0.0).count() <= 1);
+                if bn_next.is_none() && one_hot {
+                    // A bias-free one-hot 1×1 conv: a channel placement.
+                    let channels = (0..ci).map(|c| (0..o).find(|&q| w[q * ci + c] == 1.0)).collect();
+                    Node::ChannelPlace { input: get(0)?, stride: s as usize, out: o, channels }
+                } else {
+                    let name = if n.name.is_empty() { format!("conv{i}") } else { n.name.clone() };
+                    tensors.insert(format!("{name}.weight"), (wshape.clone(), w.clone()));
+                    // The BatchNorm after the conv, and the value it writes.
+                    let (bn, bn_out) = match bn_next {
+                        Some(bi) => {
+                            let b = &nodes[bi];
+                            // pare's BatchNorm adds ε = 1e-5 to the variance: another ε moves
+                            // into the stored variance (σ² + ε − 1e-5), the same normalisation.
+                            let eps = f64::from(b.floats.get("epsilon").copied().unwrap_or(1e-5));
+                            used[bi] = true;
+                            let bn = if b.name.is_empty() { format!("bn{bi}") } else { b.name.clone() };
+                            for (j, p) in ["weight", "bias", "running_mean", "running_var"].iter().enumerate() {
+                                let v = b
+                                    .inputs
+                                    .get(j + 1)
+                                    .and_then(|x| init.get(x))
+                                    .ok_or_else(|| unsupported("BatchNorm parameters are not initializers"))?;
+                                let mut v = v.clone();
+                                if *p == "running_var" && (eps - 1e-5).abs() > 1e-12 {
+                                    for x in &mut v.1 {
+                                        *x = (f64::from(*x) + eps - 1e-5) as f32;
                                     }
-                                    tensors.insert(format!("{bn}.{p}"), v);
+                                    if v.1.iter().any(|&x| x < 0.0) {
+                                        return Err(unsupported(
+                                            "epsilon below 1e-5 with a variance that would turn negative",
+                                        ));
+                                    }
                                 }
-                                (bn, b.outputs.first().cloned().unwrap_or_default())
+                                tensors.insert(format!("{bn}.{p}"), v);
                             }
-                            None => {
-                                // A plain conv (PyTorch folds BatchNorm into the conv's bias on
-                                // export): an identity BatchNorm carrying the bias (γ 1, μ 0,
-                                // σ² 1 − ε).
-                                let bn = format!("{name}.bn");
-                                let b = bias.map_or_else(|| vec![0.0; o], |b| b.1.clone());
-                                tensors.insert(format!("{bn}.weight"), (vec![o], vec![1.0; o]));
-                                tensors.insert(format!("{bn}.bias"), (vec![o], b));
-                                tensors.insert(format!("{bn}.running_mean"), (vec![o], vec![0.0; o]));
-                                tensors.insert(format!("{bn}.running_var"), (vec![o], vec![1.0 - 1e-5; o]));
-                                (bn, out.clone())
-                            }
-                        };
-                        let (relu, last) = fuse_relu(&bn_out, &mut used);
-                        arch.nodes.push(Node::Conv {
-                            name,
-                            bn,
-                            input: get(0)?,
-                            out: o,
-                            kernel: k as usize,
-                            stride: s as usize,
-                            padding: p as usize,
-                            relu,
-                            pads: conv_pads,
-                        });
-                        src.insert(last, Src::Node(arch.nodes.len() - 1));
-                        continue;
-                    }
-                }
-                "MaxPool" => {
-                    let k = single("kernel_shape", 1)?;
-                    Node::MaxPool {
-                        input: get(0)?,
-                        kernel: k as usize,
-                        stride: single("strides", k)? as usize,
-                        padding: single("pads", 0)? as usize,
-                    }
-                }
-                "AveragePool" => {
-                    if single("pads", 0)? != 0 {
-                        return Err(unsupported("padded average pools are not supported"));
-                    }
-                    let k = single("kernel_shape", 1)?;
-                    Node::AvgPool { input: get(0)?, kernel: k as usize, stride: single("strides", k)? as usize }
-                }
-                "GlobalAveragePool" => Node::GlobalAvgPool { input: get(0)? },
-                "Add" => {
-                    let (a, b) = (get(0)?, get(1)?);
-                    let (relu, last) = fuse_relu(&out, &mut used);
-                    arch.nodes.push(Node::Add { a, b, relu });
-                    src.insert(last, Src::Node(arch.nodes.len() - 1));
-                    continue;
-                }
-                "Flatten" | "Identity" | "Dropout" => {
-                    src.insert(out, get(0)?);
-                    continue;
-                }
-                "Gemm" => {
-                    if n.ints.get("transB").map(Vec::as_slice) != Some(&[1])
-                        || n.ints.get("transA").is_some_and(|t| t != &[0])
-                    {
-                        return Err(unsupported("only Gemm with transB = 1 (PyTorch's Linear) is supported"));
-                    }
-                    let wv = n
-                        .inputs
-                        .get(1)
-                        .and_then(|x| init.get(x))
-                        .ok_or_else(|| unsupported("weights are not an initializer"))?;
-                    let bv = n
-                        .inputs
-                        .get(2)
-                        .and_then(|x| init.get(x))
-                        .ok_or_else(|| unsupported("a Gemm needs a bias initializer"))?;
-                    let name = if n.name.is_empty() { format!("gemm{i}") } else { n.name.clone() };
-                    tensors.insert(format!("{name}.weight"), wv.clone());
-                    tensors.insert(format!("{name}.bias"), bv.clone());
-                    Node::Dense { name, input: get(0)?, out: wv.0[0] }
-                }
-                "MatMul" => {
-                    // x · W (W: [in, out]) and an optional Add of a bias initializer: a classifier.
-                    let (ws, w) = n
-                        .inputs
-                        .get(1)
-                        .and_then(|x| init.get(x))
-                        .ok_or_else(|| unsupported("the right operand is not an initializer"))?;
-                    let [cin, co] = ws[..] else { return Err(unsupported("the weight is not a matrix")) };
-                    let wt: Vec<f32> =
-                        (0..co).flat_map(|o| (0..cin).map(move |c| (o, c))).map(|(o, c)| w[c * co + o]).collect();
-                    let mut last = out.clone();
-                    let mut bias = vec![0.0; co];
-                    if let Some(ai) = only_consumer(&out, "Add") {
-                        let other = nodes[ai].inputs.iter().find(|x| **x != out).and_then(|x| init.get(x));
-                        if let Some((_, b)) = other.filter(|(_, b)| b.len() == co) {
-                            bias.clone_from(b);
-                            used[ai] = true;
-                            last = nodes[ai].outputs.first().cloned().unwrap_or_default();
+                            (bn, b.outputs.first().cloned().unwrap_or_default())
                         }
-                    }
-                    let name = if n.name.is_empty() { format!("matmul{i}") } else { n.name.clone() };
-                    tensors.insert(format!("{name}.weight"), (vec![co, cin], wt));
-                    tensors.insert(format!("{name}.bias"), (vec![co], bias));
-                    arch.nodes.push(Node::Dense { name, input: get(0)?, out: co });
+                        None => {
+                            // A plain conv (PyTorch folds BatchNorm into the conv's bias on
+                            // export): an identity BatchNorm carrying the bias (γ 1, μ 0,
+                            // σ² 1 − ε).
+                            let bn = format!("{name}.bn");
+                            let b = bias.map_or_else(|| vec![0.0; o], |b| b.1.clone());
+                            tensors.insert(format!("{bn}.weight"), (vec![o], vec![1.0; o]));
+                            tensors.insert(format!("{bn}.bias"), (vec![o], b));
+                            tensors.insert(format!("{bn}.running_mean"), (vec![o], vec![0.0; o]));
+                            tensors.insert(format!("{bn}.running_var"), (vec![o], vec![1.0 - 1e-5; o]));
+                            (bn, out.clone())
+                        }
+                    };
+                    let (relu, last) = fuse_relu(&bn_out, &mut used);
+                    arch.nodes.push(Node::Conv {
+                        name,
+                        bn,
+                        input: get(0)?,
+                        out: o,
+                        kernel: k as usize,
+                        stride: s as usize,
+                        padding: p as usize,
+                        relu,
+                        pads: conv_pads,
+                    });
                     src.insert(last, Src::Node(arch.nodes.len() - 1));
                     continue;
                 }
-                "Softmax" if i + 1 == nodes.len() => {
-                    eprintln!("note: the trailing Softmax of the ONNX graph is dropped (pare's models end in logits)");
-                    continue;
+            }
+            "MaxPool" => {
+                let k = single("kernel_shape", 1)?;
+                Node::MaxPool {
+                    input: get(0)?,
+                    kernel: k as usize,
+                    stride: single("strides", k)? as usize,
+                    padding: single("pads", 0)? as usize,
                 }
-                "Relu" => return Err(unsupported("a Relu not after a conv's BatchNormalization or an Add")),
-                _ => return Err(unsupported("this op is not supported")),
-            };
+            }
+            "AveragePool" => {
+                if single("pads", 0)? != 0 {
+                    return Err(unsupported("padded average pools are not supported"));
+                }
+                let k = single("kernel_shape", 1)?;
+                Node::AvgPool { input: get(0)?, kernel: k as usize, stride: single("strides", k)? as usize }
+            }
+            "GlobalAveragePool" => Node::GlobalAvgPool { input: get(0)? },
+            "Add" => {
+                let (a, b) = (get(0)?, get(1)?);
+                let (relu, last) = fuse_relu(&out, &mut used);
+                arch.nodes.push(Node::Add { a, b, relu });
+                src.insert(last, Src::Node(arch.nodes.len() - 1));
+                continue;
+            }
+            "Flatten" | "Identity" | "Dropout" => {
+                src.insert(out, get(0)?);
+                continue;
+            }
+            "Gemm" => {
+                if n.ints.get("transB").map(Vec::as_slice) != Some(&[1])
+                    || n.ints.get("transA").is_some_and(|t| t != &[0])
+                {
+                    return Err(unsupported("only Gemm with transB = 1 (PyTorch's Linear) is supported"));
+                }
+                let wv = n
+                    .inputs
+                    .get(1)
+                    .and_then(|x| init.get(x))
+                    .ok_or_else(|| unsupported("weights are not an initializer"))?;
+                let bv = n
+                    .inputs
+                    .get(2)
+                    .and_then(|x| init.get(x))
+                    .ok_or_else(|| unsupported("a Gemm needs a bias initializer"))?;
+                let name = if n.name.is_empty() { format!("gemm{i}") } else { n.name.clone() };
+                tensors.insert(format!("{name}.weight"), wv.clone());
+                tensors.insert(format!("{name}.bias"), bv.clone());
+                Node::Dense { name, input: get(0)?, out: wv.0[0] }
+            }
+            "MatMul" => {
+                // x · W (W: [in, out]) and an optional Add of a bias initializer: a classifier.
+                let (ws, w) = n
+                    .inputs
+                    .get(1)
+                    .and_then(|x| init.get(x))
+                    .ok_or_else(|| unsupported("the right operand is not an initializer"))?;
+                let [cin, co] = ws[..] else { return Err(unsupported("the weight is not a matrix")) };
+                let wt: Vec<f32> =
+                    (0..co).flat_map(|o| (0..cin).map(move |c| (o, c))).map(|(o, c)| w[c * co + o]).collect();
+                let mut last = out.clone();
+                let mut bias = vec![0.0; co];
+                if let Some(ai) = only_consumer(&out, "Add") {
+                    let other = nodes[ai].inputs.iter().find(|x| **x != out).and_then(|x| init.get(x));
+                    if let Some((_, b)) = other.filter(|(_, b)| b.len() == co) {
+                        bias.clone_from(b);
+                        used[ai] = true;
+                        last = nodes[ai].outputs.first().cloned().unwrap_or_default();
+                    }
+                }
+                let name = if n.name.is_empty() { format!("matmul{i}") } else { n.name.clone() };
+                tensors.insert(format!("{name}.weight"), (vec![co, cin], wt));
+                tensors.insert(format!("{name}.bias"), (vec![co], bias));
+                arch.nodes.push(Node::Dense { name, input: get(0)?, out: co });
+                src.insert(last, Src::Node(arch.nodes.len() - 1));
+                continue;
+            }
+            "Softmax" if i + 1 == nodes.len() => {
+                crate::say!("note: the trailing Softmax of the ONNX graph is dropped (pare's models end in logits)");
+                continue;
+            }
+            "Relu" => return Err(unsupported("a Relu not after a conv's BatchNormalization or an Add")),
+            _ => return Err(unsupported("this op is not supported")),
+        };
         arch.nodes.push(node);
         src.insert(out, Src::Node(arch.nodes.len() - 1));
     }

@@ -641,7 +641,7 @@ pub fn run(
             .and_then(|h| h.checkpoint.clone())
             .ok_or_else(|| ScheduleError::NoCheckpoint(state_path.clone()))?;
         let (net, _) = weights::load_checkpoint(&last, device)?;
-        eprintln!("resuming at iteration {} from {}", state.history.len() - 1, last.display());
+        crate::say!("resuming at iteration {} from {}", state.history.len() - 1, last.display());
         (net, state)
     } else {
         let net = net.ok_or(ScheduleError::NoModel)?;
@@ -656,7 +656,7 @@ pub fn run(
             // The profile measured the unpruned model first.
             first.board_trace = b.points.first().cloned();
         }
-        eprintln!("iteration 0: top-1 {:.2} %, {:.2} M MACs", 100.0 * first.top1, first.macs as f64 / 1e6);
+        crate::say!("iteration 0: top-1 {:.2} %, {:.2} M MACs", 100.0 * first.top1, first.macs as f64 / 1e6);
         let state = RunState {
             config: cfg.clone(),
             original_prunable: prunable_channels(&groups, cfg.internal_only),
@@ -747,13 +747,13 @@ pub fn run(
         let (keep, removed) = select(&groups, &gs, &spaces, tau, &fl, cfg.round_to);
         if removed == 0 {
             match board {
-                Some(b) => eprintln!(
+                Some(b) => crate::say!(
                     "the board budget cannot be met: {} with every layer at its --min-channels/--min-width floor; \
                      stopping with the best model so far (iteration {})",
                     b.missed(&b.footprint(&net.arch)?).join(", "),
                     state.history.len() - 1
                 ),
-                None => eprintln!("nothing left to remove under --min-channels/--min-width/--round-to; stopping"),
+                None => crate::say!("nothing left to remove under --min-channels/--min-width/--round-to; stopping"),
             }
             break;
         }
@@ -761,13 +761,13 @@ pub fn run(
         if let Some(rc) = cfg.reconstruct.as_ref() {
             let t0 = std::time::Instant::now();
             pruned = reconstruct(&net, &pruned, &groups, &keep, data.calib, rc, device, &ad)?;
-            eprintln!("least-squares repair of every layer: {:.1} s", t0.elapsed().as_secs_f64());
+            crate::say!("least-squares repair of every layer: {:.1} s", t0.elapsed().as_secs_f64());
         }
         if cfg.bn_batches > 0 {
             pruned = recalibrate_batchnorm(pruned, data.train, cfg.bn_batches, cfg.batch_size, &ad);
         }
         let after_removal = evaluate(&pruned, data.eval, cfg.batch_size, device).top1;
-        eprintln!("after the removal, before fine-tuning: top-1 {:.2} %", 100.0 * after_removal);
+        crate::say!("after the removal, before fine-tuning: top-1 {:.2} %", 100.0 * after_removal);
         let kept_ratio =
             prunable_channels(&Groups::of(&pruned.arch).map_err(ScheduleError::Arch)?, cfg.internal_only) as f64 / n0;
         // Under a budget, the removal that meets the target is the last: its fine-tune is the
@@ -778,7 +778,7 @@ pub fn run(
         if let Some(b) = board_t.as_mut().filter(|b| b.max_latency.is_some()) {
             predicted = b.latency.predict(&pruned.arch).ok();
             let m = b.measure(&pruned.arch, data.calib)?;
-            eprintln!(
+            crate::say!(
                 "measured on {}: {} {} (predicted {:.0})",
                 b.board,
                 m.point.total(),
@@ -796,7 +796,7 @@ pub fn run(
         let Some((tuned, steps)) = finetune(pruned, cfg, data, &ph, teacher.as_ref(), state.history.len(), &ad, stop)
         else {
             // A half fine-tuned model is not a result: keep the last complete iteration.
-            eprintln!(
+            crate::say!(
                 "interrupted while fine-tuning iteration {}: not recorded; --resume redoes it from iteration {}",
                 state.history.len(),
                 state.history.len() - 1
@@ -806,7 +806,7 @@ pub fn run(
         let ev = evaluate(&tuned, data.eval, cfg.batch_size, device);
         let k = state.history.len();
         if t.max_accuracy_drop.is_some_and(|d| 100.0 * (base_top1 - ev.top1) > d) {
-            eprintln!(
+            crate::say!(
                 "iteration {k}: top-1 {:.2} % drops more than the allowed {:.2} points; keeping iteration {}",
                 100.0 * ev.top1,
                 t.max_accuracy_drop.unwrap_or(0.0),
@@ -826,7 +826,7 @@ pub fn run(
         save_state(&state_path, &state)?;
         net = tuned;
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
-            eprintln!("interrupted: state saved; continue with --resume");
+            crate::say!("interrupted: state saved; continue with --resume");
             return Ok((net, state));
         }
     }
@@ -837,12 +837,12 @@ pub fn run(
         let ph = phase(cfg, per_epoch, &state.history, true, 0.0);
         if !ph.is_empty() {
             let k = state.history.len();
-            eprintln!("recovery fine-tune after the last removal: {}", describe(&ph));
+            crate::say!("recovery fine-tune after the last removal: {}", describe(&ph));
             // A trainable copy on the autodiff device (the loop's model is an inference one).
             let trainable =
                 weights::from_tensors(&net.arch, &weights::to_tensors(&net), &ad).map_err(ScheduleError::Arch)?;
             let Some((tuned, steps)) = finetune(trainable, cfg, data, &ph, teacher.as_ref(), k, &ad, stop) else {
-                eprintln!("interrupted during the recovery fine-tune: not recorded; --resume redoes it");
+                crate::say!("interrupted during the recovery fine-tune: not recorded; --resume redoes it");
                 return Ok((net, state));
             };
             let ev = evaluate(&tuned, data.eval, cfg.batch_size, device);
@@ -874,7 +874,7 @@ fn describe(ph: &Phase) -> String {
 }
 
 fn log_iteration(it: &Iteration, base_macs: u64) {
-    eprintln!(
+    crate::say!(
         "iteration {}{}: removed {}, φ {:.3}, top-1 {:.2} %, MACs {:.2} M (−{:.1} %), {} steps, {:.0} s",
         it.iteration,
         crate::report::phase_label(it),
