@@ -49,3 +49,20 @@ macro_rules! say {
         $crate::progress::say(format_args!($($arg)*))
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    #[test]
+    fn progress_lines_reach_the_installed_sink_and_nothing_else() {
+        // Before a sink: dropped (nothing to observe but that it does not panic).
+        crate::say!("lost {}", 1);
+        super::set_sink(|l| LINES.lock().map(|mut v| v.push(l.to_string())).unwrap_or(()));
+        crate::say!("iteration {}: top-1 {:.2} %", 3, 88.456);
+        let got = LINES.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(got, vec!["iteration 3: top-1 88.46 %".to_string()]);
+    }
+}
