@@ -93,6 +93,26 @@ pub fn requantize_fast(x: i32, multiplier: i32, right: u32, mask: i32, half: i32
     (high >> right) + i32::from((high & mask) > threshold)
 }
 
+/// TFLite's ADD parameters for input scales `a`, `b` and output scale `y`: both inputs rescaled
+/// to twice the larger input scale with 20 extra bits, the sum requantised to the output (one
+/// home for the exporter and for hand-built models such as the fuzz seeds).
+pub fn add_quant(a: f32, b: f32, y: f32) -> pare_format::AddQuant {
+    let left_shift = 20;
+    let twice_max = 2.0 * f64::from(a.max(b));
+    let (am, ash) = quantize_multiplier(f64::from(a) / twice_max);
+    let (bm, bsh) = quantize_multiplier(f64::from(b) / twice_max);
+    let (om, osh) = quantize_multiplier(twice_max / ((1u64 << left_shift) as f64 * f64::from(y)));
+    pare_format::AddQuant {
+        left_shift,
+        a_multiplier: am,
+        a_shift: ash,
+        b_multiplier: bm,
+        b_shift: bsh,
+        out_multiplier: om,
+        out_shift: osh,
+    }
+}
+
 /// Splits a positive real multiplier into a Q31 multiplier and a power-of-two shift, as
 /// TFLite's `QuantizeMultiplier`: `real ≈ multiplier * 2^(shift - 31)`.
 pub fn quantize_multiplier(real: f64) -> (i32, i32) {

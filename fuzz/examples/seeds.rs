@@ -12,7 +12,7 @@
 //!   third of its length (the target feeds the first quarter as input and frames the rest).
 //! * `run_model` gets inputs for its fixed 6×6×3 f32 model: zeros, ramps, special floats.
 
-use pare_device::quant::quantize_multiplier;
+use pare_device::quant::{add_quant, quantize_multiplier};
 use pare_device::Runtime;
 use pare_format::*;
 use std::path::{Path, PathBuf};
@@ -171,23 +171,7 @@ impl Gen {
     fn add(&mut self, a: u32, b: u32, relu: bool) -> u32 {
         let i = self.info(a);
         let y = self.fresh(i.h, i.w, i.c);
-        let quant = self.int8.then(|| {
-            let (sa, sb, sy) = (f64::from(i.scale), f64::from(self.info(b).scale), f64::from(self.info(y).scale));
-            let left_shift = 20;
-            let twice_max = 2.0 * sa.max(sb);
-            let (am, ash) = quantize_multiplier(sa / twice_max);
-            let (bm, bsh) = quantize_multiplier(sb / twice_max);
-            let (om, osh) = quantize_multiplier(twice_max / ((1u64 << left_shift) as f64 * sy));
-            AddQuant {
-                left_shift,
-                a_multiplier: am,
-                a_shift: ash,
-                b_multiplier: bm,
-                b_shift: bsh,
-                out_multiplier: om,
-                out_shift: osh,
-            }
-        });
+        let quant = self.int8.then(|| add_quant(i.scale, self.info(b).scale, self.info(y).scale));
         self.push(Op::Add(Add { a, b, output: y, relu, quant }));
         y
     }

@@ -201,7 +201,7 @@ pub fn export_with(
             }
             Node::Add { a, b: bb, relu } => {
                 let quant = match q {
-                    Some(_) => Some(quantize::add(&bi(*a)?, &bi(*bb)?, &info(&b, out)?)),
+                    Some(_) => Some(pare_device::quant::add_quant(bi(*a)?.scale, bi(*bb)?.scale, info(&b, out)?.scale)),
                     None => None,
                 };
                 b.push(&Op::Add(Add { a: id(*a, &ids), b: id(*bb, &ids), output: out, relu: *relu, quant }))?;

@@ -4,7 +4,7 @@
 use super::{EncodedLayer, Folded, Ranges};
 use crate::model::{Arch, Node, Src};
 use pare_device::quant::quantize_multiplier;
-use pare_format::{AddQuant, Buffer, Table};
+use pare_format::{Buffer, Table};
 
 /// Quantisation parameters of every buffer.
 pub struct QuantPlan {
@@ -85,23 +85,5 @@ pub fn layer(f: &Folded, x: &Buffer, y: &Buffer, int8: bool) -> EncodedLayer {
         ]),
         out: f.out as u32,
         weights: f.weights.len() as u32,
-    }
-}
-
-/// TFLite's ADD parameters: inputs rescaled to twice the larger input scale with 20 extra bits.
-pub fn add(a: &Buffer, b: &Buffer, y: &Buffer) -> AddQuant {
-    let left_shift = 20;
-    let twice_max = 2.0 * f64::from(a.scale.max(b.scale));
-    let (am, ash) = quantize_multiplier(f64::from(a.scale) / twice_max);
-    let (bm, bsh) = quantize_multiplier(f64::from(b.scale) / twice_max);
-    let (om, osh) = quantize_multiplier(twice_max / ((1u64 << left_shift) as f64 * f64::from(y.scale)));
-    AddQuant {
-        left_shift,
-        a_multiplier: am,
-        a_shift: ash,
-        b_multiplier: bm,
-        b_shift: bsh,
-        out_multiplier: om,
-        out_shift: osh,
     }
 }
