@@ -489,6 +489,9 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
             op: n.op.clone(),
             reason: reason.into(),
         };
+        // Input `k` of this node as an initializer, or `why` it is not supported.
+        let initializer =
+            |k: usize, why: &str| n.inputs.get(k).and_then(|x| init.get(x)).ok_or_else(|| unsupported(why));
         let get = |k: usize| -> Result<Src, OnnxError> {
             let x = n.inputs.get(k);
             // A spatially padded value is read only by a conv, which takes the padding over.
@@ -601,11 +604,7 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
                 }
             }
             "Conv" => {
-                let (wshape, w) = n
-                    .inputs
-                    .get(1)
-                    .and_then(|x| init.get(x))
-                    .ok_or_else(|| unsupported("weights are not an initializer"))?;
+                let (wshape, w) = initializer(1, "weights are not an initializer")?;
                 let bias = n
                     .inputs
                     .get(2)
@@ -742,16 +741,8 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
                 {
                     return Err(unsupported("only Gemm with transB = 1 (PyTorch's Linear) is supported"));
                 }
-                let wv = n
-                    .inputs
-                    .get(1)
-                    .and_then(|x| init.get(x))
-                    .ok_or_else(|| unsupported("weights are not an initializer"))?;
-                let bv = n
-                    .inputs
-                    .get(2)
-                    .and_then(|x| init.get(x))
-                    .ok_or_else(|| unsupported("a Gemm needs a bias initializer"))?;
+                let wv = initializer(1, "weights are not an initializer")?;
+                let bv = initializer(2, "a Gemm needs a bias initializer")?;
                 let name = if n.name.is_empty() { format!("gemm{i}") } else { n.name.clone() };
                 tensors.insert(format!("{name}.weight"), wv.clone());
                 tensors.insert(format!("{name}.bias"), bv.clone());
@@ -759,11 +750,7 @@ pub fn import_arch(bytes: &[u8]) -> Result<(Arch, weights::Tensors), OnnxError> 
             }
             "MatMul" => {
                 // x · W (W: [in, out]) and an optional Add of a bias initializer: a classifier.
-                let (ws, w) = n
-                    .inputs
-                    .get(1)
-                    .and_then(|x| init.get(x))
-                    .ok_or_else(|| unsupported("the right operand is not an initializer"))?;
+                let (ws, w) = initializer(1, "the right operand is not an initializer")?;
                 let [cin, co] = ws[..] else { return Err(unsupported("the weight is not a matrix")) };
                 let wt: Vec<f32> =
                     (0..co).flat_map(|o| (0..cin).map(move |c| (o, c))).map(|(o, c)| w[c * co + o]).collect();
