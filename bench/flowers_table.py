@@ -1,6 +1,6 @@
 """Tables of bench/flowers.sh in the paper's form: Top-1, FLOPs (PR %), parameters (PR %) per
 criterion, then per-class accuracy original vs compressed summarised.
-Usage: python3 bench/flowers_table.py OUT_DIR"""
+Usage: python3 bench/flowers_table.py OUT_DIR [MODEL]"""
 import json
 import pathlib
 import sys
@@ -9,7 +9,8 @@ out = pathlib.Path(sys.argv[1])
 times = {}
 if (out / "times.txt").exists():
     times = dict(l.split() for l in (out / "times.txt").read_text().splitlines() if l.strip())
-print("| ResNet-18 @64 | Top-1 | FLOPs (PR) | parameters (PR) | removals | wall |")
+model = sys.argv[2] if len(sys.argv) > 2 else "resnet18"
+print(f"| {model} @64 | Top-1 | FLOPs (PR) | parameters (PR) | removals | wall |")
 print("|---|---:|---:|---:|---:|---:|")
 first = None
 rows = []

@@ -26,6 +26,20 @@ fn help_lists_every_command() {
 }
 
 #[test]
+fn train_with_no_steps_still_writes_the_initialised_model() {
+    // `--max-steps 0` once printed "saved" and wrote nothing (no epoch ended to save it).
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("init.safetensors");
+    let (ok, _, err) = pare(&["train", "--model", "tiny", "--max-steps", "0", "--out", ck.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (tensors, meta) = pare::model::weights::read(&ck).unwrap();
+    assert_eq!(meta.get("pare.epoch").map(String::as_str), Some("0"));
+    // tiny: 16 filters of 3×3 over RGB, then 32 of 3×3 over 16 (host/src/model/zoo.rs by hand).
+    assert_eq!(tensors.get("conv1.weight").map(|t| t.0.clone()), Some(vec![16, 3, 3, 3]));
+    assert_eq!(tensors.get("conv2.weight").map(|t| t.0.clone()), Some(vec![32, 16, 3, 3]));
+}
+
+#[test]
 fn train_checkpoints_every_epoch_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("ck.safetensors");

@@ -49,6 +49,24 @@ fn l1_and_bn_scale_match_hand_values() {
     }
 }
 
+#[test]
+fn rms_normalisation_puts_layers_of_any_width_on_one_scale() {
+    // By hand: [3, 4] has L2 norm 5 and RMS 5/√2; a flat layer scores 1/√n under L2, 1 under RMS.
+    let scores: pare::prune::criteria::Scores =
+        [(0, vec![3.0, 4.0]), (1, vec![2.0; 4]), (2, vec![2.0; 16]), (3, vec![0.0; 3])].into_iter().collect();
+    let l2 = normalize(&scores, Normalize::L2);
+    let rms = normalize(&scores, Normalize::Rms);
+    let close = |a: &[f64], b: &[f64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+    assert!(close(&l2[&0], &[0.6, 0.8]), "{:?}", l2[&0]);
+    let r = 2f64.sqrt();
+    assert!(close(&rms[&0], &[0.6 * r, 0.8 * r]), "{:?}", rms[&0]);
+    assert!(close(&l2[&1], &[0.5; 4]) && close(&l2[&2], &[0.25; 16]));
+    assert!(close(&rms[&1], &[1.0; 4]) && close(&rms[&2], &[1.0; 16]));
+    // An all-zero layer stays zero under both.
+    assert!(close(&l2[&3], &[0.0; 3]) && close(&rms[&3], &[0.0; 3]));
+    assert!(close(&normalize(&scores, Normalize::None)[&0], &[3.0, 4.0]));
+}
+
 /// Σ_{n,h,w} a·∂L/∂a for channel c of node i, by central differences: scaling the channel's
 /// activation by (1 + ε) changes L by ε·Σ a·∂L/∂a to first order.
 fn directional(net: &Net, x: &Tensor<4>, y: &Tensor<1, burn::tensor::Int>, node: usize, c: usize, eps: f64) -> f64 {

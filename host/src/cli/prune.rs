@@ -18,7 +18,9 @@ pub struct PruneArgs {
     pub criterion: Criterion,
     #[command(flatten)]
     pub scorer: super::common::ScorerArgs,
-    /// Per-layer normalisation (default: l2, except none for `taylor`).
+    /// Per-layer normalisation before the global ranking (default: l2, except none for `taylor`,
+    /// `sss`, `variational`); `rms` (L2 norm / √width) keeps layers of different widths on one
+    /// scale — under l2, ResNet-50's 4×-wide residual streams rank lowest.
     #[arg(long, value_enum)]
     pub normalize: Option<Normalize>,
     /// `all` prunes residual streams too (coupled groups); `internal` only block-internal channels.

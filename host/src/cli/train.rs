@@ -100,6 +100,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     };
     let stop = interrupt_flag();
     let mut save_error = None;
+    let mut saved = false;
     let started = std::time::Instant::now();
     let net = crate::train::train(
         net,
@@ -123,10 +124,16 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             if let Err(e) = weights::save_checkpoint(net, &meta, &a.out) {
                 save_error = Some(e);
             }
+            saved = true;
         },
     );
     if let Some(e) = save_error {
         return Err(e.into());
+    }
+    // No step ran (`--max-steps 0`, or a resumed run already complete): the model as it stands.
+    if !saved {
+        let meta = weights::CheckpointMeta { epoch: Some(start), step: Some(start_step), provenance: None };
+        weights::save_checkpoint(&net, &meta, &a.out)?;
     }
     eprintln!("saved {} ({:.0} s)", a.out.display(), started.elapsed().as_secs_f64());
     if stop.load(std::sync::atomic::Ordering::SeqCst) {

@@ -71,7 +71,12 @@ impl Criterion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Normalize {
+    /// Unit L2 norm per layer (the paper's). A layer of n channels then scores about 1/√n per
+    /// channel, so wide layers (ResNet-50's residual streams, 4× its internal layers) rank low.
     L2,
+    /// Unit root-mean-square per layer (L2 norm / √n): the same order within a layer, one scale
+    /// across layers of different widths.
+    Rms,
     None,
 }
 
@@ -649,16 +654,18 @@ fn attribution(net: &Net, cfg: &ScoreConfig<'_>, device: &Device) -> Scores {
         .collect()
 }
 
-/// Divides each layer's scores by their L2 norm (or leaves them).
+/// Divides each layer's scores by their L2 norm or root-mean-square (or leaves them).
 pub fn normalize(scores: &Scores, how: Normalize) -> Scores {
     scores
         .iter()
         .map(|(i, v)| {
             let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-            let v = match how {
-                Normalize::L2 if norm > 0.0 => v.iter().map(|x| x / norm).collect(),
-                _ => v.clone(),
+            let by = match how {
+                Normalize::L2 => norm,
+                Normalize::Rms => norm / (v.len().max(1) as f64).sqrt(),
+                Normalize::None => 1.0,
             };
+            let v = if by > 0.0 { v.iter().map(|x| x / by).collect() } else { v.clone() };
             (*i, v)
         })
         .collect()
