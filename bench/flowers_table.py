@@ -18,6 +18,9 @@ for c in ["attribution", "taylor-guided", "taylor", "l1"]:
     f = out / c / "state.json"
     if not f.exists():
         continue
+    if not (out / c / "final.safetensors").exists():
+        print(f"({c}: not finished, left out)", file=sys.stderr)
+        continue
     h = json.loads(f.read_text())["history"]
     first, last = h[0], h[-1]
     rows.append((c, first, last, len([x for x in h[1:] if x["removed"] > 0])))
@@ -31,4 +34,5 @@ print("| criterion | classes better | classes worse | worst class Δ | best clas
 print("|---|---:|---:|---:|---:|")
 for c, first, last, _ in rows:
     d = [b - a for a, b in zip(first["per_class"], last["per_class"])]
-    print(f"| {c} | {sum(x > 0 for x in d)} | {sum(x < 0 for x in d)} | {100 * min(d):+.1f} | {100 * max(d):+.1f} |")
+    worst, best = (f"{100 * v:+.1f}".replace("-", "−") for v in (min(d), max(d)))
+    print(f"| {c} | {sum(x > 0 for x in d)} | {sum(x < 0 for x in d)} | {worst} | {best} |")
