@@ -91,8 +91,8 @@ class PareNet(nn.Module):
             outs.append(y)
         return outs[-1]
 
-    def pare_state(self):
-        """The weights under pare's tensor names (host/src/model/weights.rs)."""
+    def _named(self):
+        """pare's tensor name → this module's parameter or buffer (host/src/model/weights.rs)."""
         out = {}
         for i, (kind, p) in enumerate(self.nodes):
             if kind == "Conv":
@@ -103,21 +103,15 @@ class PareNet(nn.Module):
             elif kind == "Dense":
                 out[f"{p['name']}.weight"] = self.layers[f"d{i}"].weight
                 out[f"{p['name']}.bias"] = self.layers[f"d{i}"].bias
-        return {k: v.detach().float().cpu().contiguous() for k, v in out.items()}
+        return out
+
+    def pare_state(self):
+        """The weights under pare's tensor names, F32 on the CPU."""
+        return {k: v.detach().float().cpu().contiguous() for k, v in self._named().items()}
 
     def load_pare_state(self, tensors):
-        own = {}
-        for i, (kind, p) in enumerate(self.nodes):
-            if kind == "Conv":
-                own[f"{p['name']}.weight"] = self.layers[f"c{i}"].weight
-                bn = self.layers[f"b{i}"]
-                for t in ("weight", "bias", "running_mean", "running_var"):
-                    own[f"{p['bn']}.{t}"] = getattr(bn, t)
-            elif kind == "Dense":
-                own[f"{p['name']}.weight"] = self.layers[f"d{i}"].weight
-                own[f"{p['name']}.bias"] = self.layers[f"d{i}"].bias
         with torch.no_grad():
-            for k, t in own.items():
+            for k, t in self._named().items():
                 t.copy_(tensors[k].reshape(t.shape))
 
 
@@ -153,3 +147,18 @@ def write_safetensors(path, tensors, metadata):
         f.write(struct.pack("<Q", len(h)) + h)
         for c in chunks:
             f.write(c)
+
+
+def write_shards(prefix, tensors, metadata, half=(), limit=15_000_000):
+    """Writes `tensors` as `{prefix}-0.safetensors`, `-1`, … of at most `limit` bytes each (the
+    device tool returns files of at most 16 MiB), the names in `half` as F16, each shard with
+    `metadata`; `merge_shards.py` joins them."""
+    shard, size, k = {}, 0, 0
+    for name, v in tensors.items():
+        v = v.half() if name in half else v
+        nbytes = v.numel() * v.element_size()
+        if shard and size + nbytes > limit:
+            write_safetensors(f"{prefix}-{k}.safetensors", shard, metadata)
+            shard, size, k = {}, 0, k + 1
+        shard[name], size = v, size + nbytes
+    write_safetensors(f"{prefix}-{k}.safetensors", shard, metadata)

@@ -14,15 +14,10 @@ OUT=${OUT:-/tmp/pare-gpu-out}
 mkdir -p "$OUT"
 TRAIN_BUDGET_S=${TRAIN_BUDGET_S:-300}
 DEADLINE_S=${DEADLINE_S:-570}
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f "$icd" ] && export VK_DRIVER_FILES=$icd __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+source bench/gpu/device-env.sh
 nvidia-smi -L
-python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.devbin/pare.xz'), open('/tmp/pare', 'wb'))"
-chmod +x /tmp/pare
+unpack_pare .devbin/pare.xz /tmp/pare
 sha256sum /tmp/pare
-export PYTHONUNBUFFERED=1
 
 if [ "$TRAIN_BUDGET_S" -gt 0 ]; then
   echo "== VGG-16-BN, PyTorch CUDA, budget ${TRAIN_BUDGET_S} s"

@@ -8,16 +8,9 @@
 set -u
 OUT=${OUT:-/tmp/pare-gpu-out}
 mkdir -p "$OUT"
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f "$icd" ] && export VK_DRIVER_FILES=$icd __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-for b in old new; do
-  python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.devbin/pare-$b.xz'), open('/tmp/pare-$b', 'wb'))"
-  chmod +x /tmp/pare-$b
-done
+source bench/gpu/device-env.sh
+for b in old new; do unpack_pare .devbin/pare-$b.xz /tmp/pare-$b; done
 sha256sum /tmp/pare-old /tmp/pare-new
-export PYTHONUNBUFFERED=1
 for cfg in resnet56:64 vgg16:64 resnet56:256; do
   model=${cfg%:*} batch=${cfg#*:}
   timeout 60 python3 bench/pytorch_bench.py "$model" "$batch" 20 cuda 2>&1 | tail -1 >>"$OUT/bench.jsonl"

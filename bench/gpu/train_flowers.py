@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pare_torch import PareNet, write_safetensors  # noqa: E402
+from budget_train import train_to_budget  # noqa: E402
+from pare_torch import PareNet, write_shards  # noqa: E402
 
 
 def load(data, size):
@@ -124,50 +125,23 @@ def main():
             opt.step()
         return loss.item()
 
-    log = []
-    # Epoch 1 ramps the rate and carries cuDNN's autotuning; epoch 2, at a fifth of the peak, is
-    # timed and fixes the schedule's length from the budget.
-    loss = epoch(lambda f: peak * f / 5)
-    log.append({"epoch": 1, "loss": loss, "s": time.time() - t0})
-    t = time.time()
-    loss = epoch(lambda f: peak / 5)
-    t_epoch = time.time() - t
-    total = max(2, min(cap, int((budget - (time.time() - t0) - 20) / (t_epoch * 1.05))))
-    print(f"{tag}: epoch 2 {t_epoch:.2f} s, loss {loss:.3f}; {total} more epochs", flush=True)
-    log.append({"epoch": 2, "loss": loss, "s": time.time() - t0})
-    warm = max(1, total // 20)
-    for e in range(total):
-        def lr_at(f, e=e):
-            g = e + f
-            if g < warm:
-                return peak / 5 + (peak - peak / 5) * g / warm
-            return 0.5 * peak * (1 + math.cos(math.pi * (g - warm) / (total - warm)))
-        loss = epoch(lr_at)
-        rec = {"epoch": e + 3, "loss": loss, "s": time.time() - t0}
-        if (e + 1) % 25 == 0 or e == total - 1:
-            rec["test"] = evaluate()
-            print(f"{tag}: epoch {e + 3} loss {loss:.3f} test {rec['test']:.2f} % {rec['s']:.0f} s", flush=True)
-        log.append(rec)
+    log, epochs = train_to_budget(
+        epoch, evaluate, peak, budget, t0, cap=cap, margin_s=20, slack=1.05, warm_div=20, eval_every=25,
+        test_key="test",
+        say_plan=lambda t, l, n: print(f"{tag}: epoch 2 {t:.2f} s, loss {l:.3f}; {n} more epochs", flush=True),
+        say_eval=lambda e, l, a, t: print(f"{tag}: epoch {e} loss {l:.3f} test {a:.2f} % {t:.0f} s", flush=True))
     acc = evaluate(autocast=False)
     tensors = model.pare_state()
     half = {k for k in tensors if k.endswith(".weight") and tensors[k].ndim > 1}
-    meta = {"pare.arch": json.dumps(arch), "pare.epoch": str(total + 2)}
-    shard, size_b, k = {}, 0, 0
-    for name, v in tensors.items():
-        v = v.half() if name in half else v
-        nbytes = v.numel() * v.element_size()
-        if shard and size_b + nbytes > 15_000_000:
-            write_safetensors(f"{out_dir}/{tag}-{k}.safetensors", shard, meta)
-            shard, size_b, k = {}, 0, k + 1
-        shard[name], size_b = v, size_b + nbytes
-    write_safetensors(f"{out_dir}/{tag}-{k}.safetensors", shard, meta)
-    summary = {"model": tag, "test_f32": acc, "epochs": total + 2, "batch": batch, "peak_lr": peak,
+    meta = {"pare.arch": json.dumps(arch), "pare.epoch": str(epochs)}
+    write_shards(f"{out_dir}/{tag}", tensors, meta, half)
+    summary = {"model": tag, "test_f32": acc, "epochs": epochs, "batch": batch, "peak_lr": peak,
                "weight_decay": wd, "label_smoothing": 0.1, "wall_s": time.time() - t0,
                "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
                "torch": torch.__version__, "log": log}
     with open(f"{out_dir}/{tag}-train.json", "w") as f:
         json.dump(summary, f)
-    print(f"{tag}: {acc:.2f} % on the 6,149 test images after {total + 2} epochs, {time.time() - t0:.0f} s", flush=True)
+    print(f"{tag}: {acc:.2f} % on the 6,149 test images after {epochs} epochs, {time.time() - t0:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

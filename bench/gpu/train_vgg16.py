@@ -13,7 +13,6 @@ Input: TRAIN_JPG, a 250×200 mosaic of the 50,000 training images (32×32 tiles 
 Usage: python train_vgg16.py TRAIN_JPG TRAIN_LABELS TEST_BIN OUT_DIR BUDGET_S
 """
 import json
-import math
 import os
 import sys
 import time
@@ -23,11 +22,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import save_file
 
 # The benchmark's VGG-16-BN: the same layers as pare's zoo (bench/pytorch_bench.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from pytorch_bench import vgg16  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from budget_train import train_to_budget  # noqa: E402
+from pare_torch import write_shards  # noqa: E402
 
 MEAN = [0.4914, 0.4822, 0.4465]
 STD = [0.2470, 0.2435, 0.2616]
@@ -115,47 +117,19 @@ def main():
             opt.step()
         return loss.item()
 
-    log = []
-    # Epoch 1 ramps the rate up and times an epoch; the budget then fixes the schedule's length.
-    # The first epoch carries cuDNN's autotuning (11.9 s against 1.7 s for the next on an H200),
-    # so the first epoch ramps the rate up and the second, at a fifth of the peak, is timed.
-    loss = epoch(lambda f: peak * f / 5)
-    log.append({"epoch": 1, "loss": loss, "s": time.time() - t0})
-    t = time.time()
-    loss = epoch(lambda f: peak / 5)
-    t_epoch = time.time() - t
-    remaining = budget - (time.time() - t0) - 15
-    total = max(2, min(150, int(remaining / (t_epoch * 1.03))))
-    print(f"epoch 2: {t_epoch:.1f} s, loss {loss:.3f}; {total} more epochs in the budget", flush=True)
-    log.append({"epoch": 2, "loss": loss, "s": time.time() - t0})
-    warm = max(1, total // 10)
-    for e in range(total):
-        def lr_at(f, e=e):
-            g = e + f
-            if g < warm:
-                return peak / 5 + (peak - peak / 5) * g / warm
-            return 0.5 * peak * (1 + math.cos(math.pi * (g - warm) / (total - warm)))
-        loss = epoch(lr_at)
-        rec = {"epoch": e + 3, "loss": loss, "s": time.time() - t0}
-        if (e + 1) % 10 == 0 or e == total - 1:
-            rec["test_lossless"] = evaluate()
-            print(f"epoch {e + 3}: loss {loss:.3f}, test_lossless {rec['test_lossless']:.2f} %, {rec['s']:.0f} s", flush=True)
-        log.append(rec)
+    log, epochs = train_to_budget(
+        epoch, evaluate, peak, budget, t0, cap=150, margin_s=15, slack=1.03, warm_div=10, eval_every=10,
+        test_key="test_lossless",
+        say_plan=lambda t, l, n: print(f"epoch 2: {t:.1f} s, loss {l:.3f}; {n} more epochs in the budget", flush=True),
+        say_eval=lambda e, l, a, t: print(f"epoch {e}: loss {l:.3f}, test_lossless {a:.2f} %, {t:.0f} s", flush=True))
     acc = evaluate()
-    tensors = pare_names(model)
-    shard, size, k = {}, 0, 0
-    for name, v in tensors.items():
-        if shard and size + v.numel() * 4 > 15_000_000:
-            save_file(shard, f"{out_dir}/vgg16-{k}.safetensors")
-            shard, size, k = {}, 0, k + 1
-        shard[name], size = v, size + v.numel() * 4
-    save_file(shard, f"{out_dir}/vgg16-{k}.safetensors")
-    summary = {"test_lossless": acc, "epochs": total + 2, "batch": batch, "peak_lr": peak, "weight_decay": wd,
+    write_shards(f"{out_dir}/vgg16", pare_names(model), {})
+    summary = {"test_lossless": acc, "epochs": epochs, "batch": batch, "peak_lr": peak, "weight_decay": wd,
                "label_smoothing": 0.1, "wall_s": time.time() - t0, "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
                "torch": torch.__version__, "log": log}
     with open(f"{out_dir}/vgg16-train.json", "w") as f:
         json.dump(summary, f)
-    print(f"VGG-16-BN: {acc:.2f} % on test_lossless after {total + 2} epochs, {time.time() - t0:.0f} s")
+    print(f"VGG-16-BN: {acc:.2f} % on test_lossless after {epochs} epochs, {time.time() - t0:.0f} s")
 
 
 if __name__ == "__main__":

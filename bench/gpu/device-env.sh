@@ -1,0 +1,13 @@
+# Sourced by the GPU session's scripts (run-device.sh, run-wgpu-autotune.sh) on the `device`
+# tool's machine: unpacks the carried Vulkan/EGL loaders (.gl, see the tool's README) and points
+# them at NVIDIA's driver; `unpack_pare XZ DEST` unpacks a carried, xz-compressed pare binary.
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$icd" ] && export VK_DRIVER_FILES=$icd __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+export PYTHONUNBUFFERED=1
+
+unpack_pare() {
+  python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$1" "$2"
+  chmod +x "$2"
+}
