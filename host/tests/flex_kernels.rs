@@ -1,0 +1,202 @@
+//! burn-flex's patched training kernels (vendor/burn-flex, PARE-PATCH.md) against plain f64
+//! loops written here from the definitions: 2-D convolution forward, input and weight gradients
+//! (through autodiff, on shapes with odd channel counts, stride 2, padding — symmetric and not —,
+//! dilation, groups and 1×1), and batch norm in training mode (output, batch statistics and the
+//! gradients of input, γ and β) and inference mode.
+
+use burn::tensor::module::{batch_norm, batch_norm_train, conv2d};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// Largest |a − b| relative to the largest |b|.
+fn rel_diff(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(1e-12f64, |m, x| m.max(x.abs()));
+    a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((f64::from(*x) - y).abs())) / scale
+}
+
+/// One convolution case: input `[n, cin, h, w]`, weight `[cout, cin/groups, kh, kw]`.
+struct Case {
+    x: [usize; 4],
+    w: [usize; 4],
+    stride: [usize; 2],
+    /// (begin, end) per spatial dimension.
+    pad: [(usize, usize); 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+/// y, dL/dx and dL/dw of L = Σ y·r, by the definition, in f64.
+fn reference(c: &Case, x: &[f32], w: &[f32], r: &[f32]) -> (Vec<f64>, Vec<f64>, Vec<f64>, [usize; 2]) {
+    let [n, cin, h, wd] = c.x;
+    let [cout, cg, kh, kw] = c.w;
+    let og = cout / c.groups;
+    let oh = (h + c.pad[0].0 + c.pad[0].1 - c.dilation[0] * (kh - 1) - 1) / c.stride[0] + 1;
+    let ow = (wd + c.pad[1].0 + c.pad[1].1 - c.dilation[1] * (kw - 1) - 1) / c.stride[1] + 1;
+    let mut y = vec![0.0f64; n * cout * oh * ow];
+    let mut dx = vec![0.0f64; x.len()];
+    let mut dw = vec![0.0f64; w.len()];
+    for b in 0..n {
+        for o in 0..cout {
+            let grp = o / og;
+            for i in 0..oh {
+                for j in 0..ow {
+                    let yi = ((b * cout + o) * oh + i) * ow + j;
+                    for ci in 0..cg {
+                        let cin_i = grp * cg + ci;
+                        for a in 0..kh {
+                            for e in 0..kw {
+                                let ih = (i * c.stride[0] + a * c.dilation[0]) as isize - c.pad[0].0 as isize;
+                                let iw = (j * c.stride[1] + e * c.dilation[1]) as isize - c.pad[1].0 as isize;
+                                if ih < 0 || iw < 0 || ih >= h as isize || iw >= wd as isize {
+                                    continue;
+                                }
+                                let xi = ((b * cin + cin_i) * h + ih as usize) * wd + iw as usize;
+                                let wi = ((o * cg + ci) * kh + a) * kw + e;
+                                y[yi] += f64::from(x[xi]) * f64::from(w[wi]);
+                                dx[xi] += f64::from(w[wi]) * f64::from(r[yi]);
+                                dw[wi] += f64::from(x[xi]) * f64::from(r[yi]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (y, dx, dw, [oh, ow])
+}
+
+#[test]
+fn convolution_and_its_gradients_match_the_definition() {
+    let cases = [
+        // 3×3, stride 1, pad 1: the ResNet body.
+        Case { x: [3, 5, 7, 6], w: [7, 5, 3, 3], stride: [1, 1], pad: [(1, 1), (1, 1)], dilation: [1, 1], groups: 1 },
+        // Stride 2 with padding, odd sizes.
+        Case { x: [2, 3, 9, 8], w: [4, 3, 3, 3], stride: [2, 2], pad: [(1, 1), (1, 1)], dilation: [1, 1], groups: 1 },
+        // 1×1 stride 1 (no im2col) and 1×1 stride 2 (a projection shortcut).
+        Case { x: [2, 6, 5, 5], w: [3, 6, 1, 1], stride: [1, 1], pad: [(0, 0), (0, 0)], dilation: [1, 1], groups: 1 },
+        Case { x: [2, 6, 5, 5], w: [3, 6, 1, 1], stride: [2, 2], pad: [(0, 0), (0, 0)], dilation: [1, 1], groups: 1 },
+        // 7×7 stride 2 pad 3: an ImageNet stem.
+        Case { x: [2, 3, 13, 11], w: [5, 3, 7, 7], stride: [2, 2], pad: [(3, 3), (3, 3)], dilation: [1, 1], groups: 1 },
+        // Dilation, asymmetric padding, groups.
+        Case { x: [2, 4, 8, 7], w: [6, 2, 3, 2], stride: [1, 2], pad: [(2, 0), (1, 2)], dilation: [2, 1], groups: 2 },
+        // Depthwise.
+        Case { x: [1, 3, 6, 6], w: [3, 1, 3, 3], stride: [1, 1], pad: [(1, 1), (1, 1)], dilation: [1, 1], groups: 3 },
+    ];
+    let ad = Device::flex().autodiff();
+    for (i, c) in cases.iter().enumerate() {
+        let seed = 10 * i as u64;
+        let x = random(c.x.iter().product(), seed);
+        let w = random(c.w.iter().product(), seed + 1);
+        let options = ConvOptions::new_with_padding(c.stride, c.pad, c.dilation, c.groups);
+        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), c.x), &ad).require_grad();
+        let wt = Tensor::<4>::from_data(TensorData::new(w.clone(), c.w), &ad).require_grad();
+        let y = conv2d(xt.clone(), wt.clone(), None, options);
+        let [n, cout, oh, ow] = y.dims();
+        let r = random(n * cout * oh * ow, seed + 2);
+        let (ry, rdx, rdw, [roh, row]) = reference(c, &x, &w, &r);
+        assert_eq!([oh, ow], [roh, row], "case {i}: output size");
+        let rt = Tensor::<4>::from_data(TensorData::new(r, [n, cout, oh, ow]), &ad);
+        let grads = (y.clone() * rt).sum().backward();
+        let dx = host(xt.grad(&grads).unwrap());
+        let dw = host(wt.grad(&grads).unwrap());
+        let (ey, edx, edw) = (rel_diff(&host(y), &ry), rel_diff(&dx, &rdx), rel_diff(&dw, &rdw));
+        eprintln!("case {i}: relative error y {ey:.1e}, dx {edx:.1e}, dw {edw:.1e}");
+        assert!(ey < 1e-5 && edx < 1e-5 && edw < 1e-5, "case {i}: y {ey:e}, dx {edx:e}, dw {edw:e}");
+    }
+}
+
+#[test]
+fn batch_norm_training_and_inference_match_the_definition() {
+    let (n, c, h, w) = (3, 5, 4, 7);
+    let s = h * w;
+    let x = random(n * c * s, 1).iter().enumerate().map(|(i, v)| v * 3.0 + (i / s % c) as f32).collect::<Vec<_>>();
+    let gamma = random(c, 2);
+    let beta = random(c, 3);
+    let r = random(n * c * s, 4);
+    let eps = 1e-5;
+    // Reference, per channel over batch and space.
+    let at = |b: usize, ch: usize, k: usize| (b * c + ch) * s + k;
+    let count = (n * s) as f64;
+    let mut mean = vec![0.0f64; c];
+    let mut var = vec![0.0f64; c];
+    let (mut y, mut dx) = (vec![0.0f64; x.len()], vec![0.0f64; x.len()]);
+    let (mut dgamma, mut dbeta) = (vec![0.0f64; c], vec![0.0f64; c]);
+    for ch in 0..c {
+        let vals: Vec<f64> = (0..n).flat_map(|b| (0..s).map(move |k| (b, k))).map(|(b, k)| f64::from(x[at(b, ch, k)])).collect();
+        mean[ch] = vals.iter().sum::<f64>() / count;
+        var[ch] = vals.iter().map(|v| (v - mean[ch]).powi(2)).sum::<f64>() / count;
+        let sd = (var[ch] + eps).sqrt();
+        // L = Σ r·y, y = γ·x̂ + β: dβ = Σ r, dγ = Σ r·x̂, dx = γ/σ·(r − mean(r) − x̂·mean(r·x̂)).
+        let (mut sr, mut srx) = (0.0, 0.0);
+        for b in 0..n {
+            for k in 0..s {
+                let i = at(b, ch, k);
+                let xh = (f64::from(x[i]) - mean[ch]) / sd;
+                y[i] = f64::from(gamma[ch]) * xh + f64::from(beta[ch]);
+                sr += f64::from(r[i]);
+                srx += f64::from(r[i]) * xh;
+            }
+        }
+        dbeta[ch] = sr;
+        dgamma[ch] = srx;
+        for b in 0..n {
+            for k in 0..s {
+                let i = at(b, ch, k);
+                let xh = (f64::from(x[i]) - mean[ch]) / sd;
+                dx[i] = f64::from(gamma[ch]) / sd * (f64::from(r[i]) - sr / count - xh * srx / count);
+            }
+        }
+    }
+    let ad = Device::flex().autodiff();
+    let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [n, c, h, w]), &ad).require_grad();
+    let gt = Tensor::<1>::from_data(TensorData::new(gamma.clone(), [c]), &ad).require_grad();
+    let bt = Tensor::<1>::from_data(TensorData::new(beta.clone(), [c]), &ad).require_grad();
+    let out = batch_norm_train(xt.clone(), gt.clone(), bt.clone(), eps);
+    let rt = Tensor::<4>::from_data(TensorData::new(r, [n, c, h, w]), &ad);
+    let grads = (out.output.clone() * rt).sum().backward();
+    let checks = [
+        ("output", rel_diff(&host(out.output), &y)),
+        ("mean", rel_diff(&host(out.mean), &mean)),
+        ("variance", rel_diff(&host(out.variance), &var)),
+        ("dx", rel_diff(&host(xt.grad(&grads).unwrap()), &dx)),
+        ("dgamma", rel_diff(&host(gt.grad(&grads).unwrap()), &dgamma)),
+        ("dbeta", rel_diff(&host(bt.grad(&grads).unwrap()), &dbeta)),
+    ];
+    for (what, e) in checks {
+        eprintln!("batch norm {what}: relative error {e:.1e}");
+        assert!(e < 1e-5, "batch norm {what}: relative error {e:e}");
+    }
+    // Inference mode with given statistics.
+    let flex = Device::flex();
+    let stats: (Vec<f32>, Vec<f32>) = (mean.iter().map(|&v| v as f32 + 0.25).collect(), var.iter().map(|&v| v as f32 * 2.0).collect());
+    let t1 = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [c]), &flex);
+    let yi = batch_norm(
+        Tensor::<4>::from_data(TensorData::new(x.clone(), [n, c, h, w]), &flex),
+        t1(&gamma),
+        t1(&beta),
+        t1(&stats.0),
+        t1(&stats.1),
+        eps,
+    );
+    let want: Vec<f64> = (0..x.len())
+        .map(|i| {
+            let ch = i / s % c;
+            (f64::from(x[i]) - f64::from(stats.0[ch])) / (f64::from(stats.1[ch]) + eps).sqrt() * f64::from(gamma[ch])
+                + f64::from(beta[ch])
+        })
+        .collect();
+    let e = rel_diff(&host(yi), &want);
+    eprintln!("batch norm inference: relative error {e:.1e}");
+    assert!(e < 1e-5, "batch norm inference: relative error {e:e}");
+}

@@ -1,0 +1,625 @@
+//! pare patch: the training ops burn-flex 0.22.1 leaves to burn's composites, as single kernels.
+//!
+//! - `batch_norm_train` / `batch_norm_train_backward` / `batch_norm`: per-channel statistics and
+//!   the normalisation in two passes over NCHW memory, where the composite swaps dims (a copy),
+//!   reduces, broadcasts and multiplies in ~15 tensor passes;
+//! - `conv2d_weight_backward`: per sample, im2col of the input and one GEMM into the weight
+//!   gradient (`dW += dY · colᵀ`), where the composite runs a convolution over the input with
+//!   batch and channels swapped (two layout copies and a badly shaped convolution);
+//! - `conv2d_x_backward`: per sample, one GEMM (`dcol = Wᵀ · dY`) and col2im, where the
+//!   composite runs a transposed convolution.
+//!
+//! f32 only (what pare trains in); other dtypes are computed in f32 and cast back. Samples run
+//! in parallel under the `rayon` feature, each GEMM single-threaded.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use burn_backend::ops::ConvOptions;
+use burn_backend::{DType, TensorMetadata};
+use burn_std::{Bytes, Shape};
+
+#[cfg(feature = "rayon")]
+use rayon::prelude::*;
+
+use crate::{FlexTensor, Layout};
+
+/// `t` as contiguous f32 (cast when it is another float dtype).
+fn f32_of(t: FlexTensor) -> FlexTensor {
+    let t = match t.dtype() {
+        DType::F32 => t,
+        _ => {
+            use burn_backend::ops::FloatTensorOps;
+            crate::Flex::float_cast(t, burn_std::FloatDType::F32)
+        }
+    };
+    t.into_contiguous()
+}
+
+/// `data` as a tensor of `shape` in `dtype` (cast from f32 when it is not f32).
+fn tensor(data: Vec<f32>, shape: Shape, dtype: DType) -> FlexTensor {
+    let t = FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(shape), DType::F32);
+    match dtype {
+        DType::F32 => t,
+        DType::F64 => cast(t, burn_std::FloatDType::F64),
+        DType::F16 => cast(t, burn_std::FloatDType::F16),
+        DType::BF16 => cast(t, burn_std::FloatDType::BF16),
+        _ => t,
+    }
+}
+
+fn cast(t: FlexTensor, to: burn_std::FloatDType) -> FlexTensor {
+    use burn_backend::ops::FloatTensorOps;
+    crate::Flex::float_cast(t, to)
+}
+
+/// `f(i)` for `i` in `0..n`, in parallel under rayon.
+fn map_range<R: Send, F: Fn(usize) -> R + Sync + Send>(n: usize, f: F) -> Vec<R> {
+    #[cfg(feature = "rayon")]
+    {
+        (0..n).into_par_iter().map(f).collect()
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        (0..n).map(f).collect()
+    }
+}
+
+/// `f(i, chunk)` over `data`'s chunks of `size`, in parallel under rayon.
+fn for_chunks<F: Fn(usize, &mut [f32]) + Sync + Send>(data: &mut [f32], size: usize, f: F) {
+    #[cfg(feature = "rayon")]
+    data.par_chunks_mut(size.max(1)).enumerate().for_each(|(i, c)| f(i, c));
+    #[cfg(not(feature = "rayon"))]
+    data.chunks_mut(size.max(1)).enumerate().for_each(|(i, c)| f(i, c));
+}
+
+/// `[n, c, spatial]` of an NC… shape.
+fn ncs(shape: &Shape) -> (usize, usize, usize) {
+    let dims = shape.as_slice();
+    let n = dims.first().copied().unwrap_or(1);
+    let c = dims.get(1).copied().unwrap_or(1);
+    let s = dims.iter().skip(2).product::<usize>();
+    (n, c, s)
+}
+
+/// Σ of a row in f32 lanes (16 independent accumulators, so the loop vectorises), in f64.
+fn row_sum(row: &[f32]) -> f64 {
+    let mut acc = [0.0f32; 16];
+    let chunks = row.chunks_exact(16);
+    let rest: f64 = chunks.remainder().iter().map(|&v| f64::from(v)).sum();
+    for c in chunks {
+        for i in 0..16 {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().map(|&v| f64::from(v)).sum::<f64>() + rest
+}
+
+/// Σ (v − m)² of a row, in f32 lanes.
+fn row_sq(row: &[f32], m: f32) -> f64 {
+    let mut acc = [0.0f32; 16];
+    let chunks = row.chunks_exact(16);
+    let rest: f64 = chunks.remainder().iter().map(|&v| f64::from((v - m) * (v - m))).sum();
+    for c in chunks {
+        for i in 0..16 {
+            acc[i] += (c[i] - m) * (c[i] - m);
+        }
+    }
+    acc.iter().map(|&v| f64::from(v)).sum::<f64>() + rest
+}
+
+/// Σ dy and Σ dy·(x − m) of two rows, in f32 lanes.
+fn row_dot(dy: &[f32], x: &[f32], m: f32) -> [f64; 2] {
+    let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
+    let (dc, xc) = (dy.chunks_exact(16), x.chunks_exact(16));
+    let (dr, xr) = (dc.remainder(), xc.remainder());
+    for (d, x) in dc.zip(xc) {
+        for i in 0..16 {
+            a[i] += d[i];
+            b[i] += d[i] * (x[i] - m);
+        }
+    }
+    let mut out = [a.iter().map(|&v| f64::from(v)).sum::<f64>(), b.iter().map(|&v| f64::from(v)).sum::<f64>()];
+    for (&d, &x) in dr.iter().zip(xr) {
+        out[0] += f64::from(d);
+        out[1] += f64::from(d) * f64::from(x - m);
+    }
+    out
+}
+
+/// Per channel of NC… `x`: Σ f(x) over batch and space, in f64.
+fn channel_sums<F: Fn(usize, usize) -> [f64; 2] + Sync + Send>(n: usize, c: usize, f: F) -> Vec<[f64; 2]> {
+    map_range(c, |ch| {
+        let mut acc = [0.0f64; 2];
+        for b in 0..n {
+            let v = f(b, ch);
+            acc[0] += v[0];
+            acc[1] += v[1];
+        }
+        acc
+    })
+}
+
+/// Training-mode batch norm: output, batch mean and biased variance per channel.
+pub(crate) fn batch_norm_train(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    epsilon: f64,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let dtype = x.dtype();
+    let shape = x.shape();
+    let (n, c, s) = ncs(&shape);
+    let x = f32_of(x);
+    let xs: &[f32] = x.storage();
+    let count = (n * s).max(1) as f64;
+    let sums = channel_sums(n, c, |b, ch| {
+        let row = &xs[(b * c + ch) * s..(b * c + ch + 1) * s];
+        [row_sum(row), 0.0]
+    });
+    let mean: Vec<f64> = sums.iter().map(|v| v[0] / count).collect();
+    let sq = channel_sums(n, c, |b, ch| {
+        let row = &xs[(b * c + ch) * s..(b * c + ch + 1) * s];
+        [row_sq(row, mean[ch] as f32), 0.0]
+    });
+    let var: Vec<f64> = sq.iter().map(|v| v[0] / count).collect();
+    let out = normalize(xs, &gamma, &beta, &mean, &var, epsilon, (n, c, s));
+    let mean32 = mean.iter().map(|&v| v as f32).collect();
+    let var32 = var.iter().map(|&v| v as f32).collect();
+    (
+        tensor(out, shape, dtype),
+        tensor(mean32, Shape::new([c]), dtype),
+        tensor(var32, Shape::new([c]), dtype),
+    )
+}
+
+/// `(x − mean)·γ/√(var + ε) + β` per channel.
+fn normalize(
+    xs: &[f32],
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    mean: &[f64],
+    var: &[f64],
+    epsilon: f64,
+    (n, c, s): (usize, usize, usize),
+) -> Vec<f32> {
+    let g = f32_of(gamma.clone());
+    let bt = f32_of(beta.clone());
+    let (g, bt): (&[f32], &[f32]) = (g.storage(), bt.storage());
+    let scale: Vec<f32> = (0..c).map(|ch| (f64::from(g[ch]) / (var[ch] + epsilon).sqrt()) as f32).collect();
+    let shift: Vec<f32> = (0..c).map(|ch| (f64::from(bt[ch]) - mean[ch] * f64::from(scale[ch])) as f32).collect();
+    let mut out = vec![0.0f32; n * c * s];
+    for_chunks(&mut out, c * s, |b, chunk| {
+        for ch in 0..c {
+            let src = &xs[(b * c + ch) * s..(b * c + ch + 1) * s];
+            let dst = &mut chunk[ch * s..(ch + 1) * s];
+            let (k, m) = (scale[ch], shift[ch]);
+            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * k + m);
+        }
+    });
+    out
+}
+
+/// Inference-mode batch norm with given statistics.
+pub(crate) fn batch_norm(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    mean: FlexTensor,
+    variance: FlexTensor,
+    epsilon: f64,
+) -> FlexTensor {
+    let dtype = x.dtype();
+    let shape = x.shape();
+    let dims = ncs(&shape);
+    let x = f32_of(x);
+    let (m, v) = (f32_of(mean), f32_of(variance));
+    let mean: Vec<f64> = m.storage::<f32>().iter().map(|&v| f64::from(v)).collect();
+    let var: Vec<f64> = v.storage::<f32>().iter().map(|&v| f64::from(v)).collect();
+    let out = normalize(x.storage(), &gamma, &beta, &mean, &var, epsilon, dims);
+    tensor(out, shape, dtype)
+}
+
+/// Gradients of [`batch_norm_train`]: input, γ, β.
+pub(crate) fn batch_norm_train_backward(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    mean: FlexTensor,
+    variance: FlexTensor,
+    epsilon: f64,
+    output_grad: FlexTensor,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let dtype = x.dtype();
+    let shape = x.shape();
+    let (n, c, s) = ncs(&shape);
+    let (x, dy) = (f32_of(x), f32_of(output_grad));
+    let (g, m, v) = (f32_of(gamma), f32_of(mean), f32_of(variance));
+    let (xs, dys): (&[f32], &[f32]) = (x.storage(), dy.storage());
+    let (g, m, v): (&[f32], &[f32], &[f32]) = (g.storage(), m.storage(), v.storage());
+    let inv_std: Vec<f64> = v.iter().map(|&v| 1.0 / (f64::from(v) + epsilon).sqrt()).collect();
+    // Σ dy and Σ dy·x̂ per channel.
+    let sums = channel_sums(n, c, |b, ch| {
+        let at = (b * c + ch) * s..(b * c + ch + 1) * s;
+        let [d, dx] = row_dot(&dys[at.clone()], &xs[at], m[ch]);
+        [d, dx * inv_std[ch]]
+    });
+    let count = (n * s).max(1) as f64;
+    // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂)), as dy·k + x·a + b per channel.
+    let coef: Vec<[f32; 3]> = (0..c)
+        .map(|ch| {
+            let k = f64::from(g[ch]) * inv_std[ch];
+            let (mdy, mdyx) = (sums[ch][0] / count, sums[ch][1] / count);
+            let mu = f64::from(m[ch]);
+            let a = -k * mdyx * inv_std[ch];
+            let b = -k * mdy - a * mu;
+            [k as f32, a as f32, b as f32]
+        })
+        .collect();
+    let mut dx = vec![0.0f32; n * c * s];
+    for_chunks(&mut dx, c * s, |b, chunk| {
+        for ch in 0..c {
+            let at = (b * c + ch) * s..(b * c + ch + 1) * s;
+            let [k, a, bb] = coef[ch];
+            let dst = &mut chunk[ch * s..(ch + 1) * s];
+            for ((d, &xv), &g) in dst.iter_mut().zip(&xs[at.clone()]).zip(&dys[at]) {
+                *d = g * k + xv * a + bb;
+            }
+        }
+    });
+    let gamma_grad = sums.iter().map(|v| v[1] as f32).collect();
+    let beta_grad = sums.iter().map(|v| v[0] as f32).collect();
+    (
+        tensor(dx, shape, dtype),
+        tensor(gamma_grad, Shape::new([c]), dtype),
+        tensor(beta_grad, Shape::new([c]), dtype),
+    )
+}
+
+/// The geometry of one 2-D convolution, from its input, weight and output-gradient shapes.
+#[derive(Clone, Copy)]
+struct Geometry {
+    n: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+impl Geometry {
+    fn of(x: &Shape, weight: &Shape, dy: &Shape, options: &ConvOptions<2>) -> Self {
+        let (x, wt, dy) = (x.as_slice(), weight.as_slice(), dy.as_slice());
+        let begin = options.padding_begin();
+        Self {
+            n: x[0],
+            cin: x[1],
+            h: x[2],
+            w: x[3],
+            cout: wt[0],
+            kh: wt[2],
+            kw: wt[3],
+            oh: dy[2],
+            ow: dy[3],
+            stride: options.stride,
+            pad: begin,
+            dilation: options.dilation,
+            groups: options.groups.max(1),
+        }
+    }
+    /// For the forward pass: the output size from the input, kernel and (symmetric) padding.
+    fn forward(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> Self {
+        let (xd, wd) = (x.as_slice(), weight.as_slice());
+        let [ph, pw] = options.padding_begin();
+        let out = |i: usize, k: usize, p: usize, s: usize, d: usize| (i + 2 * p).saturating_sub(d * (k - 1) + 1) / s.max(1) + 1;
+        let oh = out(xd[2], wd[2], ph, options.stride[0], options.dilation[0]);
+        let ow = out(xd[3], wd[3], pw, options.stride[1], options.dilation[1]);
+        Self::of(x, weight, &Shape::new([xd[0], wd[0], oh, ow]), options)
+    }
+    /// Input channels per group.
+    fn cg(&self) -> usize {
+        self.cin / self.groups
+    }
+    /// Output channels per group.
+    fn og(&self) -> usize {
+        self.cout / self.groups
+    }
+    /// Rows of a group's column matrix: cg·kh·kw.
+    fn k(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+    /// Output positions.
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// A 1×1 convolution that reads the input as it is (no im2col needed).
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0] && self.oh == self.h && self.ow == self.w
+    }
+    /// Input row `ih` for output row `o` and kernel row `k` (None in the padding).
+    fn ih(&self, o: usize, k: usize) -> Option<usize> {
+        (o * self.stride[0] + k * self.dilation[0]).checked_sub(self.pad[0]).filter(|&i| i < self.h)
+    }
+}
+
+/// Output columns `[lo, hi)` whose input column `q·s + kd − p` lies in `0..inp`.
+fn valid(out: usize, inp: usize, s: usize, kd: usize, p: usize) -> (usize, usize) {
+    let s = s.max(1);
+    let lo = if p > kd { (p - kd).div_ceil(s) } else { 0 }.min(out);
+    let hi = if inp + p > kd { (inp + p - kd).div_ceil(s) } else { 0 }.min(out);
+    (lo, hi.max(lo))
+}
+
+/// Column matrix (k × p, row-major) of one sample's group: `col[(c,kh,kw), (oh,ow)]`.
+fn im2col(col: &mut [f32], x: &[f32], g: &Geometry) {
+    let (p, hw, sw) = (g.p(), g.h * g.w, g.stride[1]);
+    for c in 0..g.cg() {
+        for a in 0..g.kh {
+            for bk in 0..g.kw {
+                let kd = bk * g.dilation[1];
+                let (lo, hi) = valid(g.ow, g.w, sw, kd, g.pad[1]);
+                let first = (lo * sw + kd).saturating_sub(g.pad[1]);
+                let row = &mut col[((c * g.kh + a) * g.kw + bk) * p..][..p];
+                for o in 0..g.oh {
+                    let dst = &mut row[o * g.ow..(o + 1) * g.ow];
+                    let Some(ih) = g.ih(o, a) else {
+                        dst.fill(0.0);
+                        continue;
+                    };
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    if hi == lo {
+                        continue;
+                    }
+                    let src = &x[c * hw + ih * g.w + first..];
+                    if sw == 1 {
+                        dst[lo..hi].copy_from_slice(&src[..hi - lo]);
+                    } else {
+                        dst[lo..hi].iter_mut().zip(src.iter().step_by(sw)).for_each(|(d, &v)| *d = v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds a column matrix back into one sample's group of the input gradient.
+fn col2im(dx: &mut [f32], col: &[f32], g: &Geometry) {
+    let (p, hw, sw) = (g.p(), g.h * g.w, g.stride[1]);
+    for c in 0..g.cg() {
+        for a in 0..g.kh {
+            for bk in 0..g.kw {
+                let kd = bk * g.dilation[1];
+                let (lo, hi) = valid(g.ow, g.w, sw, kd, g.pad[1]);
+                let first = (lo * sw + kd).saturating_sub(g.pad[1]);
+                let row = &col[((c * g.kh + a) * g.kw + bk) * p..][..p];
+                for o in 0..g.oh {
+                    let Some(ih) = g.ih(o, a).filter(|_| hi > lo) else { continue };
+                    let src = &row[o * g.ow + lo..o * g.ow + hi];
+                    let dst = &mut dx[c * hw + ih * g.w + first..];
+                    if sw == 1 {
+                        dst[..hi - lo].iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                    } else {
+                        dst.iter_mut().step_by(sw).zip(src).for_each(|(d, &v)| *d += v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst (m×n) = [dst +] lhs · rhs` with explicit strides (row stride, column stride).
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: &[f32],
+    rhs_rs: usize,
+    rhs_cs: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: every index the strides reach lies inside the slices: dst is m×n row-major, lhs
+    // reaches (m−1)·lhs_rs + (k−1)·lhs_cs and rhs (k−1)·rhs_rs + (n−1)·rhs_cs, which the
+    // callers' layouts bound by the slices' lengths (checked in debug builds).
+    debug_assert!(dst.len() >= m * n);
+    debug_assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    debug_assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// A 2-D convolution (symmetric padding: the caller pads asymmetric inputs first), NCHW:
+/// per sample and group `out_g (og × p) = W_g (og × k) · col (k × p)`, written in place — the
+/// output is already NCHW, and GEMM reads the column matrix without packing it.
+pub(crate) fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>, options: &ConvOptions<2>) -> FlexTensor {
+    let dtype = x.dtype();
+    let g = Geometry::forward(&x.shape(), &weight.shape(), options);
+    let (x, w) = (f32_of(x), f32_of(weight));
+    let bias = bias.map(f32_of);
+    let (xs, ws): (&[f32], &[f32]) = (x.storage(), w.storage());
+    let bs: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
+    let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
+    let mut out = vec![0.0f32; g.n * g.cout * p];
+    let sample = |col: &mut Vec<f32>, b: usize, on: &mut [f32]| {
+        for grp in 0..g.groups {
+            let xg = &xs[(b * g.cin + grp * cg) * g.h * g.w..][..cg * g.h * g.w];
+            let wg = &ws[grp * og * k..][..og * k];
+            let og_out = &mut on[grp * og * p..][..og * p];
+            let colm: &[f32] = if g.pointwise() {
+                xg
+            } else {
+                im2col(col, xg, &g);
+                col
+            };
+            gemm(og, p, k, og_out, false, wg, k, 1, colm, p, 1);
+        }
+        if let Some(bs) = bs {
+            for (o, row) in on.chunks_mut(p.max(1)).enumerate() {
+                let v = bs[o];
+                row.iter_mut().for_each(|r| *r += v);
+            }
+        }
+    };
+    let chunk = g.cout * p;
+    let scratch = if g.pointwise() { 0 } else { k * p };
+    #[cfg(feature = "rayon")]
+    out.par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each_init(|| vec![0.0f32; scratch], |col, (b, on)| sample(col, b, on));
+    #[cfg(not(feature = "rayon"))]
+    {
+        let mut col = vec![0.0f32; scratch];
+        out.chunks_mut(chunk.max(1)).enumerate().for_each(|(b, on)| sample(&mut col, b, on));
+    }
+    tensor(out, Shape::new([g.n, g.cout, g.oh, g.ow]), dtype)
+}
+
+/// `dst (cols × rows) = srcᵀ` for row-major `src (rows × cols)`, in 8×8 tiles.
+fn transpose(dst: &mut [f32], src: &[f32], rows: usize, cols: usize) {
+    for r0 in (0..rows).step_by(8) {
+        for c0 in (0..cols).step_by(8) {
+            for r in r0..(r0 + 8).min(rows) {
+                for c in c0..(c0 + 8).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+/// Weight gradient of a 2-D convolution: Σ over samples of `dY_g · col(x)_gᵀ` per group.
+pub(crate) fn conv2d_weight_backward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let (dtype, wshape) = (weight.dtype(), weight.shape());
+    let g = Geometry::of(&x.shape(), &wshape, &output_grad.shape(), options);
+    let (x, dy) = (f32_of(x), f32_of(output_grad));
+    let (xs, dys): (&[f32], &[f32]) = (x.storage(), dy.storage());
+    let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
+    let per_sample = |acc: &mut Vec<f32>, col: &mut Vec<f32>, colt: &mut Vec<f32>, b: usize| {
+        for grp in 0..g.groups {
+            let xg = &xs[(b * g.cin + grp * cg) * g.h * g.w..][..cg * g.h * g.w];
+            let dyg = &dys[(b * g.cout + grp * og) * p..][..og * p];
+            let colm: &[f32] = if g.pointwise() {
+                xg
+            } else {
+                im2col(col, xg, &g);
+                col
+            };
+            // dW_g (og × k) += dY_g (og × p) · colᵀ (p × k), with colᵀ stored row-major: GEMM
+            // (which computes a row-major product transposed) then reads both operands without
+            // packing them; a strided colᵀ view would be gathered element by element.
+            transpose(colt, colm, k, p);
+            gemm(og, k, p, &mut acc[grp * og * k..][..og * k], true, dyg, p, 1, colt, k, 1);
+        }
+    };
+    let size = g.cout * k;
+    #[cfg(feature = "rayon")]
+    let dw = (0..g.n)
+        .into_par_iter()
+        .fold(
+            || (vec![0.0f32; size], vec![0.0f32; k * p], vec![0.0f32; k * p]),
+            |(mut acc, mut col, mut colt), b| {
+                per_sample(&mut acc, &mut col, &mut colt, b);
+                (acc, col, colt)
+            },
+        )
+        .map(|(acc, _, _)| acc)
+        .reduce(
+            || vec![0.0f32; size],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    #[cfg(not(feature = "rayon"))]
+    let dw = {
+        let (mut acc, mut col, mut colt) = (vec![0.0f32; size], vec![0.0f32; k * p], vec![0.0f32; k * p]);
+        (0..g.n).for_each(|b| per_sample(&mut acc, &mut col, &mut colt, b));
+        acc
+    };
+    tensor(dw, wshape, dtype)
+}
+
+/// Input gradient of a 2-D convolution: per sample and group, `col2im(W_gᵀ · dY_g)`.
+pub(crate) fn conv2d_x_backward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let (dtype, xshape) = (x.dtype(), x.shape());
+    let g = Geometry::of(&xshape, &weight.shape(), &output_grad.shape(), options);
+    let (w, dy) = (f32_of(weight), f32_of(output_grad));
+    let (ws, dys): (&[f32], &[f32]) = (w.storage(), dy.storage());
+    let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
+    let mut dx = vec![0.0f32; g.n * g.cin * g.h * g.w];
+    let sample = |col: &mut Vec<f32>, b: usize, dxn: &mut [f32]| {
+        for grp in 0..g.groups {
+            let wg = &ws[grp * og * k..][..og * k];
+            let dyg = &dys[(b * g.cout + grp * og) * p..][..og * p];
+            let dxg = &mut dxn[grp * cg * g.h * g.w..][..cg * g.h * g.w];
+            // dcol (k × p) = W_gᵀ (k × og) · dY_g (og × p).
+            if g.pointwise() {
+                gemm(k, p, og, dxg, false, wg, 1, k, dyg, p, 1);
+            } else {
+                gemm(k, p, og, col, false, wg, 1, k, dyg, p, 1);
+                col2im(dxg, col, &g);
+            }
+        }
+    };
+    let chunk = g.cin * g.h * g.w;
+    #[cfg(feature = "rayon")]
+    dx.par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each_init(|| vec![0.0f32; k * p], |col, (b, dxn)| sample(col, b, dxn));
+    #[cfg(not(feature = "rayon"))]
+    {
+        let mut col = vec![0.0f32; k * p];
+        dx.chunks_mut(chunk.max(1)).enumerate().for_each(|(b, dxn)| sample(&mut col, b, dxn));
+    }
+    tensor(dx, xshape, dtype)
+}
