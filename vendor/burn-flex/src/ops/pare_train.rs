@@ -355,8 +355,8 @@ fn valid(out: usize, inp: usize, s: usize, kd: usize, p: usize) -> (usize, usize
     (lo, hi.max(lo))
 }
 
-/// Column matrix (k × p, row-major) of one sample's group: `col[(c,kh,kw), (oh,ow)]`.
-fn im2col(col: &mut [f32], x: &[f32], g: &Geometry) {
+/// Column matrix (k × p, rows `ld` apart) of one sample's group: `col[(c,kh,kw), (oh,ow)]`.
+fn im2col(col: &mut [f32], ld: usize, x: &[f32], g: &Geometry) {
     let (p, hw, sw) = (g.p(), g.h * g.w, g.stride[1]);
     for c in 0..g.cg() {
         for a in 0..g.kh {
@@ -364,7 +364,7 @@ fn im2col(col: &mut [f32], x: &[f32], g: &Geometry) {
                 let kd = bk * g.dilation[1];
                 let (lo, hi) = valid(g.ow, g.w, sw, kd, g.pad[1]);
                 let first = (lo * sw + kd).saturating_sub(g.pad[1]);
-                let row = &mut col[((c * g.kh + a) * g.kw + bk) * p..][..p];
+                let row = &mut col[((c * g.kh + a) * g.kw + bk) * ld..][..p];
                 for o in 0..g.oh {
                     let dst = &mut row[o * g.ow..(o + 1) * g.ow];
                     let Some(ih) = g.ih(o, a) else {
@@ -388,8 +388,8 @@ fn im2col(col: &mut [f32], x: &[f32], g: &Geometry) {
     }
 }
 
-/// Adds a column matrix back into one sample's group of the input gradient.
-fn col2im(dx: &mut [f32], col: &[f32], g: &Geometry) {
+/// Adds a column matrix (rows `ld` apart) back into one sample's group of the input gradient.
+fn col2im(dx: &mut [f32], col: &[f32], ld: usize, g: &Geometry) {
     let (p, hw, sw) = (g.p(), g.h * g.w, g.stride[1]);
     for c in 0..g.cg() {
         for a in 0..g.kh {
@@ -397,7 +397,7 @@ fn col2im(dx: &mut [f32], col: &[f32], g: &Geometry) {
                 let kd = bk * g.dilation[1];
                 let (lo, hi) = valid(g.ow, g.w, sw, kd, g.pad[1]);
                 let first = (lo * sw + kd).saturating_sub(g.pad[1]);
-                let row = &col[((c * g.kh + a) * g.kw + bk) * p..][..p];
+                let row = &col[((c * g.kh + a) * g.kw + bk) * ld..][..p];
                 for o in 0..g.oh {
                     let Some(ih) = g.ih(o, a).filter(|_| hi > lo) else { continue };
                     let src = &row[o * g.ow + lo..o * g.ow + hi];
@@ -413,7 +413,9 @@ fn col2im(dx: &mut [f32], col: &[f32], g: &Geometry) {
     }
 }
 
-/// `dst (m×n) = [dst +] lhs · rhs` with explicit strides (row stride, column stride).
+/// `dst (m×n, row-major or column-major) = [dst +] lhs · rhs`, operands by (row stride, column
+/// stride). gemm computes a row-major product transposed; it reads a left operand (after that
+/// transposition) as it is when its rows are adjacent, and packs it element by element otherwise.
 #[allow(clippy::too_many_arguments)]
 fn gemm(
     m: usize,
@@ -427,6 +429,7 @@ fn gemm(
     rhs: &[f32],
     rhs_rs: usize,
     rhs_cs: usize,
+    dst_col_major: bool,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -437,20 +440,21 @@ fn gemm(
         }
         return;
     }
-    // SAFETY: every index the strides reach lies inside the slices: dst is m×n row-major, lhs
-    // reaches (m−1)·lhs_rs + (k−1)·lhs_cs and rhs (k−1)·rhs_rs + (n−1)·rhs_cs, which the
-    // callers' layouts bound by the slices' lengths (checked in debug builds).
-    debug_assert!(dst.len() >= m * n);
-    debug_assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
-    debug_assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: every index the strides reach lies inside the slices: dst is m×n (row- or
+    // column-major), lhs reaches (m−1)·lhs_rs + (k−1)·lhs_cs and rhs (k−1)·rhs_rs +
+    // (n−1)·rhs_cs (asserted: a wrong stride must not read out of bounds).
+    assert!(dst.len() >= m * n);
+    assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    let (dst_cs, dst_rs) = if dst_col_major { (m, 1) } else { (1, n) };
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dst_cs as isize,
+            dst_rs as isize,
             accumulate,
             lhs.as_ptr(),
             lhs_cs as isize,
@@ -468,9 +472,50 @@ fn gemm(
     }
 }
 
-/// A 2-D convolution (symmetric padding: the caller pads asymmetric inputs first), NCHW:
-/// per sample and group `out_g (og × p) = W_g (og × k) · col (k × p)`, written in place — the
-/// output is already NCHW, and GEMM reads the column matrix without packing it.
+/// Samples per GEMM: enough that a GEMM sees at least 256 output positions (the deep layers
+/// of a CIFAR VGG have 4), without leaving a thread idle.
+fn chunk_of(g: &Geometry) -> usize {
+    #[cfg(feature = "rayon")]
+    let threads = rayon::current_num_threads().max(1);
+    #[cfg(not(feature = "rayon"))]
+    let threads = 1;
+    256usize.div_ceil(g.p().max(1)).min(g.n.div_ceil(threads)).max(1)
+}
+
+/// `f(first sample, samples, chunk of data)` over chunks of `nb` samples of `per` values each,
+/// in parallel under rayon, with a scratch value per worker.
+fn for_sample_chunks<S, I, F>(data: &mut [f32], per: usize, nb: usize, init: I, f: F)
+where
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize, usize, &mut [f32]) + Sync + Send,
+{
+    let size = (per * nb).max(1);
+    #[cfg(feature = "rayon")]
+    data.par_chunks_mut(size)
+        .enumerate()
+        .for_each_init(init, |st, (i, c)| f(st, i * nb, c.len() / per.max(1), c));
+    #[cfg(not(feature = "rayon"))]
+    {
+        let mut st = init();
+        data.chunks_mut(size).enumerate().for_each(|(i, c)| f(&mut st, i * nb, c.len() / per.max(1), c));
+    }
+}
+
+/// `dst (rows × b·cols) ← src`: samples `b` of `src`'s `[n, rows, cols]` side by side.
+fn gather(dst: &mut [f32], src: &[f32], first: usize, nb: usize, rows: usize, cols: usize, stride: usize, offset: usize) {
+    let ld = nb * cols;
+    for b in 0..nb {
+        let base = (first + b) * stride + offset;
+        for r in 0..rows {
+            dst[r * ld + b * cols..][..cols].copy_from_slice(&src[base + r * cols..][..cols]);
+        }
+    }
+}
+
+/// A 2-D convolution (symmetric padding: the caller pads asymmetric inputs first), NCHW: per
+/// chunk of samples and group `out_g (og × nb·p) = W_g (og × k) · col (k × nb·p)` — GEMM reads
+/// the column matrix without packing it (a row-major patch matrix, as the release builds, is
+/// packed element by element). One sample at a time (nb = 1) writes the NCHW output in place.
 pub(crate) fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>, options: &ConvOptions<2>) -> FlexTensor {
     let dtype = x.dtype();
     let g = Geometry::forward(&x.shape(), &weight.shape(), options);
@@ -479,38 +524,41 @@ pub(crate) fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>
     let (xs, ws): (&[f32], &[f32]) = (x.storage(), w.storage());
     let bs: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
+    let nb = chunk_of(&g);
     let mut out = vec![0.0f32; g.n * g.cout * p];
-    let sample = |col: &mut Vec<f32>, b: usize, on: &mut [f32]| {
+    let per_out = g.cout * p;
+    let init = || (vec![0.0f32; k * nb * p], vec![0.0f32; if nb > 1 { og * nb * p } else { 0 }]);
+    for_sample_chunks(&mut out, per_out, nb, init, |(col, tmp), first, nbc, on| {
+        let ld = nbc * p;
         for grp in 0..g.groups {
-            let xg = &xs[(b * g.cin + grp * cg) * g.h * g.w..][..cg * g.h * g.w];
             let wg = &ws[grp * og * k..][..og * k];
-            let og_out = &mut on[grp * og * p..][..og * p];
-            let colm: &[f32] = if g.pointwise() {
-                xg
+            let colm: &[f32] = if nbc == 1 && g.pointwise() {
+                &xs[(first * g.cin + grp * cg) * g.h * g.w..][..cg * g.h * g.w]
             } else {
-                im2col(col, xg, &g);
-                col
+                for b in 0..nbc {
+                    let xg = &xs[((first + b) * g.cin + grp * cg) * g.h * g.w..][..cg * g.h * g.w];
+                    im2col(&mut col[b * p..], ld, xg, &g);
+                }
+                &col[..k * ld]
             };
-            gemm(og, p, k, og_out, false, wg, k, 1, colm, p, 1);
+            if nbc == 1 {
+                gemm(og, p, k, &mut on[grp * og * p..][..og * p], false, wg, k, 1, colm, p, 1, false);
+            } else {
+                gemm(og, ld, k, &mut tmp[..og * ld], false, wg, k, 1, colm, ld, 1, false);
+                for b in 0..nbc {
+                    for o in 0..og {
+                        on[b * per_out + (grp * og + o) * p..][..p].copy_from_slice(&tmp[o * ld + b * p..][..p]);
+                    }
+                }
+            }
         }
         if let Some(bs) = bs {
-            for (o, row) in on.chunks_mut(p.max(1)).enumerate() {
-                let v = bs[o];
+            for (i, row) in on.chunks_mut(p.max(1)).enumerate() {
+                let v = bs[i % g.cout];
                 row.iter_mut().for_each(|r| *r += v);
             }
         }
-    };
-    let chunk = g.cout * p;
-    let scratch = if g.pointwise() { 0 } else { k * p };
-    #[cfg(feature = "rayon")]
-    out.par_chunks_mut(chunk.max(1))
-        .enumerate()
-        .for_each_init(|| vec![0.0f32; scratch], |col, (b, on)| sample(col, b, on));
-    #[cfg(not(feature = "rayon"))]
-    {
-        let mut col = vec![0.0f32; scratch];
-        out.chunks_mut(chunk.max(1)).enumerate().for_each(|(b, on)| sample(&mut col, b, on));
-    }
+    });
     tensor(out, Shape::new([g.n, g.cout, g.oh, g.ow]), dtype)
 }
 
@@ -527,7 +575,11 @@ fn transpose(dst: &mut [f32], src: &[f32], rows: usize, cols: usize) {
     }
 }
 
-/// Weight gradient of a 2-D convolution: Σ over samples of `dY_g · col(x)_gᵀ` per group.
+/// Weight gradient of a 2-D convolution: Σ over chunks of samples of `dY_g · colᵀ` per group,
+/// accumulated column-major (as dWᵀ, transposed once at the end) from dY_g transposed (og·p
+/// values per sample) and col as im2col writes it: gemm then reads both operands without
+/// packing. (Row-major, it would transpose the product and gather col, 9× dY's size for a
+/// 3×3 kernel, element by element.)
 pub(crate) fn conv2d_weight_backward(
     x: FlexTensor,
     weight: FlexTensor,
@@ -539,34 +591,34 @@ pub(crate) fn conv2d_weight_backward(
     let (x, dy) = (f32_of(x), f32_of(output_grad));
     let (xs, dys): (&[f32], &[f32]) = (x.storage(), dy.storage());
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
-    let per_sample = |acc: &mut Vec<f32>, col: &mut Vec<f32>, colt: &mut Vec<f32>, b: usize| {
+    let nb = chunk_of(&g);
+    let chunks = g.n.div_ceil(nb);
+    let size = g.cout * k;
+    // Each chunk adds to its worker's dWᵀ (per group: k × og, row-major), summed below.
+    let partial = |first: usize, acc: &mut [f32], col: &mut [f32], dyt: &mut [f32]| {
+        let nbc = nb.min(g.n - first);
+        let ld = nbc * p;
         for grp in 0..g.groups {
-            let xg = &xs[(b * g.cin + grp * cg) * g.h * g.w..][..cg * g.h * g.w];
-            let dyg = &dys[(b * g.cout + grp * og) * p..][..og * p];
-            let colm: &[f32] = if g.pointwise() {
-                xg
-            } else {
-                im2col(col, xg, &g);
-                col
-            };
-            // dW_g (og × k) += dY_g (og × p) · colᵀ (p × k), with colᵀ stored row-major: GEMM
-            // (which computes a row-major product transposed) then reads both operands without
-            // packing them; a strided colᵀ view would be gathered element by element.
-            transpose(colt, colm, k, p);
-            gemm(og, k, p, &mut acc[grp * og * k..][..og * k], true, dyg, p, 1, colt, k, 1);
+            for b in 0..nbc {
+                let xg = &xs[((first + b) * g.cin + grp * cg) * g.h * g.w..][..cg * g.h * g.w];
+                im2col(&mut col[b * p..], ld, xg, &g);
+                // dYᵀ rows b·p.. of this sample: (p × og).
+                let dyg = &dys[((first + b) * g.cout + grp * og) * p..][..og * p];
+                transpose(&mut dyt[b * p * og..][..p * og], dyg, og, p);
+            }
+            // dW_g (og × k, column-major) += dY_g (og × nb·p) · colᵀ (nb·p × k).
+            let accg = &mut acc[grp * og * k..][..og * k];
+            gemm(og, k, ld, accg, true, &dyt[..ld * og], 1, og, &col[..k * ld], 1, ld, true);
         }
     };
-    let size = g.cout * k;
+    let init = || (vec![0.0f32; size], vec![0.0f32; k * nb * p], vec![0.0f32; og * nb * p]);
     #[cfg(feature = "rayon")]
-    let dw = (0..g.n)
+    let dwt = (0..chunks)
         .into_par_iter()
-        .fold(
-            || (vec![0.0f32; size], vec![0.0f32; k * p], vec![0.0f32; k * p]),
-            |(mut acc, mut col, mut colt), b| {
-                per_sample(&mut acc, &mut col, &mut colt, b);
-                (acc, col, colt)
-            },
-        )
+        .fold(init, |(mut acc, mut col, mut dyt), c| {
+            partial(c * nb, &mut acc, &mut col, &mut dyt);
+            (acc, col, dyt)
+        })
         .map(|(acc, _, _)| acc)
         .reduce(
             || vec![0.0f32; size],
@@ -576,15 +628,20 @@ pub(crate) fn conv2d_weight_backward(
             },
         );
     #[cfg(not(feature = "rayon"))]
-    let dw = {
-        let (mut acc, mut col, mut colt) = (vec![0.0f32; size], vec![0.0f32; k * p], vec![0.0f32; k * p]);
-        (0..g.n).for_each(|b| per_sample(&mut acc, &mut col, &mut colt, b));
+    let dwt = {
+        let (mut acc, mut col, mut dyt) = init();
+        (0..chunks).for_each(|c| partial(c * nb, &mut acc, &mut col, &mut dyt));
         acc
     };
+    // Per group, dWᵀ (k × og) → dW (og × k).
+    let mut dw = vec![0.0f32; size];
+    for grp in 0..g.groups {
+        transpose(&mut dw[grp * og * k..][..og * k], &dwt[grp * og * k..][..og * k], k, og);
+    }
     tensor(dw, wshape, dtype)
 }
 
-/// Input gradient of a 2-D convolution: per sample and group, `col2im(W_gᵀ · dY_g)`.
+/// Input gradient of a 2-D convolution: per chunk of samples and group, `col2im(W_gᵀ · dY_g)`.
 pub(crate) fn conv2d_x_backward(
     x: FlexTensor,
     weight: FlexTensor,
@@ -596,30 +653,30 @@ pub(crate) fn conv2d_x_backward(
     let (w, dy) = (f32_of(weight), f32_of(output_grad));
     let (ws, dys): (&[f32], &[f32]) = (w.storage(), dy.storage());
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
-    let mut dx = vec![0.0f32; g.n * g.cin * g.h * g.w];
-    let sample = |col: &mut Vec<f32>, b: usize, dxn: &mut [f32]| {
+    let nb = chunk_of(&g);
+    let per_x = g.cin * g.h * g.w;
+    let mut dx = vec![0.0f32; g.n * per_x];
+    let init = || (vec![0.0f32; k * nb * p], vec![0.0f32; og * nb * p]);
+    for_sample_chunks(&mut dx, per_x, nb, init, |(col, dyc), first, nbc, dxc| {
+        let ld = nbc * p;
         for grp in 0..g.groups {
             let wg = &ws[grp * og * k..][..og * k];
-            let dyg = &dys[(b * g.cout + grp * og) * p..][..og * p];
-            let dxg = &mut dxn[grp * cg * g.h * g.w..][..cg * g.h * g.w];
-            // dcol (k × p) = W_gᵀ (k × og) · dY_g (og × p).
-            if g.pointwise() {
-                gemm(k, p, og, dxg, false, wg, 1, k, dyg, p, 1);
+            let dyg: &[f32] = if nbc == 1 {
+                &dys[(first * g.cout + grp * og) * p..][..og * p]
             } else {
-                gemm(k, p, og, col, false, wg, 1, k, dyg, p, 1);
-                col2im(dxg, col, &g);
+                gather(dyc, dys, first, nbc, og, p, g.cout * p, grp * og * p);
+                &dyc[..og * ld]
+            };
+            // dcol (k × nb·p) = W_gᵀ (k × og) · dY_g (og × nb·p).
+            if nbc == 1 && g.pointwise() {
+                gemm(k, p, og, &mut dxc[grp * cg * g.h * g.w..][..cg * g.h * g.w], false, wg, 1, k, dyg, p, 1, false);
+                continue;
+            }
+            gemm(k, ld, og, &mut col[..k * ld], false, wg, 1, k, dyg, ld, 1, false);
+            for b in 0..nbc {
+                col2im(&mut dxc[b * per_x + grp * cg * g.h * g.w..][..cg * g.h * g.w], &col[b * p..], ld, &g);
             }
         }
-    };
-    let chunk = g.cin * g.h * g.w;
-    #[cfg(feature = "rayon")]
-    dx.par_chunks_mut(chunk.max(1))
-        .enumerate()
-        .for_each_init(|| vec![0.0f32; k * p], |col, (b, dxn)| sample(col, b, dxn));
-    #[cfg(not(feature = "rayon"))]
-    {
-        let mut col = vec![0.0f32; k * p];
-        dx.chunks_mut(chunk.max(1)).enumerate().for_each(|(b, dxn)| sample(&mut col, b, dxn));
-    }
+    });
     tensor(dx, xshape, dtype)
 }
