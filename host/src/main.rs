@@ -10,6 +10,15 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Training allocates and frees tensors of megabytes every step; glibc hands each one back to
+    // the kernel (mmap/munmap above 128 KiB) and the next one page-faults its pages in zeroed
+    // again: 7 % of a ResNet-56 step in the kernel (BENCHMARKS.md). Keep freed memory instead.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called before any other thread exists; both are documented glibc parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
     let cli = pare::cli::Cli::parse();
     // The library's progress lines go to stderr, beside its progress bars.
     pare::progress::set_sink(|line| eprintln!("{line}"));
