@@ -1,7 +1,7 @@
 //! burn-flex's patched training kernels (vendor/burn-flex, PARE-PATCH.md) against plain f64
 //! loops written here from the definitions: 2-D convolution forward, input and weight gradients
 //! (through autodiff, on shapes with odd channel counts, stride 2, padding — symmetric and not —,
-//! dilation, groups and 1×1), and batch norm in training mode (output, batch statistics and the
+//! dilation, groups, 1×1 and "same" convolutions), and batch norm in training mode (output, batch statistics and the
 //! gradients of input, γ and β) and inference mode.
 
 use burn::tensor::module::{batch_norm, batch_norm_train, conv2d};
@@ -90,6 +90,10 @@ fn convolution_and_its_gradients_match_the_definition() {
         Case { x: [2, 3, 13, 11], w: [5, 3, 7, 7], stride: [2, 2], pad: [(3, 3), (3, 3)], dilation: [1, 1], groups: 1 },
         // Dilation, asymmetric padding, groups.
         Case { x: [2, 4, 8, 7], w: [6, 2, 3, 2], stride: [1, 2], pad: [(2, 0), (1, 2)], dilation: [2, 1], groups: 2 },
+        // "Same" convolutions whose output rows are as long as the input's (one shifted copy per
+        // column-matrix row): dilated, and an even kernel with asymmetric padding.
+        Case { x: [2, 3, 7, 9], w: [4, 3, 3, 3], stride: [1, 1], pad: [(2, 2), (2, 2)], dilation: [2, 2], groups: 1 },
+        Case { x: [3, 2, 5, 6], w: [3, 2, 2, 2], stride: [1, 1], pad: [(0, 1), (1, 0)], dilation: [1, 1], groups: 1 },
         // Depthwise.
         Case { x: [1, 3, 6, 6], w: [3, 1, 3, 3], stride: [1, 1], pad: [(1, 1), (1, 1)], dilation: [1, 1], groups: 3 },
     ];

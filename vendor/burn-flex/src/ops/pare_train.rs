@@ -355,9 +355,54 @@ fn valid(out: usize, inp: usize, s: usize, kd: usize, p: usize) -> (usize, usize
     (lo, hi.max(lo))
 }
 
+/// A stride-1 convolution whose output rows are as long as its input rows ("same" padding):
+/// each column-matrix row is then the input plane shifted by a constant, so im2col is one copy
+/// per row (and col2im one add) instead of a copy per output row.
+struct Flat;
+
+impl Flat {
+    fn of(g: &Geometry) -> Option<Self> {
+        (g.stride == [1, 1] && g.ow == g.w).then_some(Flat)
+    }
+
+    /// For kernel position (a, bk): the flat output range `t0..t1` that reads inside the plane,
+    /// the shift from output to input index, the valid columns `lo..hi` and rows `o_lo..o_hi`.
+    fn at(&self, g: &Geometry, a: usize, bk: usize) -> (usize, usize, isize, usize, usize, usize, usize) {
+        let (lo, hi) = valid(g.ow, g.w, 1, bk * g.dilation[1], g.pad[1]);
+        let (o_lo, o_hi) = valid(g.oh, g.h, 1, a * g.dilation[0], g.pad[0]);
+        let s1 = (bk * g.dilation[1]) as isize - g.pad[1] as isize;
+        let shift = ((a * g.dilation[0]) as isize - g.pad[0] as isize) * g.w as isize + s1;
+        // The whole valid rows, less the elements whose shifted index leaves the plane.
+        let t0 = o_lo * g.w + lo.min(if s1 < 0 { (-s1) as usize } else { 0 });
+        let t1 = (o_hi * g.w).saturating_sub(if s1 > 0 { s1 as usize } else { 0 }).max(t0);
+        (t0, t1, shift, lo, hi, o_lo, o_hi)
+    }
+}
+
 /// Column matrix (k × p, rows `ld` apart) of one sample's group: `col[(c,kh,kw), (oh,ow)]`.
 fn im2col(col: &mut [f32], ld: usize, x: &[f32], g: &Geometry) {
     let (p, hw, sw) = (g.p(), g.h * g.w, g.stride[1]);
+    if let Some(flat) = Flat::of(g) {
+        for c in 0..g.cg() {
+            let xc = &x[c * hw..][..hw];
+            for a in 0..g.kh {
+                for bk in 0..g.kw {
+                    let row = &mut col[((c * g.kh + a) * g.kw + bk) * ld..][..p];
+                    let (t0, t1, shift, lo, hi, o_lo, o_hi) = flat.at(g, a, bk);
+                    row[..o_lo * g.w].fill(0.0);
+                    row[o_hi * g.w..].fill(0.0);
+                    if t1 > t0 {
+                        row[t0..t1].copy_from_slice(&xc[(t0 as isize + shift) as usize..][..t1 - t0]);
+                    }
+                    for o in o_lo..o_hi {
+                        row[o * g.w..o * g.w + lo].fill(0.0);
+                        row[o * g.w + hi..(o + 1) * g.w].fill(0.0);
+                    }
+                }
+            }
+        }
+        return;
+    }
     for c in 0..g.cg() {
         for a in 0..g.kh {
             for bk in 0..g.kw {
@@ -391,6 +436,33 @@ fn im2col(col: &mut [f32], ld: usize, x: &[f32], g: &Geometry) {
 /// Adds a column matrix (rows `ld` apart) back into one sample's group of the input gradient.
 fn col2im(dx: &mut [f32], col: &[f32], ld: usize, g: &Geometry) {
     let (p, hw, sw) = (g.p(), g.h * g.w, g.stride[1]);
+    if let Some(flat) = Flat::of(g) {
+        for c in 0..g.cg() {
+            let dxc = &mut dx[c * hw..][..hw];
+            for a in 0..g.kh {
+                for bk in 0..g.kw {
+                    let row = &col[((c * g.kh + a) * g.kw + bk) * ld..][..p];
+                    let (t0, t1, shift, lo, hi, o_lo, o_hi) = flat.at(g, a, bk);
+                    if t1 <= t0 {
+                        continue;
+                    }
+                    if lo == 0 && hi == g.w {
+                        let dst = &mut dxc[(t0 as isize + shift) as usize..][..t1 - t0];
+                        dst.iter_mut().zip(&row[t0..t1]).for_each(|(d, &v)| *d += v);
+                    } else {
+                        // Row by row: the columns outside lo..hi would land on the neighbouring
+                        // input row.
+                        for o in o_lo..o_hi {
+                            let (r0, r1) = (o * g.w + lo, o * g.w + hi);
+                            let dst = &mut dxc[(r0 as isize + shift) as usize..][..r1 - r0];
+                            dst.iter_mut().zip(&row[r0..r1]).for_each(|(d, &v)| *d += v);
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     for c in 0..g.cg() {
         for a in 0..g.kh {
             for bk in 0..g.kw {
