@@ -44,9 +44,9 @@ out, version, repeats, keys = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:
 def runs(key, fw):
     path = os.path.join(out, f"{key}.{fw}")
     return [json.loads(l) for l in open(path)] if os.path.exists(path) else []
-print(f"| model | batch | MACs (M) | pare flex train | pare libtorch train | PyTorch {version} train | libtorch/PyTorch "
-      f"| pare flex inference | pare libtorch inference | PyTorch inference | libtorch/PyTorch |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print(f"| model | batch | MACs (M) | pare flex train | pare libtorch train | PyTorch {version} train | flex/PyTorch "
+      f"| libtorch/PyTorch | pare flex inference | pare libtorch inference | PyTorch inference | flex/PyTorch | libtorch/PyTorch |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for i, key in enumerate(keys):
     f, t, p = runs(key, "flex"), runs(key, "libtorch"), runs(key, "pytorch")
     assert f[0]["macs"] == p[0]["macs"], f"pare counts {f[0]['macs']} MACs, PyTorch {p[0]['macs']}: not the same network"
@@ -57,7 +57,7 @@ for i, key in enumerate(keys):
     row = [name, str(f[0]["batch"]), f"{f[0]['macs'] / 1e6:.2f}"]
     for k in ("train_img_s", "infer_img_s"):
         a, b, c = med(f, k), med(t, k), med(p, k)
-        row += [cell(a), cell(b), cell(c), ratio(b, c)]
+        row += [cell(a), cell(b), cell(c), ratio(a, c), ratio(b, c)]
     print("| " + " | ".join(row) + " |")
 print(f"\nMedians of {repeats} interleaved rounds; threads: 2 (pare: burn's default on this machine, PyTorch: set_num_threads(2)).")
 PY

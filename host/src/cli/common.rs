@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceKind {
     /// The CPU, with the fastest backend this pare has: libtorch when built with `--features
-    /// libtorch` (PyTorch's kernels, about 3× faster training), burn-flex otherwise.
+    /// libtorch` (PyTorch's kernels, 1.2–1.3× faster training), burn-flex otherwise.
     Cpu,
     /// burn-flex on the CPU (pure Rust), whatever the build.
     Flex,
