@@ -137,7 +137,8 @@ fn batch_norm_training_and_inference_match_the_definition() {
     let (mut y, mut dx) = (vec![0.0f64; x.len()], vec![0.0f64; x.len()]);
     let (mut dgamma, mut dbeta) = (vec![0.0f64; c], vec![0.0f64; c]);
     for ch in 0..c {
-        let vals: Vec<f64> = (0..n).flat_map(|b| (0..s).map(move |k| (b, k))).map(|(b, k)| f64::from(x[at(b, ch, k)])).collect();
+        let vals: Vec<f64> =
+            (0..n).flat_map(|b| (0..s).map(move |k| (b, k))).map(|(b, k)| f64::from(x[at(b, ch, k)])).collect();
         mean[ch] = vals.iter().sum::<f64>() / count;
         var[ch] = vals.iter().map(|v| (v - mean[ch]).powi(2)).sum::<f64>() / count;
         let sd = (var[ch] + eps).sqrt();
@@ -183,7 +184,8 @@ fn batch_norm_training_and_inference_match_the_definition() {
     }
     // Inference mode with given statistics.
     let flex = Device::flex();
-    let stats: (Vec<f32>, Vec<f32>) = (mean.iter().map(|&v| v as f32 + 0.25).collect(), var.iter().map(|&v| v as f32 * 2.0).collect());
+    let stats: (Vec<f32>, Vec<f32>) =
+        (mean.iter().map(|&v| v as f32 + 0.25).collect(), var.iter().map(|&v| v as f32 * 2.0).collect());
     let t1 = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [c]), &flex);
     let yi = batch_norm(
         Tensor::<4>::from_data(TensorData::new(x.clone(), [n, c, h, w]), &flex),
