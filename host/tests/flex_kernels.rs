@@ -120,6 +120,27 @@ fn convolution_and_its_gradients_match_the_definition() {
     }
 }
 
+/// The weight gradient sums partial products over chunks of samples in parallel: the same
+/// inputs must give the same gradient bit for bit (a seeded run must repeat).
+#[test]
+fn convolution_gradients_repeat_bit_for_bit() {
+    let ad = Device::flex().autodiff();
+    let (xs, ws) = ([64, 16, 8, 8], [32, 16, 3, 3]);
+    let x = random(xs.iter().product(), 7);
+    let w = random(ws.iter().product(), 8);
+    let run = || {
+        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), xs), &ad).require_grad();
+        let wt = Tensor::<4>::from_data(TensorData::new(w.clone(), ws), &ad).require_grad();
+        let y = conv2d(xt.clone(), wt.clone(), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
+        let grads = (y.clone() * y).sum().backward();
+        (host(xt.grad(&grads).unwrap()), host(wt.grad(&grads).unwrap()))
+    };
+    let first = run();
+    for _ in 0..5 {
+        assert!(run() == first, "a repeated convolution backward gave different gradients");
+    }
+}
+
 #[test]
 fn batch_norm_training_and_inference_match_the_definition() {
     let (n, c, h, w) = (3, 5, 4, 7);

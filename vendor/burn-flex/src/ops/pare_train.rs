@@ -684,27 +684,23 @@ pub(crate) fn conv2d_weight_backward(
         }
     };
     let init = || (vec![0.0f32; size], vec![0.0f32; k * nb * p], vec![0.0f32; og * nb * p]);
-    #[cfg(feature = "rayon")]
-    let dwt = (0..chunks)
-        .into_par_iter()
-        .fold(init, |(mut acc, mut col, mut dyt), c| {
-            partial(c * nb, &mut acc, &mut col, &mut dyt);
-            (acc, col, dyt)
-        })
-        .map(|(acc, _, _)| acc)
-        .reduce(
-            || vec![0.0f32; size],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
-    #[cfg(not(feature = "rayon"))]
-    let dwt = {
+    // A fixed split of the chunks over the workers and a fixed order of the sums: the same
+    // gradient bit for bit on every run (rayon's adaptive splitting would vary the order).
+    let run = |range: core::ops::Range<usize>| {
         let (mut acc, mut col, mut dyt) = init();
-        (0..chunks).for_each(|c| partial(c * nb, &mut acc, &mut col, &mut dyt));
+        range.for_each(|c| partial(c * nb, &mut acc, &mut col, &mut dyt));
         acc
     };
+    #[cfg(feature = "rayon")]
+    let workers = rayon::current_num_threads().clamp(1, chunks.max(1));
+    #[cfg(not(feature = "rayon"))]
+    let workers = 1;
+    let per = chunks.div_ceil(workers);
+    let parts: Vec<Vec<f32>> = map_range(workers, |t| run(t * per..((t + 1) * per).min(chunks)));
+    let mut dwt = vec![0.0f32; size];
+    for part in &parts {
+        dwt.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+    }
     // Per group, dWᵀ (k × og) → dW (og × k).
     let mut dw = vec![0.0f32; size];
     for grp in 0..g.groups {
