@@ -1,20 +1,24 @@
-//! pare patch: the training ops burn-flex 0.22.1 leaves to burn's composites, as single kernels.
+//! pare patch: the training ops burn-flex 0.22.1 leaves to burn's composites, and its forward
+//! convolution, as single kernels (PARE-PATCH.md).
 //!
 //! - `batch_norm_train` / `batch_norm_train_backward` / `batch_norm`: per-channel statistics and
 //!   the normalisation in two passes over NCHW memory, where the composite swaps dims (a copy),
 //!   reduces, broadcasts and multiplies in ~15 tensor passes;
-//! - `conv2d_weight_backward`: per sample, im2col of the input and one GEMM into the weight
-//!   gradient (`dW += dY · colᵀ`), where the composite runs a convolution over the input with
-//!   batch and channels swapped (two layout copies and a badly shaped convolution);
-//! - `conv2d_x_backward`: per sample, one GEMM (`dcol = Wᵀ · dY`) and col2im, where the
+//! - `conv2d`: per chunk of samples, NCHW im2col and one GEMM `W · col`, where the release
+//!   transposes to NHWC and hands GEMM a patch matrix it must repack element by element;
+//! - `conv2d_weight_backward`: per chunk, im2col and one GEMM into the weight gradient
+//!   (`dW += dY · colᵀ`), where the composite runs a convolution over the input with batch and
+//!   channels swapped (two layout copies and a badly shaped convolution);
+//! - `conv2d_x_backward`: per chunk, one GEMM (`dcol = Wᵀ · dY`) and col2im, where the
 //!   composite runs a transposed convolution.
 //!
-//! f32 only (what pare trains in); other dtypes are computed in f32 and cast back. Samples run
-//! in parallel under the `rayon` feature, each GEMM single-threaded.
+//! f32 only (what pare trains in); other dtypes are computed in f32 and cast back. Chunks of
+//! samples run in parallel under the `rayon` feature, each GEMM single-threaded.
 
 use alloc::vec;
 use alloc::vec::Vec;
 use burn_backend::ops::ConvOptions;
+use burn_backend::ops::conv::calculate_conv_output_size;
 use burn_backend::{DType, TensorMetadata};
 use burn_std::{Bytes, Shape};
 
@@ -25,13 +29,7 @@ use crate::{FlexTensor, Layout};
 
 /// `t` as contiguous f32 (cast when it is another float dtype).
 fn f32_of(t: FlexTensor) -> FlexTensor {
-    let t = match t.dtype() {
-        DType::F32 => t,
-        _ => {
-            use burn_backend::ops::FloatTensorOps;
-            crate::Flex::float_cast(t, burn_std::FloatDType::F32)
-        }
-    };
+    let t = if t.dtype() == DType::F32 { t } else { cast(t, burn_std::FloatDType::F32) };
     t.into_contiguous()
 }
 
@@ -316,9 +314,8 @@ impl Geometry {
     fn forward(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> Self {
         let (xd, wd) = (x.as_slice(), weight.as_slice());
         let [ph, pw] = options.padding_begin();
-        let out = |i: usize, k: usize, p: usize, s: usize, d: usize| (i + 2 * p).saturating_sub(d * (k - 1) + 1) / s.max(1) + 1;
-        let oh = out(xd[2], wd[2], ph, options.stride[0], options.dilation[0]);
-        let ow = out(xd[3], wd[3], pw, options.stride[1], options.dilation[1]);
+        let oh = calculate_conv_output_size(wd[2], options.stride[0], ph, options.dilation[0], xd[2]);
+        let ow = calculate_conv_output_size(wd[3], options.stride[1], pw, options.dilation[1], xd[3]);
         Self::of(x, weight, &Shape::new([xd[0], wd[0], oh, ow]), options)
     }
     /// Input channels per group.
