@@ -1,5 +1,5 @@
 //! Training (SGD with Nesterov momentum, weight decay, cosine or step schedule, label
-//! smoothing, optional distillation from a teacher, a step or wall-clock horizon), BatchNorm
+//! smoothing, optional distillation from a teacher and mixup, a step or wall-clock horizon), BatchNorm
 //! re-estimation, and evaluation (top-1, per-class accuracy, confusion matrix).
 
 use crate::data::{batch, Augment, Dataset};
@@ -37,15 +37,81 @@ pub fn distillation_loss(
     temperature: f64,
     weight: f64,
 ) -> Tensor<1> {
-    let n = student.dims()[0].max(1) as f64;
-    let log_ps = log_softmax(student.clone().div_scalar(temperature), 1);
-    let log_pt = log_softmax(teacher.div_scalar(temperature), 1);
-    let kl = (log_pt.clone().exp() * (log_pt - log_ps)).sum().div_scalar(n);
-    let soft = kl.mul_scalar(weight * temperature * temperature);
+    let soft = soft_loss(student.clone(), teacher, temperature).mul_scalar(weight);
     if weight < 1.0 {
         soft + cross_entropy(student, targets, 0.0).mul_scalar(1.0 - weight)
     } else {
         soft
+    }
+}
+
+/// The soft term of [`distillation_loss`]: the batch mean of `T² · KL(softmax(t/T) ‖ softmax(s/T))`.
+pub fn soft_loss(student: Tensor<2>, teacher: Tensor<2>, temperature: f64) -> Tensor<1> {
+    let n = student.dims()[0].max(1) as f64;
+    let log_ps = log_softmax(student.div_scalar(temperature), 1);
+    let log_pt = log_softmax(teacher.div_scalar(temperature), 1);
+    let kl = (log_pt.clone().exp() * (log_pt - log_ps)).sum().div_scalar(n);
+    kl.mul_scalar(temperature * temperature)
+}
+
+/// Mixup (Zhang et al. 2018) of one batch: sample `i` becomes `λᵢ·xᵢ + (1 − λᵢ)·x_partner(i)`,
+/// the partners a random permutation of the batch. With a teacher that sees the same blended
+/// image, every blend is a new, correctly labelled example ("function matching", Beyer et al.
+/// 2022): a small training set stops running out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix {
+    pub partner: Vec<usize>,
+    /// λ per sample, in [0.5, 1] (the sample's own image and label dominate; 1 = not mixed).
+    pub lambda: Vec<f32>,
+}
+
+impl Mix {
+    /// Each sample mixed with probability `p`, λ uniform in [0.5, 1] (the same blends as λ
+    /// uniform in [0, 1] with the roles of the two images swapped).
+    pub fn draw<R: rand::Rng>(n: usize, p: f64, rng: &mut R) -> Self {
+        let mut partner: Vec<usize> = (0..n).collect();
+        partner.shuffle(rng);
+        let lambda = (0..n)
+            .map(|_| if rng.random_bool(p.clamp(0.0, 1.0)) { 1.0 - 0.5 * rng.random::<f32>() } else { 1.0 })
+            .collect();
+        Self { partner, lambda }
+    }
+
+    fn lambda_tensor<const D: usize>(&self, device: &Device) -> Tensor<D> {
+        let mut shape = [1usize; D];
+        shape[0] = self.lambda.len();
+        Tensor::from_data(burn::tensor::TensorData::new(self.lambda.clone(), shape), device)
+    }
+
+    fn partner_tensor(&self, device: &Device) -> Tensor<1, Int> {
+        let idx: Vec<i64> = self.partner.iter().map(|&i| i as i64).collect();
+        Tensor::from_data(burn::tensor::TensorData::new(idx, [self.partner.len()]), device)
+    }
+
+    /// The blended images.
+    pub fn images(&self, x: Tensor<4>) -> Tensor<4> {
+        let device = x.device();
+        let lam = self.lambda_tensor::<4>(&device);
+        let other = x.clone().select(0, self.partner_tensor(&device));
+        x * lam.clone() + other * lam.neg().add_scalar(1.0)
+    }
+
+    /// The partners' labels.
+    pub fn partner_labels(&self, y: Tensor<1, Int>) -> Tensor<1, Int> {
+        let device = y.device();
+        y.select(0, self.partner_tensor(&device))
+    }
+
+    /// Mean cross-entropy against the blended labels: `−Σᵢ (λᵢ·log pᵢ[yᵢ] + (1 − λᵢ)·log
+    /// pᵢ[y_partner(i)]) / n`.
+    pub fn cross_entropy(&self, logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+        let device = logits.device();
+        let lam = self.lambda_tensor::<2>(&device);
+        let theirs = self.partner_labels(targets.clone());
+        let logp = log_softmax(logits, 1);
+        let own = logp.clone().gather(1, targets.unsqueeze_dim(1));
+        let other = logp.gather(1, theirs.unsqueeze_dim(1));
+        (own * lam.clone() + other * lam.neg().add_scalar(1.0)).mean().neg()
     }
 }
 
@@ -116,6 +182,8 @@ pub struct TrainConfig {
     /// Distil from this teacher instead of the plain label loss.
     #[serde(skip)]
     pub teacher: Option<Teacher>,
+    /// Share of each batch's samples blended with a partner ([`Mix`]; 0 = off).
+    pub mixup: f64,
 }
 
 impl Default for TrainConfig {
@@ -134,6 +202,7 @@ impl Default for TrainConfig {
             log_every: None,
             time_limit: None,
             teacher: None,
+            mixup: 0.0,
         }
     }
 }
@@ -206,13 +275,23 @@ pub fn train(
         for idx in order.chunks(cfg.batch_size).take(n_steps) {
             let aug = cfg.augment.then_some(Augment { rng: &mut rng });
             let (x, y) = batch(ds, idx, &net.arch.mean, &net.arch.std, aug, device);
+            let mix = (cfg.mixup > 0.0).then(|| Mix::draw(idx.len(), cfg.mixup, &mut rng));
+            let x = match &mix {
+                Some(m) => m.images(x),
+                None => x,
+            };
             let soft = teacher
                 .as_ref()
                 .map(|(t, temp, w)| (Tensor::from_inner(t.forward(x.clone().inner()).detach()), *temp, *w));
             let logits = net.forward(x);
+            let labels = |w: f64| match &mix {
+                Some(m) => m.cross_entropy(logits.clone(), y.clone()).mul_scalar(w),
+                None => cross_entropy(logits.clone(), y.clone(), cfg.label_smoothing).mul_scalar(w),
+            };
             let loss = match soft {
-                Some((t, temp, w)) => distillation_loss(logits.clone(), t, y.clone(), temp, w),
-                None => cross_entropy(logits.clone(), y.clone(), cfg.label_smoothing),
+                Some((t, temp, w)) if w >= 1.0 => soft_loss(logits.clone(), t, temp),
+                Some((t, temp, w)) => soft_loss(logits.clone(), t, temp).mul_scalar(w) + labels(1.0 - w),
+                None => labels(1.0),
             };
             let pred = logits.argmax(1).squeeze_dim::<1>(1);
             let batch_correct = pred.equal(y).int().sum().into_scalar::<i64>() as usize;

@@ -96,6 +96,48 @@ fn convolution_and_its_gradients_match_the_definition() {
         Case { x: [3, 2, 5, 6], w: [3, 2, 2, 2], stride: [1, 1], pad: [(0, 1), (1, 0)], dilation: [1, 1], groups: 1 },
         // Depthwise.
         Case { x: [1, 3, 6, 6], w: [3, 1, 3, 3], stride: [1, 1], pad: [(1, 1), (1, 1)], dilation: [1, 1], groups: 3 },
+        // 3×3 "same" with at least 64 channels each side (Winograd F(2×2, 3×3)): odd and even
+        // planes (a last tile hanging over), a 2×2 and a 1×1 plane, several samples per chunk.
+        Case {
+            x: [3, 65, 7, 6],
+            w: [64, 65, 3, 3],
+            stride: [1, 1],
+            pad: [(1, 1), (1, 1)],
+            dilation: [1, 1],
+            groups: 1,
+        },
+        Case {
+            x: [2, 64, 5, 9],
+            w: [70, 64, 3, 3],
+            stride: [1, 1],
+            pad: [(1, 1), (1, 1)],
+            dilation: [1, 1],
+            groups: 1,
+        },
+        Case {
+            x: [5, 72, 2, 2],
+            w: [64, 72, 3, 3],
+            stride: [1, 1],
+            pad: [(1, 1), (1, 1)],
+            dilation: [1, 1],
+            groups: 1,
+        },
+        Case {
+            x: [7, 64, 1, 1],
+            w: [64, 64, 3, 3],
+            stride: [1, 1],
+            pad: [(1, 1), (1, 1)],
+            dilation: [1, 1],
+            groups: 1,
+        },
+        Case {
+            x: [9, 64, 8, 8],
+            w: [80, 64, 3, 3],
+            stride: [1, 1],
+            pad: [(1, 1), (1, 1)],
+            dilation: [1, 1],
+            groups: 1,
+        },
     ];
     let ad = Device::flex().autodiff();
     for (i, c) in cases.iter().enumerate() {
@@ -125,12 +167,18 @@ fn convolution_and_its_gradients_match_the_definition() {
 #[test]
 fn convolution_gradients_repeat_bit_for_bit() {
     let ad = Device::flex().autodiff();
-    let (xs, ws) = ([64, 16, 8, 8], [32, 16, 3, 3]);
+    // im2col + GEMM, then Winograd (64 channels and more).
+    for (xs, ws) in [([64, 16, 8, 8], [32, 16, 3, 3]), ([48, 64, 8, 8], [64, 64, 3, 3])] {
+        repeats(&ad, xs, ws);
+    }
+}
+
+fn repeats(ad: &Device, xs: [usize; 4], ws: [usize; 4]) {
     let x = random(xs.iter().product(), 7);
     let w = random(ws.iter().product(), 8);
     let run = || {
-        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), xs), &ad).require_grad();
-        let wt = Tensor::<4>::from_data(TensorData::new(w.clone(), ws), &ad).require_grad();
+        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), xs), ad).require_grad();
+        let wt = Tensor::<4>::from_data(TensorData::new(w.clone(), ws), ad).require_grad();
         let y = conv2d(xt.clone(), wt.clone(), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
         let grads = (y.clone() * y).sum().backward();
         (host(xt.grad(&grads).unwrap()), host(wt.grad(&grads).unwrap()))

@@ -8,7 +8,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use pare::model::{weights, Node};
 use pare::prune::schedule::{run, Budget, PruneConfig, RunData, StepSize, Target};
 use pare::testing::random_net;
-use pare::train::{distillation_loss, recalibrate_batchnorm};
+use pare::train::{distillation_loss, recalibrate_batchnorm, Mix};
+use rand::SeedableRng;
 use std::sync::atomic::AtomicBool;
 
 #[test]
@@ -27,6 +28,31 @@ fn distillation_loss_matches_a_hand_computation() {
     // A teacher equal to the student leaves only the label term: (1 − w) · CE.
     let same = distillation_loss(s.clone(), s, y, 3.0, 0.5).into_scalar::<f32>();
     assert!((f64::from(same) - 0.5 * 1.324_458_630_551).abs() < 1e-5, "{same}");
+}
+
+#[test]
+fn mixup_blends_images_and_labels_as_computed_by_hand() {
+    let device = Device::flex();
+    let mix = Mix { partner: vec![1, 0], lambda: vec![0.75, 1.0] };
+    // Logits as above; sample 0 is 3/4 its own label 0 and 1/4 its partner's label 2, sample 1
+    // unmixed. Python, float64: (−(0.75·log p₀[0] + 0.25·log p₀[2]) − log p₁[2]) / 2 =
+    // 1.074458630551.
+    let s: Tensor<2> = Tensor::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 0.5, -1.0, 2.0], [2, 3]), &device);
+    let y: Tensor<1, Int> = Tensor::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
+    let got = mix.cross_entropy(s, y).into_scalar::<f32>();
+    assert!((f64::from(got) - 1.074_458_630_551).abs() < 1e-5, "{got}");
+    // Images: 0.75·x₀ + 0.25·x₁ and x₁ itself.
+    let x: Tensor<4> = Tensor::from_data(TensorData::new(vec![4.0f32, 8.0, 0.0, -4.0], [2, 1, 1, 2]), &device);
+    let got = mix.images(x).into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(got, vec![3.0, 5.0, 0.0, -4.0]);
+    // Draws: a permutation, λ in [0.5, 1], and p = 0 mixes nothing.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let m = Mix::draw(64, 1.0, &mut rng);
+    let mut sorted = m.partner.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..64).collect::<Vec<_>>());
+    assert!(m.lambda.iter().all(|&l| (0.5..=1.0).contains(&l)) && m.lambda.iter().any(|&l| l < 0.99));
+    assert!(Mix::draw(64, 0.0, &mut rng).lambda.iter().all(|&l| l == 1.0));
 }
 
 /// The first conv's pre-BatchNorm outputs, per channel, straight from the weights and pixels.

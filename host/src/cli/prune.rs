@@ -74,6 +74,11 @@ pub struct PruneArgs {
     /// Share of the teacher's soft targets in the distillation loss, the rest on labels [default: 0.9].
     #[arg(long)]
     pub distill_weight: Option<f64>,
+    /// Share of each fine-tuning batch blended with another image by mixup (λ uniform in
+    /// [0.5, 1]); the teacher labels the same blend, so a small training set goes further
+    /// (0: off) [default: 0].
+    #[arg(long)]
+    pub mixup: Option<f64>,
     /// Batches that re-estimate BatchNorm statistics after each removal (0: off) [default: 10].
     #[arg(long)]
     pub bn_batches: Option<usize>,
@@ -217,15 +222,23 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     if a.iteration_share.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
         bail!("--iteration-share must be a fraction in (0, 1]");
     }
+    if a.mixup.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
+        bail!("--mixup must be a fraction in [0, 1]");
+    }
     let distill = match (a.no_distill, a.temperature, a.distill_weight) {
-        (true, _, _) => None,
+        (true, _, _) => {
+            if a.mixup.is_some_and(|m| m > 0.0) {
+                bail!("--mixup blends what the teacher labels: it needs distillation (drop --no-distill)");
+            }
+            None
+        }
         (false, t, w) => {
             let d = Distill::default();
             let (t, w) = (t.unwrap_or(d.temperature), w.unwrap_or(d.weight));
             if !(t > 0.0 && (0.0..=1.0).contains(&w)) {
                 bail!("--temperature must be positive and --distill-weight in [0, 1]");
             }
-            Some(Distill { temperature: t, weight: w })
+            Some(Distill { temperature: t, weight: w, mixup: a.mixup.unwrap_or(d.mixup) })
         }
     };
     let cfg = PruneConfig {

@@ -131,11 +131,15 @@ pub struct Distill {
     pub temperature: f64,
     /// Share of the teacher's soft term (the labels get the rest).
     pub weight: f64,
+    /// Share of each batch blended by mixup, teacher and student seeing the same blend
+    /// ([`crate::train::Mix`]; 0 = off).
+    #[serde(default)]
+    pub mixup: f64,
 }
 
 impl Default for Distill {
     fn default() -> Self {
-        Self { temperature: 4.0, weight: 0.9 }
+        Self { temperature: 4.0, weight: 0.9, mixup: 0.0 }
     }
 }
 
@@ -940,6 +944,7 @@ fn finetune(
         seed: cfg.seed + k as u64,
         time_limit: ph.seconds,
         teacher: teacher.cloned(),
+        mixup: cfg.distill.map_or(0.0, |d| d.mixup),
         ..TrainConfig::default()
     };
     let mut steps = 0;

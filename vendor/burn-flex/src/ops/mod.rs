@@ -115,6 +115,8 @@ mod module;
 pub mod pool;
 // pare patch: batch-norm training ops and GEMM convolution gradients (PARE-PATCH.md).
 mod pare_train;
+// pare patch: 3×3 "same" convolutions by Winograd F(2×2, 3×3) (PARE-PATCH.md).
+mod pare_winograd;
 mod qtensor;
 pub mod reduce;
 pub mod repeat_dim;

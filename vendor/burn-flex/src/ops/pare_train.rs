@@ -25,6 +25,7 @@ use burn_std::{Bytes, Shape};
 #[cfg(feature = "rayon")]
 use rayon::prelude::*;
 
+use super::pare_winograd::{self, Wino};
 use crate::{FlexTensor, Layout};
 
 /// `t` as contiguous f32 (cast when it is another float dtype).
@@ -51,7 +52,7 @@ fn cast(t: FlexTensor, to: burn_std::FloatDType) -> FlexTensor {
 }
 
 /// `f(i)` for `i` in `0..n`, in parallel under rayon.
-fn map_range<R: Send, F: Fn(usize) -> R + Sync + Send>(n: usize, f: F) -> Vec<R> {
+pub(super) fn map_range<R: Send, F: Fn(usize) -> R + Sync + Send>(n: usize, f: F) -> Vec<R> {
     #[cfg(feature = "rayon")]
     {
         (0..n).into_par_iter().map(f).collect()
@@ -344,6 +345,31 @@ impl Geometry {
     }
 }
 
+/// The Winograd shape of a 3×3, stride-1, "same" convolution without groups or dilation whose
+/// channels are many enough for its 16 thinner GEMMs to pay (`pare_winograd`).
+fn winograd(g: &Geometry) -> Option<Wino> {
+    let fits = g.kh == 3
+        && g.kw == 3
+        && g.stride == [1, 1]
+        && g.dilation == [1, 1]
+        && g.pad == [1, 1]
+        && g.groups == 1
+        && g.oh == g.h
+        && g.ow == g.w;
+    (fits && g.cin.min(g.cout) >= winograd_min()).then_some(Wino { n: g.n, c: g.cin, o: g.cout, h: g.h, w: g.w })
+}
+
+/// The fewest input and output channels for Winograd: 64 (measured, BENCHMARKS.md: VGG-16
+/// trains 14 % faster, ResNet-56's 16- and 32-channel layers lose with it);
+/// `PARE_WINOGRAD_MIN` overrides it (a huge value turns Winograd off, for comparisons).
+fn winograd_min() -> usize {
+    #[cfg(feature = "std")]
+    if let Some(v) = std::env::var("PARE_WINOGRAD_MIN").ok().and_then(|v| v.parse().ok()) {
+        return v;
+    }
+    64
+}
+
 /// Output columns `[lo, hi)` whose input column `q·s + kd − p` lies in `0..inp`.
 fn valid(out: usize, inp: usize, s: usize, kd: usize, p: usize) -> (usize, usize) {
     let s = s.max(1);
@@ -486,7 +512,7 @@ fn col2im(dx: &mut [f32], col: &[f32], ld: usize, g: &Geometry) {
 /// stride). gemm computes a row-major product transposed; it reads a left operand (after that
 /// transposition) as it is when its rows are adjacent, and packs it element by element otherwise.
 #[allow(clippy::too_many_arguments)]
-fn gemm(
+pub(super) fn gemm(
     m: usize,
     n: usize,
     k: usize,
@@ -553,7 +579,7 @@ fn chunk_of(g: &Geometry) -> usize {
 
 /// `f(first sample, samples, chunk of data)` over chunks of `nb` samples of `per` values each,
 /// in parallel under rayon, with a scratch value per worker.
-fn for_sample_chunks<S, I, F>(data: &mut [f32], per: usize, nb: usize, init: I, f: F)
+pub(super) fn for_sample_chunks<S, I, F>(data: &mut [f32], per: usize, nb: usize, init: I, f: F)
 where
     I: Fn() -> S + Sync + Send,
     F: Fn(&mut S, usize, usize, &mut [f32]) + Sync + Send,
@@ -592,6 +618,9 @@ pub(crate) fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>
     let bias = bias.map(f32_of);
     let (xs, ws): (&[f32], &[f32]) = (x.storage(), w.storage());
     let bs: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
+    if let Some(s) = winograd(&g) {
+        return tensor(pare_winograd::forward(xs, ws, bs, &s), Shape::new([g.n, g.cout, g.oh, g.ow]), dtype);
+    }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let nb = chunk_of(&g);
     let mut out = vec![0.0f32; g.n * g.cout * p];
@@ -659,6 +688,9 @@ pub(crate) fn conv2d_weight_backward(
     let g = Geometry::of(&x.shape(), &wshape, &output_grad.shape(), options);
     let (x, dy) = (f32_of(x), f32_of(output_grad));
     let (xs, dys): (&[f32], &[f32]) = (x.storage(), dy.storage());
+    if let Some(s) = winograd(&g) {
+        return tensor(pare_winograd::weight_backward(xs, dys, &s), wshape, dtype);
+    }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let nb = chunk_of(&g);
     let chunks = g.n.div_ceil(nb);
@@ -717,6 +749,9 @@ pub(crate) fn conv2d_x_backward(
     let g = Geometry::of(&xshape, &weight.shape(), &output_grad.shape(), options);
     let (w, dy) = (f32_of(weight), f32_of(output_grad));
     let (ws, dys): (&[f32], &[f32]) = (w.storage(), dy.storage());
+    if let Some(s) = winograd(&g) {
+        return tensor(pare_winograd::x_backward(dys, ws, &s), xshape, dtype);
+    }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let nb = chunk_of(&g);
     let per_x = g.cin * g.h * g.w;
