@@ -96,6 +96,26 @@ fn convolution_and_its_gradients_match_the_definition() {
         Case { x: [3, 2, 5, 6], w: [3, 2, 2, 2], stride: [1, 1], pad: [(0, 1), (1, 0)], dilation: [1, 1], groups: 1 },
         // Depthwise.
         Case { x: [1, 3, 6, 6], w: [3, 1, 3, 3], stride: [1, 1], pad: [(1, 1), (1, 1)], dilation: [1, 1], groups: 3 },
+        // 3×3 "same" with fewer channels (the direct AVX-512 kernel where the CPU has it):
+        // output channels not a multiple of its 8, planes whose padded grid is not a multiple of
+        // its 48 positions, a 1-pixel-wide plane.
+        Case {
+            x: [2, 16, 32, 32],
+            w: [16, 16, 3, 3],
+            stride: [1, 1],
+            pad: [(1, 1), (1, 1)],
+            dilation: [1, 1],
+            groups: 1,
+        },
+        Case {
+            x: [3, 17, 9, 5],
+            w: [13, 17, 3, 3],
+            stride: [1, 1],
+            pad: [(1, 1), (1, 1)],
+            dilation: [1, 1],
+            groups: 1,
+        },
+        Case { x: [2, 3, 4, 1], w: [9, 3, 3, 3], stride: [1, 1], pad: [(1, 1), (1, 1)], dilation: [1, 1], groups: 1 },
         // 3×3 "same" with at least 64 channels each side (Winograd F(2×2, 3×3)): odd and even
         // planes (a last tile hanging over), a 2×2 and a 1×1 plane, several samples per chunk.
         Case {

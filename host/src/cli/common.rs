@@ -126,6 +126,16 @@ impl DataArgs {
         crate::data::load_sized(&self.data, split, self.input_size)
     }
 
+    /// The split the fine-tunes run on while distilling: `explicit` (`--distill-split`), else
+    /// the larger split `train_split` was drawn from when the dataset has one (the teacher labels
+    /// every image, so JPEG-recovered ones teach as well as exact ones), else `train_split`.
+    pub fn distill_split(&self, train_split: &str, explicit: Option<&str>) -> String {
+        match explicit {
+            Some(s) => s.to_string(),
+            None => crate::data::superset_split(&self.data, train_split).unwrap_or_else(|| train_split.to_string()),
+        }
+    }
+
     /// A split at --input-size, else at the model's input size `size`.
     pub fn load_at(&self, split: &str, size: usize) -> Result<crate::data::Dataset, crate::data::DataError> {
         crate::data::load_sized(&self.data, split, self.input_size.or(Some(size)))

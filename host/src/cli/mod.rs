@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// The main job: train (or load), attribution-prune, fine-tune, int8-export, check on a board.
-    Pipeline(pipeline::PipelineArgs),
+    Pipeline(Box<pipeline::PipelineArgs>),
     /// Train a zoo model (or continue a checkpoint) with SGD.
     Train(train::TrainArgs),
     /// Datasets: `pare data fetch cifar10 --to DIR`.
@@ -55,7 +55,7 @@ pub enum Command {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Pipeline(a) => pipeline::run(a),
+        Command::Pipeline(a) => pipeline::run(*a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Data(c) => data::run(c),

@@ -115,6 +115,11 @@ pub struct PruneArgs {
     /// Split for training / fine-tuning (e.g. `train_lossless`: ../shared's bit-exact images).
     #[arg(long, default_value = "train")]
     pub train_split: String,
+    /// Split the fine-tunes draw images from while distilling (the original model labels each
+    /// one), e.g. CIFAR's `train` with `--train-split train_lossless` [default: --train-split;
+    /// `pare pipeline` defaults to the split --train-split was drawn from].
+    #[arg(long)]
+    pub distill_split: Option<String>,
     #[arg(long, default_value_t = 512)]
     pub calib_samples: usize,
     #[arg(long, default_value = "train")]
@@ -282,7 +287,16 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         max_iterations: a.max_iterations,
     };
     let stop = super::train::interrupt_flag();
-    let data = RunData { train: &train, calib: &calib, eval: &eval };
+    let tune = match a.distill_split.as_deref() {
+        Some(s) if s != a.train_split => {
+            if a.no_distill {
+                bail!("--distill-split needs distillation (drop --no-distill)");
+            }
+            load(s)?
+        }
+        _ => train,
+    };
+    let data = RunData { train: &tune, calib: &calib, eval: &eval };
     let (net, state) = run_schedule(net, &cfg, &data, &a.out, a.resume, &device, &stop)?;
     let report = crate::report::prune_report(&net.arch.labels, &state, &eval.source);
     if stop.load(std::sync::atomic::Ordering::SeqCst) {

@@ -61,6 +61,13 @@ fn parse(path: &Path, bytes: &[u8], ds: &mut Dataset) -> Result<(), DataError> {
     Ok(())
 }
 
+/// The split `split` is a subset of (`train` for `train_lossless`), when it is one: a folder
+/// with `split_indices.txt` and no `split.bin`.
+pub fn superset(path: &Path, split: &str) -> Option<String> {
+    let listed = path.join(format!("{split}_indices.txt")).is_file() && !path.join(format!("{split}.bin")).exists();
+    listed.then(|| split.split_once('_').map(|(base, _)| base.to_string())).flatten()
+}
+
 /// Loads a split from a folder of `.bin` files or from the official `.tar.gz`.
 pub fn load_cifar(path: &Path, split: &str) -> Result<Dataset, DataError> {
     let index_file = path.join(format!("{split}_indices.txt"));

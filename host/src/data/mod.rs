@@ -88,6 +88,13 @@ impl Dataset {
 /// Input size of image datasets when neither `--input-size` nor a model says otherwise.
 pub const DEFAULT_IMAGE_SIZE: usize = 64;
 
+/// The larger split that `split` of the dataset at `data` was drawn from, if the dataset says
+/// so (CIFAR's `train_lossless`, the bit-exact 7,728 of `train`'s 50,000 images).
+pub fn superset_split(data: &str, split: &str) -> Option<String> {
+    let path = std::path::Path::new(data);
+    (path.is_dir() && !flowers::is_flowers(path)).then(|| cifar::superset(path, split)).flatten()
+}
+
 /// Loads `split` of the dataset at `data`: `synthetic` (built in) or a CIFAR-10 folder/archive,
 /// at their native 32×32; image datasets at [`DEFAULT_IMAGE_SIZE`].
 pub fn load(data: &str, split: &str) -> Result<Dataset, DataError> {

@@ -117,6 +117,8 @@ pub mod pool;
 mod pare_train;
 // pare patch: 3×3 "same" convolutions by Winograd F(2×2, 3×3) (PARE-PATCH.md).
 mod pare_winograd;
+// pare patch: thin 3×3 "same" convolutions by a direct AVX-512 kernel (PARE-PATCH.md).
+mod pare_direct;
 mod qtensor;
 pub mod reduce;
 pub mod repeat_dim;

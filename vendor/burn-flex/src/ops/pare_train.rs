@@ -25,6 +25,7 @@ use burn_std::{Bytes, Shape};
 #[cfg(feature = "rayon")]
 use rayon::prelude::*;
 
+use super::pare_direct::{self, Direct};
 use super::pare_winograd::{self, Wino};
 use crate::{FlexTensor, Layout};
 
@@ -348,15 +349,29 @@ impl Geometry {
 /// The Winograd shape of a 3×3, stride-1, "same" convolution without groups or dilation whose
 /// channels are many enough for its 16 thinner GEMMs to pay (`pare_winograd`).
 fn winograd(g: &Geometry) -> Option<Wino> {
-    let fits = g.kh == 3
+    (same3x3(g) && g.cin.min(g.cout) >= winograd_min()).then_some(Wino { n: g.n, c: g.cin, o: g.cout, h: g.h, w: g.w })
+}
+
+/// The direct kernel's shape for the 3×3 "same" convolutions Winograd leaves (`pare_direct`),
+/// on CPUs that run it; `PARE_DIRECT=0` turns it off (for comparisons).
+fn direct(g: &Geometry) -> Option<Direct> {
+    #[cfg(feature = "std")]
+    if std::env::var("PARE_DIRECT").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    (same3x3(g) && winograd(g).is_none() && Direct::available()).then_some(Direct { n: g.n, c: g.cin, o: g.cout, h: g.h, w: g.w })
+}
+
+/// A 3×3, stride-1, padding-1 convolution without groups or dilation.
+fn same3x3(g: &Geometry) -> bool {
+    g.kh == 3
         && g.kw == 3
         && g.stride == [1, 1]
         && g.dilation == [1, 1]
         && g.pad == [1, 1]
         && g.groups == 1
         && g.oh == g.h
-        && g.ow == g.w;
-    (fits && g.cin.min(g.cout) >= winograd_min()).then_some(Wino { n: g.n, c: g.cin, o: g.cout, h: g.h, w: g.w })
+        && g.ow == g.w
 }
 
 /// The fewest input and output channels for Winograd: 64 (measured, BENCHMARKS.md: VGG-16
@@ -621,6 +636,9 @@ pub(crate) fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>
     if let Some(s) = winograd(&g) {
         return tensor(pare_winograd::forward(xs, ws, bs, &s), Shape::new([g.n, g.cout, g.oh, g.ow]), dtype);
     }
+    if let Some(out) = direct(&g).and_then(|s| pare_direct::forward(xs, ws, bs, &s)) {
+        return tensor(out, Shape::new([g.n, g.cout, g.oh, g.ow]), dtype);
+    }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let nb = chunk_of(&g);
     let mut out = vec![0.0f32; g.n * g.cout * p];
@@ -751,6 +769,9 @@ pub(crate) fn conv2d_x_backward(
     let (ws, dys): (&[f32], &[f32]) = (w.storage(), dy.storage());
     if let Some(s) = winograd(&g) {
         return tensor(pare_winograd::x_backward(dys, ws, &s), xshape, dtype);
+    }
+    if let Some(dx) = direct(&g).and_then(|s| pare_direct::x_backward(dys, ws, &s)) {
+        return tensor(dx, xshape, dtype);
     }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let nb = chunk_of(&g);
