@@ -5,7 +5,7 @@ mod common;
 
 use pare::testing::shared;
 
-use pare::data::{fetch, load, load_cifar, DataError};
+use pare::data::{fetch, load, load_cifar, superset_split, DataError};
 use std::io::Write;
 
 #[test]
@@ -180,8 +180,21 @@ fn index_file_splits_select_from_their_base_split() {
         Err(DataError::BadIndex { line, .. }) => assert_eq!(line, 2),
         other => panic!("{other:?}"),
     }
+    // The split each was drawn from (what `pare pipeline` distils on by default); a split
+    // with its own .bin, or none at all, has none.
+    let d = dir.path().to_str().unwrap();
+    assert_eq!(superset_split(d, "train_exact").as_deref(), Some("train"));
+    std::fs::write(dir.path().join("extra.bin"), common::cifar_records(1)).unwrap();
+    std::fs::write(dir.path().join("extra_indices.txt"), "0\n").unwrap();
+    assert_eq!(superset_split(d, "extra"), None);
+    assert_eq!(superset_split(d, "train"), None);
+    assert_eq!(superset_split("synthetic", "train"), None);
     let Some(shared) = shared("data/cifar10") else { return };
     assert_eq!(load_cifar(&shared.join("data/cifar10"), "train_lossless").unwrap().len(), 7728);
+    assert_eq!(
+        superset_split(shared.join("data/cifar10").to_str().unwrap(), "train_lossless").as_deref(),
+        Some("train")
+    );
 }
 
 /// Writes an `w`×`h` PNG filled with one colour.
