@@ -12,6 +12,10 @@
 //! - `conv2d_x_backward`: per chunk, one GEMM (`dcol = Wᵀ · dY`) and col2im, where the
 //!   composite runs a transposed convolution.
 //!
+//! 3×3 stride-1 "same" convolutions take other routes first: Winograd F(2×2, 3×3) from 64
+//! channels (`pare_winograd`, all three passes), the direct AVX-512 kernel below that
+//! (`pare_direct`, forward and input gradient, where the CPU has AVX-512F).
+//!
 //! f32 only (what pare trains in); other dtypes are computed in f32 and cast back. Chunks of
 //! samples run in parallel under the `rayon` feature, each GEMM single-threaded.
 
