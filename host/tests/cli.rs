@@ -92,6 +92,28 @@ fn bad_inputs_give_one_clear_error_each() {
     assert!(!ok && err.contains("unknown board 'esp32'"), "{err}");
     let (ok, _, err) = pare(&["prune", "--model", "tiny", "--step", "1.5"]);
     assert!(!ok && err.contains("neither a channel count nor a fraction"), "{err}");
+    // Mixup and a distillation split are about what the teacher labels.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out = out.to_str().unwrap();
+    let (ok, _, err) = pare(&["prune", "--model", "tiny", "--target-flops", "0.5", "--mixup", "1.5", "--out", out]);
+    assert!(!ok && err.contains("--mixup must be a fraction in [0, 1]"), "{err}");
+    let (ok, _, err) =
+        pare(&["prune", "--model", "tiny", "--target-flops", "0.5", "--no-distill", "--mixup", "0.5", "--out", out]);
+    assert!(!ok && err.contains("it needs distillation"), "{err}");
+    let (ok, _, err) = pare(&[
+        "prune",
+        "--model",
+        "tiny",
+        "--target-flops",
+        "0.5",
+        "--no-distill",
+        "--distill-split",
+        "test",
+        "--out",
+        out,
+    ]);
+    assert!(!ok && err.contains("--distill-split needs distillation"), "{err}");
 }
 
 #[test]
