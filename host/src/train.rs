@@ -37,9 +37,21 @@ pub fn distillation_loss(
     temperature: f64,
     weight: f64,
 ) -> Tensor<1> {
+    distilled(student, teacher, temperature, weight, |s| cross_entropy(s, targets, 0.0))
+}
+
+/// [`distillation_loss`] with another label term: `weight · soft_loss + (1 − weight) ·
+/// labels(student)` (the label term not computed at weight 1), e.g. mixup's blended labels.
+pub fn distilled(
+    student: Tensor<2>,
+    teacher: Tensor<2>,
+    temperature: f64,
+    weight: f64,
+    labels: impl FnOnce(Tensor<2>) -> Tensor<1>,
+) -> Tensor<1> {
     let soft = soft_loss(student.clone(), teacher, temperature).mul_scalar(weight);
     if weight < 1.0 {
-        soft + cross_entropy(student, targets, 0.0).mul_scalar(1.0 - weight)
+        soft + labels(student).mul_scalar(1.0 - weight)
     } else {
         soft
     }
@@ -284,14 +296,14 @@ pub fn train(
                 .as_ref()
                 .map(|(t, temp, w)| (Tensor::from_inner(t.forward(x.clone().inner()).detach()), *temp, *w));
             let logits = net.forward(x);
-            let labels = |w: f64| match &mix {
-                Some(m) => m.cross_entropy(logits.clone(), y.clone()).mul_scalar(w),
-                None => cross_entropy(logits.clone(), y.clone(), cfg.label_smoothing).mul_scalar(w),
+            // Labels: blended under mixup; smoothed only without a teacher.
+            let labels = |s: Tensor<2>, smoothing: f64| match &mix {
+                Some(m) => m.cross_entropy(s, y.clone()),
+                None => cross_entropy(s, y.clone(), smoothing),
             };
             let loss = match soft {
-                Some((t, temp, w)) if w >= 1.0 => soft_loss(logits.clone(), t, temp),
-                Some((t, temp, w)) => soft_loss(logits.clone(), t, temp).mul_scalar(w) + labels(1.0 - w),
-                None => labels(1.0),
+                Some((t, temp, w)) => distilled(logits.clone(), t, temp, w, |s| labels(s, 0.0)),
+                None => labels(logits.clone(), cfg.label_smoothing),
             };
             let pred = logits.argmax(1).squeeze_dim::<1>(1);
             let batch_correct = pred.equal(y).int().sum().into_scalar::<i64>() as usize;

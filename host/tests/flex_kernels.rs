@@ -36,6 +36,13 @@ struct Case {
     groups: usize,
 }
 
+impl Case {
+    /// A 3×3, stride-1, padding-1 convolution (the shapes Winograd and the direct kernel take).
+    fn same3x3(x: [usize; 4], w: [usize; 4]) -> Self {
+        Case { x, w, stride: [1, 1], pad: [(1, 1), (1, 1)], dilation: [1, 1], groups: 1 }
+    }
+}
+
 /// y, dL/dx and dL/dw of L = Σ y·r, by the definition, in f64.
 fn reference(c: &Case, x: &[f32], w: &[f32], r: &[f32]) -> (Vec<f64>, Vec<f64>, Vec<f64>, [usize; 2]) {
     let [n, cin, h, wd] = c.x;
@@ -99,65 +106,16 @@ fn convolution_and_its_gradients_match_the_definition() {
         // 3×3 "same" with fewer channels (the direct AVX-512 kernel where the CPU has it):
         // output channels not a multiple of its 8, planes whose padded grid is not a multiple of
         // its 48 positions, a 1-pixel-wide plane.
-        Case {
-            x: [2, 16, 32, 32],
-            w: [16, 16, 3, 3],
-            stride: [1, 1],
-            pad: [(1, 1), (1, 1)],
-            dilation: [1, 1],
-            groups: 1,
-        },
-        Case {
-            x: [3, 17, 9, 5],
-            w: [13, 17, 3, 3],
-            stride: [1, 1],
-            pad: [(1, 1), (1, 1)],
-            dilation: [1, 1],
-            groups: 1,
-        },
-        Case { x: [2, 3, 4, 1], w: [9, 3, 3, 3], stride: [1, 1], pad: [(1, 1), (1, 1)], dilation: [1, 1], groups: 1 },
+        Case::same3x3([2, 16, 32, 32], [16, 16, 3, 3]),
+        Case::same3x3([3, 17, 9, 5], [13, 17, 3, 3]),
+        Case::same3x3([2, 3, 4, 1], [9, 3, 3, 3]),
         // 3×3 "same" with at least 64 channels each side (Winograd F(2×2, 3×3)): odd and even
         // planes (a last tile hanging over), a 2×2 and a 1×1 plane, several samples per chunk.
-        Case {
-            x: [3, 65, 7, 6],
-            w: [64, 65, 3, 3],
-            stride: [1, 1],
-            pad: [(1, 1), (1, 1)],
-            dilation: [1, 1],
-            groups: 1,
-        },
-        Case {
-            x: [2, 64, 5, 9],
-            w: [70, 64, 3, 3],
-            stride: [1, 1],
-            pad: [(1, 1), (1, 1)],
-            dilation: [1, 1],
-            groups: 1,
-        },
-        Case {
-            x: [5, 72, 2, 2],
-            w: [64, 72, 3, 3],
-            stride: [1, 1],
-            pad: [(1, 1), (1, 1)],
-            dilation: [1, 1],
-            groups: 1,
-        },
-        Case {
-            x: [7, 64, 1, 1],
-            w: [64, 64, 3, 3],
-            stride: [1, 1],
-            pad: [(1, 1), (1, 1)],
-            dilation: [1, 1],
-            groups: 1,
-        },
-        Case {
-            x: [9, 64, 8, 8],
-            w: [80, 64, 3, 3],
-            stride: [1, 1],
-            pad: [(1, 1), (1, 1)],
-            dilation: [1, 1],
-            groups: 1,
-        },
+        Case::same3x3([3, 65, 7, 6], [64, 65, 3, 3]),
+        Case::same3x3([2, 64, 5, 9], [70, 64, 3, 3]),
+        Case::same3x3([5, 72, 2, 2], [64, 72, 3, 3]),
+        Case::same3x3([7, 64, 1, 1], [64, 64, 3, 3]),
+        Case::same3x3([9, 64, 8, 8], [80, 64, 3, 3]),
     ];
     let ad = Device::flex().autodiff();
     for (i, c) in cases.iter().enumerate() {

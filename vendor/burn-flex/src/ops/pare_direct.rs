@@ -17,31 +17,22 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::pare_train::Same3x3;
+
 /// Output channels per register block.
 const OB: usize = 8;
 /// Positions per register block (3 vectors of 16).
 const QB: usize = 48;
 
-/// The shape of one convolution: `n` samples, `c` input and `o` output channels, `h × w`
-/// planes in and out.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Direct {
-    pub n: usize,
-    pub c: usize,
-    pub o: usize,
-    pub h: usize,
-    pub w: usize,
+/// Whether this CPU runs the kernel.
+pub(super) fn available() -> bool {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    return std::is_x86_feature_detected!("avx512f");
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    false
 }
 
-impl Direct {
-    /// Whether this CPU runs the kernel.
-    pub fn available() -> bool {
-        #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        return std::is_x86_feature_detected!("avx512f");
-        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
-        false
-    }
-
+impl Same3x3 {
     /// Padded row length.
     fn pw(&self) -> usize {
         self.w + 2
@@ -76,8 +67,8 @@ fn pack_weights(w: &[f32], o: usize, c: usize) -> Vec<f32> {
 
 /// The forward convolution: `x` (n × c × h × w), `w` (o × c × 3 × 3), padding 1, stride 1.
 /// `None` when the CPU lacks AVX-512F.
-pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Direct) -> Option<Vec<f32>> {
-    if !Direct::available() {
+pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Same3x3) -> Option<Vec<f32>> {
+    if !available() {
         return None;
     }
     let packed = pack_weights(w, s.o, s.c);
@@ -107,20 +98,13 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Direct) ->
 }
 
 /// The input gradient: the forward of `dy` with the kernel flipped and its channels swapped.
-pub(crate) fn x_backward(dy: &[f32], w: &[f32], s: &Direct) -> Option<Vec<f32>> {
-    let mut wt = vec![0.0f32; s.o * s.c * 9];
-    for oi in 0..s.o {
-        for ci in 0..s.c {
-            for k in 0..9 {
-                wt[(ci * s.o + oi) * 9 + 8 - k] = w[(oi * s.c + ci) * 9 + k];
-            }
-        }
-    }
-    forward(dy, &wt, None, &Direct { c: s.o, o: s.c, ..*s })
+pub(crate) fn x_backward(dy: &[f32], w: &[f32], s: &Same3x3) -> Option<Vec<f32>> {
+    let (t, wt) = s.input_gradient(w);
+    forward(dy, &wt, None, &t)
 }
 
 /// One sample's planes into `xp`: each at offset `pw + 1` of a zeroed frame of `plane()` floats.
-fn pad(xp: &mut [f32], x: &[f32], s: &Direct) {
+fn pad(xp: &mut [f32], x: &[f32], s: &Same3x3) {
     let (pw, plane) = (s.pw(), s.plane());
     for ci in 0..s.c {
         let dst = &mut xp[ci * plane..][..plane];
@@ -133,7 +117,7 @@ fn pad(xp: &mut [f32], x: &[f32], s: &Direct) {
 
 /// `op[lane · qn + q] = Σ_{ci, tap} wb[(ci·9 + tap)·OB + lane] · xp[ci·plane + q + off(tap)]`
 /// for every position `q < qn` of the padded grid.
-fn run_block(op: &mut [f32], xp: &[f32], wb: &[f32], s: &Direct) {
+fn run_block(op: &mut [f32], xp: &[f32], wb: &[f32], s: &Same3x3) {
     let (qn, plane, pw) = (s.qn(), s.plane(), s.pw());
     assert!(op.len() >= OB * qn && xp.len() >= s.c * plane && wb.len() >= s.c * 9 * OB);
     // The largest read: the last block's last vector at the largest tap offset.

@@ -29,8 +29,8 @@ use burn_std::{Bytes, Shape};
 #[cfg(feature = "rayon")]
 use rayon::prelude::*;
 
-use super::pare_direct::{self, Direct};
-use super::pare_winograd::{self, Wino};
+use super::pare_direct;
+use super::pare_winograd;
 use crate::{FlexTensor, Layout};
 
 /// `t` as contiguous f32 (cast when it is another float dtype).
@@ -57,7 +57,7 @@ fn cast(t: FlexTensor, to: burn_std::FloatDType) -> FlexTensor {
 }
 
 /// `f(i)` for `i` in `0..n`, in parallel under rayon.
-pub(super) fn map_range<R: Send, F: Fn(usize) -> R + Sync + Send>(n: usize, f: F) -> Vec<R> {
+fn map_range<R: Send, F: Fn(usize) -> R + Sync + Send>(n: usize, f: F) -> Vec<R> {
     #[cfg(feature = "rayon")]
     {
         (0..n).into_par_iter().map(f).collect()
@@ -350,43 +350,118 @@ impl Geometry {
     }
 }
 
-/// The Winograd shape of a 3×3, stride-1, "same" convolution without groups or dilation whose
-/// channels are many enough for its 16 thinner GEMMs to pay (`pare_winograd`).
-fn winograd(g: &Geometry) -> Option<Wino> {
-    (same3x3(g) && g.cin.min(g.cout) >= winograd_min()).then_some(Wino { n: g.n, c: g.cin, o: g.cout, h: g.h, w: g.w })
+/// A 3×3, stride-1, padding-1 convolution without groups or dilation, whose output planes are
+/// its input's: `n` samples, `c` input and `o` output channels, `h × w` planes. Winograd
+/// (`pare_winograd`) and the direct kernel (`pare_direct`) take these.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Same3x3 {
+    pub n: usize,
+    pub c: usize,
+    pub o: usize,
+    pub h: usize,
+    pub w: usize,
 }
 
-/// The direct kernel's shape for the 3×3 "same" convolutions Winograd leaves (`pare_direct`),
-/// on CPUs that run it; `PARE_DIRECT=0` turns it off (for comparisons).
-fn direct(g: &Geometry) -> Option<Direct> {
-    #[cfg(feature = "std")]
-    if std::env::var("PARE_DIRECT").is_ok_and(|v| v == "0") {
-        return None;
+impl Same3x3 {
+    fn of(g: &Geometry) -> Option<Self> {
+        let fits = g.kh == 3
+            && g.kw == 3
+            && g.stride == [1, 1]
+            && g.dilation == [1, 1]
+            && g.pad == [1, 1]
+            && g.groups == 1
+            && g.oh == g.h
+            && g.ow == g.w;
+        fits.then_some(Self { n: g.n, c: g.cin, o: g.cout, h: g.h, w: g.w })
     }
-    (same3x3(g) && winograd(g).is_none() && Direct::available()).then_some(Direct { n: g.n, c: g.cin, o: g.cout, h: g.h, w: g.w })
-}
 
-/// A 3×3, stride-1, padding-1 convolution without groups or dilation.
-fn same3x3(g: &Geometry) -> bool {
-    g.kh == 3
-        && g.kw == 3
-        && g.stride == [1, 1]
-        && g.dilation == [1, 1]
-        && g.pad == [1, 1]
-        && g.groups == 1
-        && g.oh == g.h
-        && g.ow == g.w
-}
-
-/// The fewest input and output channels for Winograd: 64 (measured, BENCHMARKS.md: VGG-16
-/// trains 14 % faster, ResNet-56's 16- and 32-channel layers lose with it);
-/// `PARE_WINOGRAD_MIN` overrides it (a huge value turns Winograd off, for comparisons).
-fn winograd_min() -> usize {
-    #[cfg(feature = "std")]
-    if let Some(v) = std::env::var("PARE_WINOGRAD_MIN").ok().and_then(|v| v.parse().ok()) {
-        return v;
+    /// The input gradient's convolution: the same one of dY with the kernel flipped and its
+    /// channels swapped (`o × c × 3 × 3` weights in, `c × o × 3 × 3` out).
+    pub(super) fn input_gradient(&self, w: &[f32]) -> (Self, Vec<f32>) {
+        let mut wt = vec![0.0f32; self.o * self.c * 9];
+        for oi in 0..self.o {
+            for ci in 0..self.c {
+                for k in 0..9 {
+                    wt[(ci * self.o + oi) * 9 + 8 - k] = w[(oi * self.c + ci) * 9 + k];
+                }
+            }
+        }
+        (Self { c: self.o, o: self.c, ..*self }, wt)
     }
-    64
+}
+
+/// Where a 3×3 "same" convolution goes: Winograd from [`winograd_min`] channels on either
+/// side, the direct kernel below that on CPUs that run it (`PARE_DIRECT=0` turns it off, for
+/// comparisons), else im2col + GEMM (neither).
+enum Route {
+    Winograd(Same3x3),
+    Direct(Same3x3),
+}
+
+fn route(g: &Geometry) -> Option<Route> {
+    let s = Same3x3::of(g)?;
+    let t = thresholds();
+    if s.c.min(s.o) >= t.winograd_min {
+        Some(Route::Winograd(s))
+    } else {
+        (t.direct && pare_direct::available()).then_some(Route::Direct(s))
+    }
+}
+
+/// The routing settings, read from the environment once.
+#[derive(Clone, Copy)]
+struct Thresholds {
+    /// The fewest input and output channels for Winograd: 64 (measured, BENCHMARKS.md: VGG-16
+    /// trains 14 % faster, ResNet-56's 16- and 32-channel layers lose with it);
+    /// `PARE_WINOGRAD_MIN` overrides it (a huge value turns Winograd off, for comparisons).
+    winograd_min: usize,
+    /// The direct kernel, unless `PARE_DIRECT=0`.
+    direct: bool,
+}
+
+fn thresholds() -> Thresholds {
+    let read = || Thresholds {
+        #[cfg(feature = "std")]
+        winograd_min: std::env::var("PARE_WINOGRAD_MIN").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        #[cfg(not(feature = "std"))]
+        winograd_min: 64,
+        #[cfg(feature = "std")]
+        direct: !std::env::var("PARE_DIRECT").is_ok_and(|v| v == "0"),
+        #[cfg(not(feature = "std"))]
+        direct: true,
+    };
+    #[cfg(feature = "std")]
+    {
+        static ONCE: std::sync::OnceLock<Thresholds> = std::sync::OnceLock::new();
+        *ONCE.get_or_init(read)
+    }
+    #[cfg(not(feature = "std"))]
+    read()
+}
+
+/// Threads the chunks are spread over.
+pub(super) fn threads() -> usize {
+    #[cfg(feature = "rayon")]
+    return rayon::current_num_threads().max(1);
+    #[cfg(not(feature = "rayon"))]
+    1
+}
+
+/// `Σ run(range)` over a fixed split of `0..chunks` between the workers (each `run` returns a
+/// partial sum of `size` values), added in worker order: the same bits on every run, where
+/// rayon's adaptive splitting would vary the order of the sums.
+pub(super) fn fixed_split_sum<F>(chunks: usize, size: usize, run: F) -> Vec<f32>
+where
+    F: Fn(core::ops::Range<usize>) -> Vec<f32> + Sync + Send,
+{
+    let workers = threads().clamp(1, chunks.max(1));
+    let per = chunks.div_ceil(workers);
+    let parts: Vec<Vec<f32>> = map_range(workers, |t| run(t * per..((t + 1) * per).min(chunks)));
+    let mut sum = vec![0.0f32; size];
+    for part in &parts {
+        sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+    }
+    sum
 }
 
 /// Output columns `[lo, hi)` whose input column `q·s + kd − p` lies in `0..inp`.
@@ -589,11 +664,7 @@ pub(super) fn gemm(
 /// Samples per GEMM: enough that a GEMM sees at least 256 output positions (the deep layers
 /// of a CIFAR VGG have 4), without leaving a thread idle.
 fn chunk_of(g: &Geometry) -> usize {
-    #[cfg(feature = "rayon")]
-    let threads = rayon::current_num_threads().max(1);
-    #[cfg(not(feature = "rayon"))]
-    let threads = 1;
-    256usize.div_ceil(g.p().max(1)).min(g.n.div_ceil(threads)).max(1)
+    256usize.div_ceil(g.p().max(1)).min(g.n.div_ceil(threads())).max(1)
 }
 
 /// `f(first sample, samples, chunk of data)` over chunks of `nb` samples of `per` values each,
@@ -637,10 +708,12 @@ pub(crate) fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>
     let bias = bias.map(f32_of);
     let (xs, ws): (&[f32], &[f32]) = (x.storage(), w.storage());
     let bs: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
-    if let Some(s) = winograd(&g) {
-        return tensor(pare_winograd::forward(xs, ws, bs, &s), Shape::new([g.n, g.cout, g.oh, g.ow]), dtype);
-    }
-    if let Some(out) = direct(&g).and_then(|s| pare_direct::forward(xs, ws, bs, &s)) {
+    let routed = match route(&g) {
+        Some(Route::Winograd(s)) => Some(pare_winograd::forward(xs, ws, bs, &s)),
+        Some(Route::Direct(s)) => pare_direct::forward(xs, ws, bs, &s),
+        None => None,
+    };
+    if let Some(out) = routed {
         return tensor(out, Shape::new([g.n, g.cout, g.oh, g.ow]), dtype);
     }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
@@ -710,7 +783,7 @@ pub(crate) fn conv2d_weight_backward(
     let g = Geometry::of(&x.shape(), &wshape, &output_grad.shape(), options);
     let (x, dy) = (f32_of(x), f32_of(output_grad));
     let (xs, dys): (&[f32], &[f32]) = (x.storage(), dy.storage());
-    if let Some(s) = winograd(&g) {
+    if let Some(Route::Winograd(s)) = route(&g) {
         return tensor(pare_winograd::weight_backward(xs, dys, &s), wshape, dtype);
     }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
@@ -734,24 +807,11 @@ pub(crate) fn conv2d_weight_backward(
             gemm(og, k, ld, accg, true, &dyt[..ld * og], 1, og, &col[..k * ld], 1, ld, true);
         }
     };
-    let init = || (vec![0.0f32; size], vec![0.0f32; k * nb * p], vec![0.0f32; og * nb * p]);
-    // A fixed split of the chunks over the workers and a fixed order of the sums: the same
-    // gradient bit for bit on every run (rayon's adaptive splitting would vary the order).
-    let run = |range: core::ops::Range<usize>| {
-        let (mut acc, mut col, mut dyt) = init();
+    let dwt = fixed_split_sum(chunks, size, |range| {
+        let (mut acc, mut col, mut dyt) = (vec![0.0f32; size], vec![0.0f32; k * nb * p], vec![0.0f32; og * nb * p]);
         range.for_each(|c| partial(c * nb, &mut acc, &mut col, &mut dyt));
         acc
-    };
-    #[cfg(feature = "rayon")]
-    let workers = rayon::current_num_threads().clamp(1, chunks.max(1));
-    #[cfg(not(feature = "rayon"))]
-    let workers = 1;
-    let per = chunks.div_ceil(workers);
-    let parts: Vec<Vec<f32>> = map_range(workers, |t| run(t * per..((t + 1) * per).min(chunks)));
-    let mut dwt = vec![0.0f32; size];
-    for part in &parts {
-        dwt.iter_mut().zip(part).for_each(|(a, b)| *a += b);
-    }
+    });
     // Per group, dWᵀ (k × og) → dW (og × k).
     let mut dw = vec![0.0f32; size];
     for grp in 0..g.groups {
@@ -771,10 +831,12 @@ pub(crate) fn conv2d_x_backward(
     let g = Geometry::of(&xshape, &weight.shape(), &output_grad.shape(), options);
     let (w, dy) = (f32_of(weight), f32_of(output_grad));
     let (ws, dys): (&[f32], &[f32]) = (w.storage(), dy.storage());
-    if let Some(s) = winograd(&g) {
-        return tensor(pare_winograd::x_backward(dys, ws, &s), xshape, dtype);
-    }
-    if let Some(dx) = direct(&g).and_then(|s| pare_direct::x_backward(dys, ws, &s)) {
+    let routed = match route(&g) {
+        Some(Route::Winograd(s)) => Some(pare_winograd::x_backward(dys, ws, &s)),
+        Some(Route::Direct(s)) => pare_direct::x_backward(dys, ws, &s),
+        None => None,
+    };
+    if let Some(dx) = routed {
         return tensor(dx, xshape, dtype);
     }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());

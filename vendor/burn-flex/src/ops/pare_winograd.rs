@@ -17,6 +17,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::pare_train::{Same3x3, fixed_split_sum, threads};
+
 /// `fn $name(args)` calling `$imp` (`#[inline(always)]`) compiled for AVX-512 when the CPU has
 /// it (the crate is built for baseline x86-64, where these loops get 4-lane SSE).
 macro_rules! multiversion {
@@ -37,18 +39,7 @@ macro_rules! multiversion {
     };
 }
 
-/// The shape of one Winograd convolution: `n` samples, `c` input and `o` output channels,
-/// `h × w` planes in and out.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Wino {
-    pub n: usize,
-    pub c: usize,
-    pub o: usize,
-    pub h: usize,
-    pub w: usize,
-}
-
-impl Wino {
+impl Same3x3 {
     /// Tile rows and columns (a 2×2 output tile each; an odd plane's last tile hangs over).
     fn tiles(&self) -> (usize, usize) {
         (self.h.div_ceil(2), self.w.div_ceil(2))
@@ -61,12 +52,6 @@ impl Wino {
     }
 }
 
-fn threads() -> usize {
-    #[cfg(feature = "rayon")]
-    return rayon::current_num_threads().max(1);
-    #[cfg(not(feature = "rayon"))]
-    1
-}
 
 /// `U_ξ` for every ξ: `u[(ξ·o + oi)·c + ci] = (G g Gᵀ)_ξ` with `g = w[oi][ci]` (3×3).
 #[inline(always)]
@@ -102,7 +87,7 @@ multiversion!(fn weight_transform => weight_transform_impl(w: &[f32], o: usize, 
 
 /// Scratch floats [`input_transform`] needs: one plane with a zero border, the row pass of a
 /// tile row and its even and odd columns.
-fn scratch_len(s: &Wino) -> usize {
+fn scratch_len(s: &Same3x3) -> usize {
     let (th, tw) = s.tiles();
     let pw = 2 * tw + 2;
     (2 * th + 2) * pw + 4 * pw + 2 * (tw + 1)
@@ -113,7 +98,7 @@ fn scratch_len(s: &Wino) -> usize {
 /// `Bᵀ d` over whole padded rows, then the column pass over even and odd columns, each a
 /// loop over the row's tiles that the compiler vectorises.
 #[inline(always)]
-fn input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Wino, scratch: &mut [f32]) {
+fn input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]) {
     let (th, tw) = s.tiles();
     let (h, w) = (s.h, s.w);
     let (pw, half) = (2 * tw + 2, tw + 1);
@@ -172,12 +157,12 @@ fn input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Wino
     }
 }
 
-multiversion!(fn input_transform => input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Wino, scratch: &mut [f32]));
+multiversion!(fn input_transform => input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]));
 
 /// `Aᵀ M A` per tile into the chunk's NCHW output (plus the bias), dropping an odd plane's
 /// overhang: `m[(ξ·o + oi)·ld + t]`. A tile row at a time, vectorised over its tiles.
 #[inline(always)]
-fn output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Wino, bias: Option<&[f32]>, scratch: &mut [f32]) {
+fn output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>, scratch: &mut [f32]) {
     let (th, tw) = s.tiles();
     let (h, w) = (s.h, s.w);
     let ol = s.o * ld;
@@ -222,19 +207,19 @@ fn output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &W
     }
 }
 
-multiversion!(fn output_transform => output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Wino, bias: Option<&[f32]>, scratch: &mut [f32]));
+multiversion!(fn output_transform => output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>, scratch: &mut [f32]));
 
 /// `(A dY Aᵀ)_ξ` for the chunk's samples, tile-major for the weight-gradient GEMM:
 /// `e[(ξ·ld + t)·o + oi]`; gradient outside the plane (an odd plane's overhang) is zero. A
 /// tile row of every channel at a time: computed vectorised over the row's tiles, then stored
 /// with the channels innermost (each store run contiguous).
-fn grad_scratch_len(s: &Wino) -> usize {
+fn grad_scratch_len(s: &Same3x3) -> usize {
     let tw = s.tiles().1;
     4 * tw + 16 * tw * s.o
 }
 
 #[inline(always)]
-fn grad_transform_impl(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Wino, scratch: &mut [f32]) {
+fn grad_transform_impl(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]) {
     let (th, tw) = s.tiles();
     let (h, w) = (s.h, s.w);
     let o = s.o;
@@ -285,7 +270,7 @@ fn grad_transform_impl(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Wino
     }
 }
 
-multiversion!(fn grad_transform => grad_transform_impl(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Wino, scratch: &mut [f32]));
+multiversion!(fn grad_transform => grad_transform_impl(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]));
 
 /// `dW[oi][ci] = Gᵀ dU G` (3×3) from `dU_ξ` accumulated column-major: `du[(ξ·c + ci)·o + oi]`.
 /// An input channel at a time, vectorised over the output channels (contiguous in `du`).
@@ -336,7 +321,7 @@ fn weight_grad_transform_impl(du: &[f32], o: usize, c: usize) -> Vec<f32> {
 multiversion!(fn weight_grad_transform => weight_grad_transform_impl(du: &[f32], o: usize, c: usize) -> Vec<f32>);
 
 /// The forward convolution: `x` (n × c × h × w), `w` (o × c × 3 × 3), padding 1, stride 1.
-pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Wino) -> Vec<f32> {
+pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Same3x3) -> Vec<f32> {
     let u = weight_transform(w, s.o, s.c);
     let (th, tw) = s.tiles();
     let nb = s.chunk();
@@ -359,27 +344,20 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Wino) -> V
 }
 
 /// The input gradient: the forward of `dy` with the kernel flipped and its channels swapped.
-pub(crate) fn x_backward(dy: &[f32], w: &[f32], s: &Wino) -> Vec<f32> {
-    let mut wt = vec![0.0f32; s.o * s.c * 9];
-    for oi in 0..s.o {
-        for ci in 0..s.c {
-            for k in 0..9 {
-                wt[(ci * s.o + oi) * 9 + 8 - k] = w[(oi * s.c + ci) * 9 + k];
-            }
-        }
-    }
-    forward(dy, &wt, None, &Wino { c: s.o, o: s.c, ..*s })
+pub(crate) fn x_backward(dy: &[f32], w: &[f32], s: &Same3x3) -> Vec<f32> {
+    let (t, wt) = s.input_gradient(w);
+    forward(dy, &wt, None, &t)
 }
 
 /// The weight gradient, summed over a fixed split of the chunks in a fixed order (the same bits
 /// on every run).
-pub(crate) fn weight_backward(x: &[f32], dy: &[f32], s: &Wino) -> Vec<f32> {
+pub(crate) fn weight_backward(x: &[f32], dy: &[f32], s: &Same3x3) -> Vec<f32> {
     let (th, tw) = s.tiles();
     let nb = s.chunk();
     let chunks = s.n.div_ceil(nb);
     let size = 16 * s.o * s.c;
     let pad_len = scratch_len(s).max(grad_scratch_len(s));
-    let run = |range: core::ops::Range<usize>| {
+    let du = fixed_split_sum(chunks, size, |range| {
         let mut du = vec![0.0f32; size];
         let mut v = vec![0.0f32; 16 * s.c * nb * th * tw];
         let mut e = vec![0.0f32; 16 * s.o * nb * th * tw];
@@ -398,13 +376,6 @@ pub(crate) fn weight_backward(x: &[f32], dy: &[f32], s: &Wino) -> Vec<f32> {
             }
         }
         du
-    };
-    let workers = threads().clamp(1, chunks.max(1));
-    let per = chunks.div_ceil(workers);
-    let parts: Vec<Vec<f32>> = super::pare_train::map_range(workers, |t| run(t * per..((t + 1) * per).min(chunks)));
-    let mut du = vec![0.0f32; size];
-    for part in &parts {
-        du.iter_mut().zip(part).for_each(|(a, b)| *a += b);
-    }
+    });
     weight_grad_transform(&du, s.o, s.c)
 }
