@@ -48,9 +48,10 @@ pub fn prune_report(labels: &[String], state: &crate::prune::schedule::RunState,
     let (Some(first), Some(last)) = (h.first(), h.last()) else { return String::new() };
     let pr = |now: u64, base: u64| 100.0 * (1.0 - now as f64 / base.max(1) as f64);
     let mut s = format!(
-        "## Pruning: {} (normalize {:?}), accuracy on {eval_source}\n\n| iteration | φ kept | top-1 | Δ top-1 | MACs | FLOPs PR | params | params PR | fine-tune steps | time |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "## Pruning: {} (normalize {:?}), accuracy on {eval_source}{}\n\n| iteration | φ kept | top-1 | Δ top-1 | MACs | FLOPs PR | params | params PR | fine-tune steps | time |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         state.config.criterion.name(),
-        state.config.normalize
+        state.config.normalize,
+        if state.finetune_data.is_empty() { String::new() } else { format!(", fine-tuned on {}", state.finetune_data) }
     );
     for it in h {
         s += &format!(

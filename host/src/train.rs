@@ -258,7 +258,7 @@ pub fn train(
     let total = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch).min(cfg.epochs * steps_per_epoch);
     let mut step = start.step;
     let clock = std::time::Instant::now();
-    let teacher = cfg.teacher.as_ref().map(|t| (t.net.valid(), t.temperature, t.weight));
+    let teacher = cfg.teacher.as_ref().map(|t| (t.net.valid().folded(), t.temperature, t.weight));
     // The fraction of the run done: steps, or wall-clock under a time limit.
     let done = |step: usize| {
         let by_steps = step.saturating_sub(start.step) as f64 / total.saturating_sub(start.step).max(1) as f64;
@@ -422,9 +422,9 @@ impl Evaluation {
     }
 }
 
-/// Logits of every image (inference mode, no augmentation).
+/// Logits of every image (inference mode, BatchNorms folded: [`Net::folded`]; no augmentation).
 pub fn logits(net: &Net, ds: &Dataset, batch_size: usize, device: &Device) -> Vec<Vec<f32>> {
-    let net = net.valid();
+    let net = net.valid().folded();
     let mut out = Vec::with_capacity(ds.len());
     let order: Vec<usize> = (0..ds.len()).collect();
     let bar = crate::progress::steps(ds.len().div_ceil(batch_size) as u64, "evaluating");

@@ -361,6 +361,31 @@ fn prune_takes_the_criteria_settings_and_records_them() {
     assert_eq!(s["variational"]["prior_std"].as_f64(), Some(0.3), "{s}");
 }
 
+/// The split the fine-tunes drew from is recorded (state, report) and a resume on another one
+/// is warned about: `--distill-split` was neither stored nor checked.
+#[test]
+fn prune_records_the_fine_tuning_split_and_warns_on_resume_with_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let prune = |extra: &[&str]| {
+        let mut a = vec!["prune", "--model", "tiny", "--device", "flex", "--criterion", "l1", "--target-flops", "0.2"];
+        a.extend(["--finetune-steps", "1", "--max-iterations", "1", "--calib-samples", "8", "--out", run_s]);
+        a.extend_from_slice(extra);
+        pare(&a)
+    };
+    let (ok, out, err) = prune(&["--distill-split", "test"]);
+    assert!(ok, "{out}{err}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["finetune_data"].as_str(), Some("synthetic:test"), "{state}");
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("fine-tuned on synthetic:test"), "{report}");
+    // Resumed without the flag: the fine-tunes would draw from `train`.
+    let (_, _, err) = prune(&["--resume"]);
+    assert!(err.contains("fine-tuned on synthetic:test and now resumes on synthetic:train"), "{err}");
+}
+
 /// A pare whose boards folder is not where it was built says so and names PARE_BOARDS_DIR (it
 /// failed with a bare "No such file or directory").
 #[test]

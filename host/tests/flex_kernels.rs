@@ -110,12 +110,15 @@ fn convolution_and_its_gradients_match_the_definition() {
         Case::same3x3([3, 17, 9, 5], [13, 17, 3, 3]),
         Case::same3x3([2, 3, 4, 1], [9, 3, 3, 3]),
         // 3×3 "same" with at least 64 channels each side (Winograd F(2×2, 3×3)): odd and even
-        // planes (a last tile hanging over), a 2×2 and a 1×1 plane, several samples per chunk.
+        // planes (a last tile hanging over), a 2×2 and a 1×1 plane, several samples per chunk,
+        // a wide plane of several tile columns.
         Case::same3x3([3, 65, 7, 6], [64, 65, 3, 3]),
         Case::same3x3([2, 64, 5, 9], [70, 64, 3, 3]),
         Case::same3x3([5, 72, 2, 2], [64, 72, 3, 3]),
         Case::same3x3([7, 64, 1, 1], [64, 64, 3, 3]),
         Case::same3x3([9, 64, 8, 8], [80, 64, 3, 3]),
+        Case::same3x3([2, 64, 16, 13], [64, 64, 3, 3]),
+        Case::same3x3([3, 66, 4, 4], [67, 66, 3, 3]),
     ];
     let ad = Device::flex().autodiff();
     for (i, c) in cases.iter().enumerate() {
@@ -125,8 +128,12 @@ fn convolution_and_its_gradients_match_the_definition() {
         let options = ConvOptions::new_with_padding(c.stride, c.pad, c.dilation, c.groups);
         let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), c.x), &ad).require_grad();
         let wt = Tensor::<4>::from_data(TensorData::new(w.clone(), c.w), &ad).require_grad();
-        let y = conv2d(xt.clone(), wt.clone(), None, options);
+        let y = conv2d(xt.clone(), wt.clone(), None, options.clone());
         let [n, cout, oh, ow] = y.dims();
+        // With a bias (inference's folded BatchNorm): the reference plus the channel's bias.
+        let b = random(cout, seed + 3);
+        let bt = Tensor::<1>::from_data(TensorData::new(b.clone(), [cout]), &ad);
+        let yb = host(conv2d(xt.clone(), wt.clone(), Some(bt), options));
         let r = random(n * cout * oh * ow, seed + 2);
         let (ry, rdx, rdw, [roh, row]) = reference(c, &x, &w, &r);
         assert_eq!([oh, ow], [roh, row], "case {i}: output size");
@@ -135,8 +142,13 @@ fn convolution_and_its_gradients_match_the_definition() {
         let dx = host(xt.grad(&grads).unwrap());
         let dw = host(wt.grad(&grads).unwrap());
         let (ey, edx, edw) = (rel_diff(&host(y), &ry), rel_diff(&dx, &rdx), rel_diff(&dw, &rdw));
-        eprintln!("case {i}: relative error y {ey:.1e}, dx {edx:.1e}, dw {edw:.1e}");
-        assert!(ey < 1e-5 && edx < 1e-5 && edw < 1e-5, "case {i}: y {ey:e}, dx {edx:e}, dw {edw:e}");
+        let ryb: Vec<f64> = ry.iter().enumerate().map(|(j, v)| v + f64::from(b[(j / (oh * ow)) % cout])).collect();
+        let eb = rel_diff(&yb, &ryb);
+        eprintln!("case {i}: relative error y {ey:.1e}, dx {edx:.1e}, dw {edw:.1e}, y + bias {eb:.1e}");
+        assert!(
+            ey < 1e-5 && edx < 1e-5 && edw < 1e-5 && eb < 1e-5,
+            "case {i}: y {ey:e}, dx {edx:e}, dw {edw:e}, y + bias {eb:e}"
+        );
     }
 }
 

@@ -146,8 +146,6 @@ fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bo
     let pair_words = groups * 4;
     let pairs = (COLS / pair_words).clamp(1, PAIRS);
     let filters = w.get(..k.checked_mul(g.oc)?)?;
-    let (mut s0, mut s1) = ([0u32; BLOCKED_K / 2], [0u32; BLOCKED_K / 2]);
-    let (c0, c1) = (s0.get_mut(..groups * 2)?, s1.get_mut(..groups * 2)?);
     let mut cols = [0u32; COLS];
     let mut wide = [0u32; BLOCKED_K * 2];
     let wide = wide.get_mut(..pair_words)?;
@@ -161,19 +159,16 @@ fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bo
     let pixels = g.oh * g.ow;
     let mut p = 0;
     while p < pixels {
-        // The block: pixel pairs p, p+1, … packed and interleaved; a last odd pixel is paired
-        // with itself and its twin's outputs are not written.
+        // The block: pixel pairs p, p+1, … packed straight into their lanes of the pair's
+        // interleaved column; a last odd pixel is paired with itself and its twin's outputs are
+        // not written.
         let n = (pixels - p).div_ceil(2).min(pairs);
         let npx = (2 * n).min(pixels - p);
         for (j, dst) in cols.chunks_exact_mut(pair_words).take(n).enumerate() {
             let a = p + 2 * j;
-            im2col_rows(g, x, a / g.ow, a % g.ow, x_offset, rs, c0)?;
-            if a + 1 < pixels {
-                im2col_rows(g, x, (a + 1) / g.ow, (a + 1) % g.ow, x_offset, rs, c1)?;
-                simd::interleave(c0, c1, dst);
-            } else {
-                simd::interleave(c0, c0, dst);
-            }
+            let b = if a + 1 < pixels { a + 1 } else { a };
+            im2col_rows(g, x, a / g.ow, a % g.ow, x_offset, rs, dst, 0)?;
+            im2col_rows(g, x, b / g.ow, b % g.ow, x_offset, rs, dst, 1)?;
         }
         let cols = cols.get(..n * pair_words)?;
         let mut rows = acc.iter_mut().take(g.oc);
@@ -199,17 +194,29 @@ fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bo
     Some(())
 }
 
-/// im2col for [`conv_i8_blocked`]: kernel row `ky` packed from element `ky·rs` (`rs`, the row
-/// length rounded up to four, so every row starts a group and packs whole words). The lanes
-/// between a row's end and `(ky + 1)·rs` meet zero weights, so an interior pixel packs whole
-/// groups straight from the input, reading up to three bytes past its row; a pixel whose window
-/// reaches into the padding is zeroed first and packs its in-bounds runs exactly.
-fn im2col_rows(g: &Window, x: &[i8], oy: usize, ox: usize, x_offset: i32, rs: usize, col: &mut [u32]) -> Option<()> {
+/// im2col for [`conv_i8_blocked`], into pixel `lane`'s words of a pair's interleaved column
+/// (the layout [`simd::mac_2x2`] reads): kernel row `ky` packed from element `ky·rs` (`rs`, the
+/// row length rounded up to four, so every row starts a group and packs whole words). The
+/// elements between a row's end and `(ky + 1)·rs` meet zero weights, so an interior pixel packs
+/// whole groups straight from the input, reading up to three bytes past its row; a pixel whose
+/// window reaches into the padding has its lane zeroed first and packs its in-bounds runs
+/// exactly.
+#[allow(clippy::too_many_arguments)]
+fn im2col_rows(
+    g: &Window,
+    x: &[i8],
+    oy: usize,
+    ox: usize,
+    x_offset: i32,
+    rs: usize,
+    col: &mut [u32],
+    lane: usize,
+) -> Option<()> {
     let (ky0, ky1) = Window::span(oy, g.sh, g.pt, g.kh, g.ih);
     let (kx0, kx1) = Window::span(ox, g.sw, g.pl, g.kw, g.iw);
     let interior = ky0 == 0 && ky1 == g.kh && kx0 == 0 && kx1 == g.kw;
     if !interior {
-        col.fill(0);
+        simd::zero_lane(col, lane);
     }
     if kx0 >= kx1 {
         return Some(());
@@ -219,15 +226,15 @@ fn im2col_rows(g: &Window, x: &[i8], oy: usize, ox: usize, x_offset: i32, rs: us
         // Every row whole and in bounds (reading up to three bytes past the last): one call
         // packs all `kh` rows, `rs / 4` words apart in the input's row stride.
         let first = ((oy * g.sh - g.pt) * g.iw + ox * g.sw - g.pl) * g.ic;
-        if simd::pack_rows(col, x, first, g.iw * g.ic, g.kh, rs / 4, x_offset) {
+        if simd::pack_rows(col, x, first, g.iw * g.ic, g.kh, rs / 4, x_offset, lane) {
             return Some(());
         }
     }
     for ky in ky0..ky1 {
         let px = ((oy * g.sh + ky - g.pt) * g.iw + ox * g.sw + kx0 - g.pl) * g.ic;
         match x.get(px..px + rs) {
-            Some(whole) if interior => simd::pack_into(col, ky * rs, whole, x_offset),
-            _ => simd::pack_into(col, ky * rs + kx0 * g.ic, x.get(px..px + run)?, x_offset),
+            Some(whole) if interior => simd::pack_into_lane(col, ky * rs, whole, x_offset, lane),
+            _ => simd::pack_into_lane(col, ky * rs + kx0 * g.ic, x.get(px..px + run)?, x_offset, lane),
         }
     }
     Some(())

@@ -135,10 +135,12 @@ pub fn pack_into(col: &mut [u32], start: usize, x: &[i8], x_offset: i32) {
 }
 
 /// Packs `rows` rows of `quads · 4` int8 values, row `r` starting at `x[start + r · stride]`,
-/// into `col` back to back (`quads · 2` words per row) with the offset added, as
-/// [`pack_into`] does for a group-aligned start. Returns `false`, packing nothing, if the rows
-/// or the words do not fit the slices. Hand-written on DSP targets (one call for a receptive
-/// field: LDR, two SXTAB16, STRD per four values).
+/// into pixel `lane`'s words of an interleaved pair column ([`interleave`]'s layout, four words
+/// per group: `quads · 4` words per row, back to back) with the offset added, as
+/// [`pack_into_lane`] does for a group-aligned start. Returns `false`, packing nothing, if the
+/// rows or the words do not fit the slices. Hand-written on DSP targets (one call for a receptive
+/// field: LDR, two SXTAB16, STRD per four values, the store skipping the other pixel's words).
+#[allow(clippy::too_many_arguments)]
 pub fn pack_rows(
     col: &mut [u32],
     x: &[i8],
@@ -147,15 +149,17 @@ pub fn pack_rows(
     rows: usize,
     quads: usize,
     x_offset: i32,
+    lane: usize,
 ) -> bool {
     let span = rows.checked_sub(1).and_then(|r| r.checked_mul(stride)).and_then(|v| v.checked_add(quads * 4));
     let fits = matches!(span.and_then(|v| v.checked_add(start)), Some(end) if end <= x.len())
-        && col.len() >= rows * quads * 2
-        && stride >= quads * 4;
+        && col.len() >= rows * quads * 4
+        && stride >= quads * 4
+        && lane < 2;
     if !fits || rows == 0 || quads == 0 {
         return fits && (rows == 0 || quads == 0);
     }
-    pack_rows_unchecked(col, x, start, stride, rows, quads, x_offset);
+    pack_rows_unchecked(col, x, start, stride, rows, quads, x_offset, lane);
     true
 }
 
@@ -169,14 +173,16 @@ fn pack_rows_unchecked(
     rows: usize,
     quads: usize,
     x_offset: i32,
+    lane: usize,
 ) {
     let off = (x_offset as u16 as u32) | ((x_offset as u16 as u32) << 16);
     let skip = stride - quads * 4;
-    // SAFETY: `pack_rows` checked that rows·quads·2 words fit `col` and that every row's
-    // quads·4 bytes lie in `x` from `start`; unaligned word loads are allowed on ARMv7E-M and
-    // ARMv8-M Mainline; no stack.
+    // SAFETY: `pack_rows` checked that rows·quads·4 words fit `col`, that `lane` is 0 or 1 (the
+    // last store ends at word rows·quads·4 − 4 + 2·lane + 2) and that every row's quads·4 bytes
+    // lie in `x` from `start`; unaligned word loads are allowed on ARMv7E-M and ARMv8-M
+    // Mainline; no stack.
     unsafe {
-        let (mut s, mut d, mut r) = (x.as_ptr().add(start), col.as_mut_ptr(), rows);
+        let (mut s, mut d, mut r) = (x.as_ptr().add(start), col.as_mut_ptr().add(2 * lane), rows);
         core::arch::asm!(
             "3:",
             "mov {n}, {q}",
@@ -184,7 +190,7 @@ fn pack_rows_unchecked(
             "ldr {w}, [{s}], #4",
             "sxtab16 {a}, {off}, {w}",
             "sxtab16 {b}, {off}, {w}, ror #8",
-            "strd {a}, {b}, [{d}], #8",
+            "strd {a}, {b}, [{d}], #16",
             "subs {n}, {n}, #1",
             "bne 2b",
             "add {s}, {s}, {skip}",
@@ -206,7 +212,7 @@ fn pack_rows_unchecked(
     }
 }
 
-/// [`pack_rows`], portable: [`pack_into`] row by row (group-aligned starts), the same words.
+/// [`pack_rows`], portable: [`pack_into_lane`] row by row (group-aligned starts), the same words.
 #[cfg(not(pare_dsp))]
 #[allow(clippy::too_many_arguments)]
 fn pack_rows_unchecked(
@@ -217,12 +223,62 @@ fn pack_rows_unchecked(
     rows: usize,
     quads: usize,
     x_offset: i32,
+    lane: usize,
 ) {
     for r in 0..rows {
         let at = start + r * stride;
         if let Some(row) = x.get(at..at + quads * 4) {
-            pack_into(col, r * quads * 4, row, x_offset);
+            pack_into_lane(col, r * quads * 4, row, x_offset, lane);
         }
+    }
+}
+
+/// [`pack_into`] into pixel `lane`'s words (0 or 1) of an interleaved pair column
+/// ([`interleave`]'s layout): element `e` of the receptive field goes to group `e / 4`'s words
+/// `4 · (e / 4) + 2 · lane + {0, 1}`; the other pixel's words are left as they are.
+pub fn pack_into_lane(col: &mut [u32], start: usize, x: &[i8], x_offset: i32, lane: usize) {
+    let head = ((4 - start % 4) % 4).min(x.len());
+    let (first, rest) = x.split_at(head);
+    pack_scalar_lane(col, start, first, x_offset, lane);
+    let start = start + head;
+    let bytes: &[u8] = bytemuck::cast_slice(rest);
+    let (quads, _) = bytes.as_chunks::<4>();
+    let off = (x_offset as u16 as u32) | ((x_offset as u16 as u32) << 16);
+    let g0 = start / 4;
+    if let Some(dst) = col.get_mut(g0 * 4..(g0 + quads.len()) * 4) {
+        let (groups, _) = dst.as_chunks_mut::<4>();
+        for (p, q) in groups.iter_mut().zip(quads) {
+            let w = u32::from_le_bytes(*q);
+            let (l0, l1) = p.split_at_mut(2);
+            if let [a, b] = if lane == 0 { l0 } else { l1 } {
+                *a = sxtab16(off, w);
+                *b = sxtab16_ror8(off, w);
+            }
+        }
+    }
+    let done = quads.len() * 4;
+    pack_scalar_lane(col, start + done, rest.get(done..).unwrap_or(&[]), x_offset, lane);
+}
+
+/// [`pack_scalar`] into pixel `lane`'s words of an interleaved pair column.
+fn pack_scalar_lane(col: &mut [u32], start: usize, x: &[i8], x_offset: i32, lane: usize) {
+    for (i, v) in x.iter().enumerate() {
+        let e = start + i;
+        let word = (e / 4) * 4 + 2 * lane + (e % 2);
+        let half = (e % 4) / 2;
+        let val = (i32::from(*v) + x_offset) as i16 as u16 as u32;
+        if let Some(w) = col.get_mut(word) {
+            *w = (*w & !(0xFFFF << (16 * half))) | (val << (16 * half));
+        }
+    }
+}
+
+/// Zeroes pixel `lane`'s words of an interleaved pair column.
+pub fn zero_lane(col: &mut [u32], lane: usize) {
+    let (groups, _) = col.as_chunks_mut::<4>();
+    for p in groups {
+        let (l0, l1) = p.split_at_mut(2);
+        (if lane == 0 { l0 } else { l1 }).fill(0);
     }
 }
 
@@ -651,6 +707,43 @@ mod tests {
             }
         }
         assert_eq!(sxtab16(0x0001_FFFF, 0x0000_0001), 0x0001_0000);
+    }
+
+    #[test]
+    fn lane_packing_equals_interleaving_two_packed_columns() {
+        // Two receptive fields of 13 values packed straight into their lanes, at every start
+        // and length, and the interior path's whole rows: the words `interleave` makes of the
+        // two packed separately.
+        let x: [i8; 13] = core::array::from_fn(|i| (i as i8) * 9 - 60);
+        let z: [i8; 13] = core::array::from_fn(|i| 50 - (i as i8) * 7);
+        for start in 0..6 {
+            for n in 0..=13 {
+                let (mut c0, mut c1, mut want) = ([0u32; 10], [0u32; 10], [0u32; 20]);
+                pack_into(&mut c0, start, &x[..n], 3);
+                pack_into(&mut c1, start, &z[..n], 3);
+                interleave(&c0, &c1, &mut want);
+                let mut got = [0u32; 20];
+                pack_into_lane(&mut got, start, &x[..n], 3, 0);
+                pack_into_lane(&mut got, start, &z[..n], 3, 1);
+                assert_eq!(got, want, "start {start} n {n}");
+            }
+        }
+        // Two rows of four values per pixel (5 and 4 apart in their inputs), over a column
+        // whose first lane was zeroed and whose second held other values.
+        let mut got = [7u32; 8];
+        zero_lane(&mut got, 0);
+        assert_eq!(got, [0, 0, 7, 7, 0, 0, 7, 7]);
+        assert!(pack_rows(&mut got, &x, 0, 5, 2, 1, -1, 0));
+        assert!(pack_rows(&mut got, &z, 1, 4, 2, 1, -1, 1));
+        let (mut c0, mut c1, mut want) = ([0u32; 4], [0u32; 4], [0u32; 8]);
+        pack_into(&mut c0, 0, &x[0..4], -1);
+        pack_into(&mut c0, 4, &x[5..9], -1);
+        pack_into(&mut c1, 0, &z[1..5], -1);
+        pack_into(&mut c1, 4, &z[5..9], -1);
+        interleave(&c0, &c1, &mut want);
+        assert_eq!(got, want);
+        assert!(!pack_rows(&mut got, &x, 0, 5, 2, 1, -1, 2), "a third lane does not exist");
+        assert!(!pack_rows(&mut got, &x, 0, 5, 3, 1, -1, 0), "three rows do not fit eight words");
     }
 
     #[test]

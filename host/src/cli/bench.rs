@@ -61,7 +61,7 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
         net = step(net);
     }
     let train = (steps * batch) as f64 / t.elapsed().as_secs_f64();
-    let eval = net.valid();
+    let eval = net.valid().folded();
     let x: Tensor<4> = Tensor::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
     let _ = eval.forward(x.clone()).into_data();
     let t = std::time::Instant::now();

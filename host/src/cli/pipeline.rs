@@ -105,9 +105,14 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         })
         .valid()
     };
-    let calib = a.data.load_at("train", net.arch.input.h)?.take(a.calib_samples);
     let tune_split = a.data.distill_split(&a.train_split, a.distill_split.as_deref());
     let tune_ds = if tune_split == a.train_split { train_ds } else { a.data.load_at(&tune_split, net.arch.input.h)? };
+    // Calibration images: the first of `train` (read once when the fine-tunes use it too).
+    let calib = if tune_split == "train" {
+        tune_ds.head(a.calib_samples)
+    } else {
+        a.data.load_at("train", net.arch.input.h)?.take(a.calib_samples)
+    };
     if tune_split != a.train_split {
         eprintln!(
             "  fine-tuning on {} ({} images, labelled by the original model; --distill-split {} keeps to the training split)",

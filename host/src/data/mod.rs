@@ -76,6 +76,19 @@ impl Dataset {
         }
     }
 
+    /// A copy of the first `n` images (or all), leaving `self` as it is.
+    pub fn head(&self, n: usize) -> Self {
+        let n = n.min(self.len());
+        Dataset {
+            images: self.images[..n * self.image_bytes()].to_vec(),
+            labels: self.labels[..n].to_vec(),
+            shape: self.shape,
+            classes: self.classes,
+            source: self.source.clone(),
+            class_names: self.class_names.clone(),
+        }
+    }
+
     /// The first `n` images (or all).
     pub fn take(mut self, n: usize) -> Self {
         let n = n.min(self.len());

@@ -8,4 +8,4 @@ pub mod weights;
 pub mod zoo;
 
 pub use arch::{Arch, Node, Shape, Src};
-pub use net::{ConvBn, Dense, Net};
+pub use net::{ConvBn, Dense, Folded, Net};

@@ -82,64 +82,116 @@ impl Net {
 
     /// Forward pass with a hook on every node output (for masks, scores and bottlenecks).
     pub fn forward_hooked(&self, x: Tensor<4>, hook: &mut Hook<'_>) -> Tensor<2> {
-        let mut values: Vec<Tensor<4>> = Vec::with_capacity(self.arch.nodes.len());
-        let get = |s: Src, values: &Vec<Tensor<4>>| match s {
-            Src::Input => x.clone(),
-            Src::Node(j) => values[j].clone(),
+        let conv = |i: usize, x: Tensor<4>, opts: ConvOptions<2>| {
+            let cb = &self.convs[i];
+            cb.bn.forward(conv2d(x, cb.weight.val(), None, opts))
         };
-        let mut conv_index = 0;
-        for (i, node) in self.arch.nodes.iter().enumerate() {
-            let y = match node {
-                Node::Conv { input, stride, padding, relu: r, pads, .. } => {
-                    let cb = &self.convs[conv_index];
-                    conv_index += 1;
-                    let [pt, pl, pb, pr] = pads.unwrap_or([*padding; 4]);
-                    let opts = ConvOptions::new_with_padding([*stride; 2], [(pt, pb), (pl, pr)], [1, 1], 1);
-                    let y = cb.bn.forward(conv2d(get(*input, &values), cb.weight.val(), None, opts));
-                    if *r {
-                        relu(y)
-                    } else {
-                        y
-                    }
-                }
-                Node::MaxPool { input, kernel, stride, padding } => {
-                    let mut o = MaxPoolOptions::new([*kernel; 2]);
-                    o.stride = [*stride; 2];
-                    o.padding = [(*padding, *padding); 2];
-                    max_pool2d(get(*input, &values), o)
-                }
-                Node::AvgPool { input, kernel, stride } => {
-                    let mut o = AvgPoolOptions::new([*kernel; 2]);
-                    o.stride = [*stride; 2];
-                    avg_pool2d(get(*input, &values), o)
-                }
-                Node::GlobalAvgPool { input } => get(*input, &values).mean_dim(2).mean_dim(3),
-                Node::Add { a, b, relu: r } => {
-                    let y = get(*a, &values) + get(*b, &values);
-                    if *r {
-                        relu(y)
-                    } else {
-                        y
-                    }
-                }
-                Node::ChannelPlace { input, stride, out, channels } => {
-                    place(get(*input, &values), *stride, *out, channels)
-                }
-                Node::Dense { input, .. } => {
-                    let v = get(*input, &values);
-                    let [n, c, _, _] = v.dims();
-                    let flat: Tensor<2> = v.reshape([n, c]);
-                    let y = flat.matmul(self.linear.weight.val().transpose()) + self.linear.bias.val().unsqueeze_dim(0);
-                    let [n, k] = y.dims();
-                    y.reshape([n, k, 1, 1])
-                }
-            };
-            values.push(hook(i, y));
-        }
-        let out = values.pop().expect("validated architectures end in a classifier");
-        let [n, k, _, _] = out.dims();
-        out.reshape([n, k])
+        walk(&self.arch, x, &conv, (self.linear.weight.val(), self.linear.bias.val()), hook)
     }
+
+    /// The model for inference only: every BatchNorm (running statistics) folded into its
+    /// convolution's weights and a bias, so a forward pass skips a pass over every conv output.
+    /// Same function up to float rounding (`host/tests/folded.rs` compares the two).
+    pub fn folded(&self) -> Folded {
+        let convs = self
+            .convs
+            .iter()
+            .map(|cb| {
+                let bn = &cb.bn;
+                let scale = bn.gamma.val() / bn.running_var.value().add_scalar(bn.epsilon).sqrt();
+                let bias = bn.beta.val() - bn.running_mean.value() * scale.clone();
+                let [o] = scale.dims();
+                (cb.weight.val() * scale.reshape([o, 1, 1, 1]), bias)
+            })
+            .collect();
+        Folded { convs, linear: (self.linear.weight.val(), self.linear.bias.val()), arch: self.arch.clone() }
+    }
+}
+
+/// A [`Net`] for inference with its BatchNorms folded ([`Net::folded`]): per conv `(weight,
+/// bias)`, then the classifier's.
+#[derive(Debug, Clone)]
+pub struct Folded {
+    convs: Vec<(Tensor<4>, Tensor<1>)>,
+    linear: (Tensor<2>, Tensor<1>),
+    pub arch: Arch,
+}
+
+impl Folded {
+    /// Logits for a batch `[n, c, h, w]` of normalised images.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let conv = |i: usize, x: Tensor<4>, opts: ConvOptions<2>| {
+            let (w, b) = &self.convs[i];
+            conv2d(x, w.clone(), Some(b.clone()), opts)
+        };
+        walk(&self.arch, x, &conv, self.linear.clone(), &mut |_, t| t)
+    }
+}
+
+/// Runs `arch` on `x`: `conv(i, input, options)` computes the `i`-th convolution with its
+/// normalisation (ReLU is applied here), `(weight, bias)` is the classifier; `hook` sees every
+/// node's output and returns what flows on.
+fn walk(
+    arch: &Arch,
+    x: Tensor<4>,
+    conv: &dyn Fn(usize, Tensor<4>, ConvOptions<2>) -> Tensor<4>,
+    (weight, bias): (Tensor<2>, Tensor<1>),
+    hook: &mut Hook<'_>,
+) -> Tensor<2> {
+    let mut values: Vec<Tensor<4>> = Vec::with_capacity(arch.nodes.len());
+    let get = |s: Src, values: &Vec<Tensor<4>>| match s {
+        Src::Input => x.clone(),
+        Src::Node(j) => values[j].clone(),
+    };
+    let mut conv_index = 0;
+    for (i, node) in arch.nodes.iter().enumerate() {
+        let y = match node {
+            Node::Conv { input, stride, padding, relu: r, pads, .. } => {
+                let [pt, pl, pb, pr] = pads.unwrap_or([*padding; 4]);
+                let opts = ConvOptions::new_with_padding([*stride; 2], [(pt, pb), (pl, pr)], [1, 1], 1);
+                let y = conv(conv_index, get(*input, &values), opts);
+                conv_index += 1;
+                if *r {
+                    relu(y)
+                } else {
+                    y
+                }
+            }
+            Node::MaxPool { input, kernel, stride, padding } => {
+                let mut o = MaxPoolOptions::new([*kernel; 2]);
+                o.stride = [*stride; 2];
+                o.padding = [(*padding, *padding); 2];
+                max_pool2d(get(*input, &values), o)
+            }
+            Node::AvgPool { input, kernel, stride } => {
+                let mut o = AvgPoolOptions::new([*kernel; 2]);
+                o.stride = [*stride; 2];
+                avg_pool2d(get(*input, &values), o)
+            }
+            Node::GlobalAvgPool { input } => get(*input, &values).mean_dim(2).mean_dim(3),
+            Node::Add { a, b, relu: r } => {
+                let y = get(*a, &values) + get(*b, &values);
+                if *r {
+                    relu(y)
+                } else {
+                    y
+                }
+            }
+            Node::ChannelPlace { input, stride, out, channels } => place(get(*input, &values), *stride, *out, channels),
+            Node::Dense { input, .. } => {
+                let v = get(*input, &values);
+                let [n, c, _, _] = v.dims();
+                let flat: Tensor<2> = v.reshape([n, c]);
+                let y = flat.matmul(weight.clone().transpose()) + bias.clone().unsqueeze_dim(0);
+                let [n, k] = y.dims();
+                y.reshape([n, k, 1, 1])
+            }
+        };
+        values.push(hook(i, y));
+    }
+    let out = values.pop().expect("validated architectures end in a classifier");
+    let [n, k, _, _] = out.dims();
+    out.reshape([n, k])
 }
 
 /// Option-A shortcut: `x[:, :, ::s, ::s]`, channels placed, zeros elsewhere.

@@ -315,6 +315,10 @@ pub struct RunState {
     pub original_prunable: usize,
     pub history: Vec<Iteration>,
     pub done: bool,
+    /// The dataset the fine-tunes draw from (`Dataset::source`, e.g. `…/cifar10:train`), so a
+    /// report says which images trained the model and a resume can check it gets the same.
+    #[serde(default)]
+    pub finetune_data: String,
 }
 
 /// Channels of the prunable spaces (the denominator of φ).
@@ -646,6 +650,13 @@ pub fn run(
             .ok_or_else(|| ScheduleError::NoCheckpoint(state_path.clone()))?;
         let (net, _) = weights::load_checkpoint(&last, device)?;
         crate::say!("resuming at iteration {} from {}", state.history.len() - 1, last.display());
+        if !state.finetune_data.is_empty() && state.finetune_data != data.train.source {
+            crate::say!(
+                "warning: this run fine-tuned on {} and now resumes on {} (pass the same --train-split/--distill-split to continue it as it began)",
+                state.finetune_data,
+                data.train.source
+            );
+        }
         (net, state)
     } else {
         let net = net.ok_or(ScheduleError::NoModel)?;
@@ -666,6 +677,7 @@ pub fn run(
             original_prunable: prunable_channels(&groups, cfg.internal_only),
             history: vec![first],
             done: false,
+            finetune_data: data.train.source.clone(),
         };
         save_state(&state_path, &state)?;
         (net, state)
