@@ -71,6 +71,26 @@ impl Requantizer {
         self.fast
     }
 
+    /// The parts of [`requantize_folded`] (`(multiplier, k, right − 1)`), which computes
+    /// `apply_fast(x) + zp` with one rounding: for a fast requantiser whose multiplier is
+    /// normalised (in [2^30, 2^31), as the exporter writes them), whose right shift is 1 to 22
+    /// and an output zero point within ±255 (`None` otherwise: the callers keep the two-step form).
+    ///
+    /// Why one rounding suffices: with `v = x·m`, gemmlowp computes `h = ⌊(v + 2^30) / 2^31⌋`,
+    /// then rounds `h / 2^r` half away from zero, i.e. `⌊(h + 2^(r−1) − [h < 0]) / 2^r⌋`; nested
+    /// floors of integers merge, so the result is `⌊(v + 2^30 + 2^(30+r) − 2^31·[h < 0]) /
+    /// 2^(31+r)⌋`. For `m ≥ 2^30`, `h < 0` exactly when `x < 0`, except `x = −1, m = 2^30` (then
+    /// `h = 0`), where both corrections give 0. The zero point joins `k` as `zp · 2^(31+r)`; the sum
+    /// stays below 2^63 for these ranges.
+    pub fn folded_parts(&self, zp: i32) -> Option<(i32, i64, u32)> {
+        let fits = self.fast && self.multiplier >= 1 << 30 && (1..=22).contains(&self.right) && zp.abs() <= 255;
+        fits.then(|| {
+            let r = self.right;
+            let k = (1i64 << 30) + (1i64 << (30 + r)) + (i64::from(zp) << (31 + r));
+            (self.multiplier, k, r - 1)
+        })
+    }
+
     /// [`Requantizer::apply`] for a requantiser that [`Requantizer::is_fast`] (other values
     /// otherwise).
     #[inline(always)]
@@ -91,6 +111,15 @@ pub fn requantize_fast(x: i32, multiplier: i32, right: u32, mask: i32, half: i32
     // gemmlowp's RoundingDivideByPOT.
     let threshold = half + i32::from(high < 0);
     (high >> right) + i32::from((high & mask) > threshold)
+}
+
+/// `apply_fast(x) + zp` in one rounding step, from [`Requantizer::folded_parts`] `(m, k, sh)`:
+/// `(x·m + k − 2^31·[x < 0]) >> (32 + sh)` (the device's assembly loop: one SMLAL onto `k`
+/// adjusted by the sign, then the high word shifted right by `sh`).
+#[inline(always)]
+pub fn requantize_folded(x: i32, m: i32, k: i64, sh: u32) -> i32 {
+    let sign = i64::from(x >> 31) << 31;
+    ((i64::from(x) * i64::from(m) + k + sign) >> (32 + sh)) as i32
 }
 
 /// TFLite's ADD parameters for input scales `a`, `b` and output scale `y`: both inputs rescaled
@@ -240,6 +269,57 @@ mod tests {
             let s = -(((r >> 40) % 33) as i32);
             assert_eq!(Requantizer::new(m, s).apply(x), multiply_by_quantized_multiplier(x, m, s), "{x} {m} {s}");
         }
+    }
+
+    #[test]
+    fn one_rounding_equals_gemmlowps_two_plus_the_zero_point() {
+        // Against gemmlowp's reference (`multiply_by_quantized_multiplier`) plus the zero point,
+        // for every right shift the form takes, edge accumulators and multipliers (2^30 itself:
+        // x = −1 is the case where the sign of x and of the rounded product differ) and zero
+        // points at its limits; then a xorshift stream.
+        let edges =
+            [i32::MIN, i32::MIN + 1, -(1 << 30) - 1, -(1 << 30), -65537, -3, -2, -1, 0, 1, 2, 3, 65536, i32::MAX];
+        let mults = [1 << 30, (1 << 30) + 1, (1 << 30) + 12345, 1_518_500_250, i32::MAX];
+        for r in 1..=22u32 {
+            for &m in &mults {
+                for zp in [-255, -128, -1, 0, 1, 127, 255] {
+                    let q = Requantizer::new(m, -(r as i32));
+                    let parts = q.folded_parts(zp);
+                    assert!(parts.is_some(), "m {m} r {r} zp {zp} is in range");
+                    let Some((mm, k, sh)) = parts else { continue };
+                    let half = 1i32 << (r - 1);
+                    let xs = edges.iter().copied().chain([half, half - 1, half + 1, -half, -half - 1, -half + 1]);
+                    for x in xs.chain((-40..40).map(|i| i * (1 << r.min(25)) / 3)) {
+                        let want = multiply_by_quantized_multiplier(x, m, -(r as i32)) + zp;
+                        assert_eq!(requantize_folded(x, mm, k, sh), want, "x {x} m {m} r {r} zp {zp}");
+                    }
+                }
+            }
+        }
+        let mut r = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..200_000 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            let x = (r as i32) >> (r >> 59);
+            let m = (1 << 30) | ((r >> 32) as i32 & 0x3FFF_FFFF);
+            let s = -(1 + ((r >> 40) % 22) as i32);
+            let zp = ((r >> 45) % 511) as i32 - 255;
+            let parts = Requantizer::new(m, s).folded_parts(zp);
+            assert!(parts.is_some(), "m {m} s {s} zp {zp} is in range");
+            let Some((mm, k, sh)) = parts else { continue };
+            assert_eq!(
+                requantize_folded(x, mm, k, sh),
+                multiply_by_quantized_multiplier(x, m, s) + zp,
+                "{x} {m} {s} {zp}"
+            );
+        }
+        // Outside its ranges the form is not offered.
+        assert!(Requantizer::new((1 << 30) - 1, -5).folded_parts(0).is_none());
+        assert!(Requantizer::new(1 << 30, 0).folded_parts(0).is_none());
+        assert!(Requantizer::new(1 << 30, -23).folded_parts(0).is_none());
+        assert!(Requantizer::new(1 << 30, -5).folded_parts(256).is_none());
+        assert!(Requantizer::new(1 << 30, 1).folded_parts(0).is_none());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Residual add. int8 follows TFLite's reference `ADD`: both inputs are shifted left, rescaled
 //! to a common scale, summed, and requantised to the output.
 
-use crate::quant::{multiply_by_quantized_multiplier as mul, Requantizer};
+use crate::quant::{multiply_by_quantized_multiplier as mul, requantize_folded, Requantizer};
 use pare_format::AddQuant;
 
 pub fn add_f32(a: &[f32], b: &[f32], relu: bool, y: &mut [f32]) {
@@ -27,10 +27,19 @@ pub fn add_i8(a: &[i8], b: &[i8], q: &AddQuant, zp: [i32; 3], relu: bool, y: &mu
     let index = |v: i8| usize::from(v as u8 ^ 0x80);
     let s = Requantizer::new(q.out_multiplier, q.out_shift);
     let (zp, fast) = (zp[2], s.is_fast());
-    for ((o, x), z) in y.iter_mut().zip(a).zip(b) {
+    let sums = a.iter().zip(b).map(|(x, z)| {
         let xa = ta.get(index(*x)).copied().unwrap_or(0);
         let xb = tb.get(index(*z)).copied().unwrap_or(0);
-        let sum = xa.saturating_add(xb);
+        xa.saturating_add(xb)
+    });
+    // The exporter's requantisers take the single-rounding form, the output zero point folded in.
+    if let Some((m, k, sh)) = s.folded_parts(zp) {
+        for (o, sum) in y.iter_mut().zip(sums) {
+            *o = requantize_folded(sum, m, k, sh).clamp(-128, 127).max(low) as i8;
+        }
+        return;
+    }
+    for (o, sum) in y.iter_mut().zip(sums) {
         let r = if fast { s.apply_fast(sum) } else { s.apply(sum) };
         *o = r.saturating_add(zp).clamp(-128, 127).max(low) as i8;
     }

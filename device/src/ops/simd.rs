@@ -6,9 +6,9 @@
 //! board check compares the two paths' raw outputs byte for byte.
 #![allow(unsafe_code)]
 
-#[cfg(not(pare_dsp))]
-use crate::quant::requantize_fast;
 use crate::quant::Requantizer;
+#[cfg(not(pare_dsp))]
+use crate::quant::{requantize_fast, requantize_folded};
 
 /// Dual sign-extend: bytes 0 and 2 of `x` to the two 16-bit halves.
 #[inline(always)]
@@ -546,13 +546,20 @@ fn mac_2x2(col: &[u32], wide: &[u32], _groups: usize, bias: [i32; 2]) -> [i32; 4
 }
 
 /// `out[i · stride] = clamp(scale(acc[i]) + zp, -128, 127) ∨ low` for every `i` that fits both
-/// slices, with the requantiser's fast form ([`Requantizer::apply_fast`]; others go through
-/// [`Requantizer::apply`]): one output channel of a block (outputs are NHWC, `stride` = channels).
-/// Hand-written on DSP targets: 23 instructions per output where the compiler's loop took 34.
+/// slices: one output channel of a block (outputs are NHWC, `stride` = channels). Exported
+/// requantisers take the single-rounding form ([`Requantizer::folded_parts`], 15 instructions
+/// per output on DSP targets), other fast ones the two-step form ([`Requantizer::apply_fast`],
+/// 23 where the compiler's loop took 34), the rest [`Requantizer::apply`].
 pub fn requant_strided(acc: &[i32], scale: &Requantizer, zp: i32, low: i32, out: &mut [i8], stride: usize) {
     let n = acc.len().min(out.len().div_ceil(stride.max(1)));
+    if n == 0 {
+        return;
+    }
+    if let Some(parts) = scale.folded_parts(zp) {
+        return requant_folded(acc, parts, low, out, stride, n);
+    }
     match scale.fast_parts() {
-        Some(parts) if n > 0 => requant_fast(acc, parts, zp, low, out, stride, n),
+        Some(parts) => requant_fast(acc, parts, zp, low, out, stride, n),
         _ => {
             for (d, v) in out.iter_mut().step_by(stride.max(1)).zip(acc) {
                 *d = scale.apply(*v).saturating_add(zp).clamp(-128, 127).max(low) as i8;
@@ -619,6 +626,64 @@ fn requant_fast(
         );
     }
     let _ = (a, d, n);
+}
+
+/// [`requant_strided`]'s single-rounding form ([`Requantizer::folded_parts`]: exported
+/// requantisers), hand-written: 15 instructions per output (the two-step form's loop takes 23):
+/// the sign-adjusted constant into a register pair, one SMLAL, the high word shifted, SSAT and
+/// the lower clamp.
+#[cfg(pare_dsp)]
+#[inline(always)]
+fn requant_folded(acc: &[i32], (m, k, sh): (i32, i64, u32), low: i32, out: &mut [i8], stride: usize, n: usize) {
+    let (klo, khi) = (k as u32, (k >> 32) as u32);
+    let (mut a, mut d, mut n) = (acc.as_ptr(), out.as_mut_ptr(), n);
+    // SAFETY: `n ≥ 1` values are read from `acc` (n ≤ acc.len()) and written to `out` at
+    // `i · stride` for i < n, all below out.len() (n ≤ ceil(len / stride)); no stack.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr {x}, [{a}], #4",
+            // (lo, hi) = k − 2^31·[x < 0], then + x·m.
+            "asr {hi}, {x}, #31",
+            "lsl {lo}, {hi}, #31",
+            "adds {lo}, {lo}, {klo}",
+            "adc {hi}, {hi}, {khi}",
+            "smlal {lo}, {hi}, {x}, {m}",
+            "asr {x}, {hi}, {sh}",
+            "ssat {x}, #8, {x}",
+            "cmp {x}, {low}",
+            "it lt",
+            "movlt {x}, {low}",
+            "strb {x}, [{d}]",
+            "add {d}, {d}, {stride}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            a = inout(reg) a,
+            d = inout(reg) d,
+            n = inout(reg) n,
+            stride = in(reg) stride,
+            m = in(reg) m,
+            klo = in(reg) klo,
+            khi = in(reg) khi,
+            sh = in(reg) sh,
+            low = in(reg) low,
+            x = out(reg) _,
+            lo = out(reg) _,
+            hi = out(reg) _,
+            options(nostack)
+        );
+    }
+    let _ = (a, d, n);
+}
+
+/// [`requant_strided`]'s single-rounding form, portable (host emulation):
+/// [`requantize_folded`], the arithmetic the assembly loop spells out.
+#[cfg(not(pare_dsp))]
+#[inline(always)]
+fn requant_folded(acc: &[i32], (m, k, sh): (i32, i64, u32), low: i32, out: &mut [i8], stride: usize, n: usize) {
+    for (d, v) in out.iter_mut().step_by(stride.max(1)).zip(acc).take(n) {
+        *d = requantize_folded(*v, m, k, sh).clamp(-128, 127).max(low) as i8;
+    }
 }
 
 /// [`requant_strided`]'s fast form, portable (host emulation): [`requantize_fast`], the
