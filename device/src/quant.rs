@@ -224,6 +224,15 @@ mod tests {
         assert_eq!(rounding_divide_by_pot(7, 0), 7);
     }
 
+    /// The next xorshift state in `r`, and from it an accumulator of any size and a multiplier
+    /// in [2^30, 2^31).
+    fn draw(r: &mut u64) -> (i32, i32) {
+        *r ^= *r << 13;
+        *r ^= *r >> 7;
+        *r ^= *r << 17;
+        ((*r as i32) >> (*r >> 59), (1 << 30) | ((*r >> 32) as i32 & 0x3FFF_FFFF))
+    }
+
     #[test]
     fn requantizer_equals_the_reference_everywhere_tried() {
         let edges = [
@@ -261,11 +270,7 @@ mod tests {
         // A xorshift stream: accumulators of every size, multipliers in [2^30, 2^31), all shifts.
         let mut r = 0x9E37_79B9_7F4A_7C15u64;
         for _ in 0..200_000 {
-            r ^= r << 13;
-            r ^= r >> 7;
-            r ^= r << 17;
-            let x = (r as i32) >> (r >> 59);
-            let m = (1 << 30) | ((r >> 32) as i32 & 0x3FFF_FFFF);
+            let (x, m) = draw(&mut r);
             let s = -(((r >> 40) % 33) as i32);
             assert_eq!(Requantizer::new(m, s).apply(x), multiply_by_quantized_multiplier(x, m, s), "{x} {m} {s}");
         }
@@ -298,11 +303,7 @@ mod tests {
         }
         let mut r = 0x2545_F491_4F6C_DD1Du64;
         for _ in 0..200_000 {
-            r ^= r << 13;
-            r ^= r >> 7;
-            r ^= r << 17;
-            let x = (r as i32) >> (r >> 59);
-            let m = (1 << 30) | ((r >> 32) as i32 & 0x3FFF_FFFF);
+            let (x, m) = draw(&mut r);
             let s = -(1 + ((r >> 40) % 22) as i32);
             let zp = ((r >> 45) % 511) as i32 - 255;
             let parts = Requantizer::new(m, s).folded_parts(zp);
