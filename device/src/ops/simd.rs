@@ -113,25 +113,42 @@ pub fn sxtab16_ror8(a: u32, b: u32) -> u32 {
 /// elements, words `(x0, x2)` and `(x1, x3)`. `col` must hold `len.div_ceil(4) * 2` words; the
 /// tail of the last group is zero.
 pub fn pack_into(col: &mut [u32], start: usize, x: &[i8], x_offset: i32) {
-    // Up to three elements to reach a group boundary, then whole groups, then the tail.
+    pack_groups::<2>(col, start, x, x_offset, 0);
+}
+
+/// [`pack_into`] into pixel `lane`'s words (0 or 1) of an interleaved pair column
+/// ([`interleave`]'s layout): element `e` of the receptive field goes to group `e / 4`'s words
+/// `4 · (e / 4) + 2 · lane + {0, 1}`; the other pixel's words are left as they are.
+pub fn pack_into_lane(col: &mut [u32], start: usize, x: &[i8], x_offset: i32, lane: usize) {
+    pack_groups::<4>(col, start, x, x_offset, lane);
+}
+
+/// [`pack_into`] and [`pack_into_lane`]: `GS` words per group of four elements, this pixel's
+/// two at `2 · lane`. Up to three elements to reach a group boundary, then whole groups, then
+/// the tail.
+#[inline(always)]
+fn pack_groups<const GS: usize>(col: &mut [u32], start: usize, x: &[i8], x_offset: i32, lane: usize) {
     let head = ((4 - start % 4) % 4).min(x.len());
     let (first, rest) = x.split_at(head);
-    pack_scalar(col, start, first, x_offset);
+    pack_scalar::<GS>(col, start, first, x_offset, lane);
     let start = start + head;
     let bytes: &[u8] = bytemuck::cast_slice(rest);
     let (quads, _) = bytes.as_chunks::<4>();
     let off = (x_offset as u16 as u32) | ((x_offset as u16 as u32) << 16);
-    let first_word = start / 2;
-    if let Some(dst) = col.get_mut(first_word..first_word + quads.len() * 2) {
-        let (pairs, _) = dst.as_chunks_mut::<2>();
-        for (p, q) in pairs.iter_mut().zip(quads) {
+    let g0 = start / 4;
+    if let Some(dst) = col.get_mut(g0 * GS..(g0 + quads.len()) * GS) {
+        let (groups, _) = dst.as_chunks_mut::<GS>();
+        for (p, q) in groups.iter_mut().zip(quads) {
             let w = u32::from_le_bytes(*q);
-            p[0] = sxtab16(off, w);
-            p[1] = sxtab16_ror8(off, w);
+            let (l0, l1) = p.split_at_mut(2);
+            if let [a, b, ..] = if lane == 0 { l0 } else { l1 } {
+                *a = sxtab16(off, w);
+                *b = sxtab16_ror8(off, w);
+            }
         }
     }
     let done = quads.len() * 4;
-    pack_scalar(col, start + done, rest.get(done..).unwrap_or(&[]), x_offset);
+    pack_scalar::<GS>(col, start + done, rest.get(done..).unwrap_or(&[]), x_offset, lane);
 }
 
 /// Packs `rows` rows of `quads · 4` int8 values, row `r` starting at `x[start + r · stride]`,
@@ -233,46 +250,6 @@ fn pack_rows_unchecked(
     }
 }
 
-/// [`pack_into`] into pixel `lane`'s words (0 or 1) of an interleaved pair column
-/// ([`interleave`]'s layout): element `e` of the receptive field goes to group `e / 4`'s words
-/// `4 · (e / 4) + 2 · lane + {0, 1}`; the other pixel's words are left as they are.
-pub fn pack_into_lane(col: &mut [u32], start: usize, x: &[i8], x_offset: i32, lane: usize) {
-    let head = ((4 - start % 4) % 4).min(x.len());
-    let (first, rest) = x.split_at(head);
-    pack_scalar_lane(col, start, first, x_offset, lane);
-    let start = start + head;
-    let bytes: &[u8] = bytemuck::cast_slice(rest);
-    let (quads, _) = bytes.as_chunks::<4>();
-    let off = (x_offset as u16 as u32) | ((x_offset as u16 as u32) << 16);
-    let g0 = start / 4;
-    if let Some(dst) = col.get_mut(g0 * 4..(g0 + quads.len()) * 4) {
-        let (groups, _) = dst.as_chunks_mut::<4>();
-        for (p, q) in groups.iter_mut().zip(quads) {
-            let w = u32::from_le_bytes(*q);
-            let (l0, l1) = p.split_at_mut(2);
-            if let [a, b] = if lane == 0 { l0 } else { l1 } {
-                *a = sxtab16(off, w);
-                *b = sxtab16_ror8(off, w);
-            }
-        }
-    }
-    let done = quads.len() * 4;
-    pack_scalar_lane(col, start + done, rest.get(done..).unwrap_or(&[]), x_offset, lane);
-}
-
-/// [`pack_scalar`] into pixel `lane`'s words of an interleaved pair column.
-fn pack_scalar_lane(col: &mut [u32], start: usize, x: &[i8], x_offset: i32, lane: usize) {
-    for (i, v) in x.iter().enumerate() {
-        let e = start + i;
-        let word = (e / 4) * 4 + 2 * lane + (e % 2);
-        let half = (e % 4) / 2;
-        let val = (i32::from(*v) + x_offset) as i16 as u16 as u32;
-        if let Some(w) = col.get_mut(word) {
-            *w = (*w & !(0xFFFF << (16 * half))) | (val << (16 * half));
-        }
-    }
-}
-
 /// Zeroes pixel `lane`'s words of an interleaved pair column.
 pub fn zero_lane(col: &mut [u32], lane: usize) {
     let (groups, _) = col.as_chunks_mut::<4>();
@@ -282,11 +259,12 @@ pub fn zero_lane(col: &mut [u32], lane: usize) {
     }
 }
 
-/// Element by element (unaligned starts and tails).
-fn pack_scalar(col: &mut [u32], start: usize, x: &[i8], x_offset: i32) {
+/// Element by element (unaligned starts and tails), `GS` words per group, this pixel's at
+/// `2 · lane` ([`pack_groups`]).
+fn pack_scalar<const GS: usize>(col: &mut [u32], start: usize, x: &[i8], x_offset: i32, lane: usize) {
     for (i, v) in x.iter().enumerate() {
         let e = start + i;
-        let word = (e / 4) * 2 + (e % 2);
+        let word = (e / 4) * GS + 2 * lane + (e % 2);
         let half = (e % 4) / 2;
         let val = (i32::from(*v) + x_offset) as i16 as u16 as u32;
         if let Some(w) = col.get_mut(word) {
@@ -767,7 +745,7 @@ mod tests {
             for n in 0..=13 {
                 let (mut fast, mut slow) = ([0u32; 12], [0u32; 12]);
                 pack_into(&mut fast, start, &x[..n], -7);
-                pack_scalar(&mut slow, start, &x[..n], -7);
+                pack_scalar::<2>(&mut slow, start, &x[..n], -7, 0);
                 assert_eq!(fast, slow, "start {start} n {n}");
             }
         }
