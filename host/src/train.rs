@@ -148,10 +148,6 @@ pub enum Schedule {
 }
 
 impl Schedule {
-    pub fn lr(self, base: f64, step: usize, total: usize) -> f64 {
-        self.lr_at(base, step as f64 / total.max(1) as f64)
-    }
-
     /// The rate at fraction `t` ∈ [0, 1] of the run (steps or wall-clock).
     pub fn lr_at(self, base: f64, t: f64) -> f64 {
         let t = t.clamp(0.0, 1.0);
@@ -196,6 +192,20 @@ pub struct TrainConfig {
     pub teacher: Option<Teacher>,
     /// Share of each batch's samples blended with a partner ([`Mix`]; 0 = off).
     pub mixup: f64,
+    /// The part of a longer schedule this run covers, as fractions `(from, to)` of it: the
+    /// rate at this run's fraction `t` is the schedule's at `from + t·(to − from)`, so two runs
+    /// back to back (e.g. a fine-tune, then a pass on other data) make one cosine. `(0, 1)`:
+    /// the whole schedule.
+    pub span: (f64, f64),
+}
+
+impl TrainConfig {
+    /// The learning rate at fraction `t` ∈ [0, 1] of this run (steps or wall-clock), within
+    /// its [`span`](Self::span) of the schedule.
+    pub fn lr_at(&self, t: f64) -> f64 {
+        let (from, to) = self.span;
+        self.schedule.lr_at(self.lr, from + t.clamp(0.0, 1.0) * (to - from))
+    }
 }
 
 impl Default for TrainConfig {
@@ -215,6 +225,7 @@ impl Default for TrainConfig {
             time_limit: None,
             teacher: None,
             mixup: 0.0,
+            span: (0.0, 1.0),
         }
     }
 }
@@ -315,11 +326,8 @@ pub fn train(
             window_seen += idx.len();
             window_loss += batch_loss;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
-            let lr = if cfg.time_limit.is_some() {
-                cfg.schedule.lr_at(cfg.lr, done(step))
-            } else {
-                cfg.schedule.lr(cfg.lr, step, total)
-            };
+            let t = if cfg.time_limit.is_some() { done(step) } else { step as f64 / total.max(1) as f64 };
+            let lr = cfg.lr_at(t);
             net = optim.step(lr, net, grads);
             step += 1;
             if cfg.log_every.is_some_and(|n| n > 0 && step.is_multiple_of(n)) {

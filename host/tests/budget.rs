@@ -152,8 +152,16 @@ fn run_to(target: BoardTarget) -> (pare::model::Net, pare::prune::schedule::RunS
     let out = tempfile::tempdir().unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let net = pare::testing::random_net("tiny", 1, &device);
-    run(Some(net), &cfg, &RunData { train: &train, calib: &calib, eval: &eval }, out.path(), false, &device, &stop)
-        .unwrap()
+    run(
+        Some(net),
+        &cfg,
+        &RunData { train: &train, calib: &calib, eval: &eval, polish: None },
+        out.path(),
+        false,
+        &device,
+        &stop,
+    )
+    .unwrap()
 }
 
 /// The exported int8 model's exact bytes and arena, as the board would get them.

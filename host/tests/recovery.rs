@@ -1,14 +1,15 @@
 //! What turns compute into recovered accuracy after pruning, against independently computed
 //! values: the distillation loss (a hand computation in Python's float64, numbers below),
 //! BatchNorm re-estimation (a direct convolution and its mean/variance written out here), the
-//! budget (steps counted), and a last iteration that lands on its target.
+//! budget (steps counted), a last iteration that lands on its target, and a recovery that ends
+//! on a second split (the BatchNorm statistics it leaves, computed the same independent way).
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use pare::model::{weights, Node};
-use pare::prune::schedule::{run, Budget, PruneConfig, RunData, StepSize, Target};
+use pare::prune::schedule::{run, Budget, Polish, PruneConfig, RunData, StepSize, Target};
 use pare::testing::random_net;
-use pare::train::{distillation_loss, recalibrate_batchnorm, Mix};
+use pare::train::{distillation_loss, recalibrate_batchnorm, Mix, Schedule, TrainConfig};
 use rand::SeedableRng;
 use std::sync::atomic::AtomicBool;
 
@@ -140,14 +141,80 @@ fn budget_parses_units() {
 }
 
 fn small_run(cfg: &PruneConfig) -> pare::prune::schedule::RunState {
+    small_run_polished(cfg, None).1
+}
+
+fn small_run_polished(
+    cfg: &PruneConfig,
+    polish: Option<&pare::data::Dataset>,
+) -> (pare::model::Net, pare::prune::schedule::RunState) {
     let device = Device::flex();
     let train = pare::data::load("synthetic", "train").unwrap().take(256);
     let calib = train.clone().take(32);
     let eval = pare::data::load("synthetic", "test").unwrap().take(64);
-    let data = RunData { train: &train, calib: &calib, eval: &eval };
+    let data = RunData { train: &train, calib: &calib, eval: &eval, polish };
     let out = tempfile::tempdir().unwrap();
     let net = random_net("tiny", 1, &device);
-    run(Some(net), cfg, &data, out.path(), false, &device, &AtomicBool::new(false)).unwrap().1
+    run(Some(net), cfg, &data, out.path(), false, &device, &AtomicBool::new(false)).unwrap()
+}
+
+#[test]
+fn a_schedule_span_continues_one_cosine() {
+    let cfg = TrainConfig { lr: 0.01, schedule: Schedule::Cosine, ..TrainConfig::default() };
+    // The whole cosine: 0.01 · (1 + cos(π t)) / 2.
+    assert!((cfg.lr_at(0.0) - 0.01).abs() < 1e-15);
+    assert!((cfg.lr_at(0.5) - 0.005).abs() < 1e-15);
+    // Its last fifth: half-way through it is the cosine at 0.9, 0.01 · (1 + cos 0.9π) / 2 =
+    // 0.01 · (1 − 0.951056516295) / 2 = 0.000244717418524.
+    let tail = TrainConfig { span: (0.8, 1.0), ..cfg.clone() };
+    assert!((tail.lr_at(0.5) - 0.000_244_717_418_524).abs() < 1e-12, "{}", tail.lr_at(0.5));
+    // Its first four fifths end where the tail starts: 0.01 · (1 + cos 0.8π) / 2 = 0.000954915028.
+    let head = TrainConfig { span: (0.0, 0.8), ..cfg };
+    assert!((head.lr_at(1.0) - 0.000_954_915_028_125).abs() < 1e-12);
+    assert!((tail.lr_at(0.0) - head.lr_at(1.0)).abs() < 1e-15);
+}
+
+#[test]
+fn the_recovery_ends_on_the_polish_split() {
+    let cfg = PruneConfig {
+        criterion: pare::prune::criteria::Criterion::L1,
+        step: StepSize::Fraction(0.2),
+        target: Target { kept_ratio: Some(0.6), ..Target::default() },
+        calib_samples: 32,
+        batch_size: 32,
+        budget: Some(Budget::Steps(40)),
+        iteration_share: 0.25,
+        polish: Polish { share: 0.25, bn_batches: 2 },
+        ..PruneConfig::default()
+    };
+    // A split unlike the training one: its images set the BatchNorm statistics at the end.
+    let polish = pare::data::load("synthetic", "test").unwrap().take(96);
+    let (net, state) = small_run_polished(&cfg, Some(&polish));
+    let steps: Vec<usize> = state.history.iter().map(|h| h.steps).collect();
+    // The budget as without polish (10 after the first removal, the recovery's 30 in all:
+    // 22 on the training split, the last quarter, 8, on the polish split).
+    assert_eq!(steps, vec![0, 10, 30]);
+    let t = weights::to_tensors(&net);
+    let (mean, var) = (&t["bn1.running_mean"].1, &t["bn1.running_var"].1);
+    // Re-estimated on the polish split's first two batches of 32 (in order): the average of
+    // their means and unbiased variances, from the final weights by a direct convolution.
+    let batches: Vec<Vec<Vec<f64>>> = (0..2).map(|b| first_conv_outputs(&net, &polish, b * 32..b * 32 + 32)).collect();
+    for ch in 0..mean.len() {
+        let (mut m_avg, mut v_avg) = (0.0, 0.0);
+        for b in &batches {
+            let v = &b[ch];
+            let n = v.len() as f64;
+            let m = v.iter().sum::<f64>() / n;
+            m_avg += m / 2.0;
+            v_avg += v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) / 2.0;
+        }
+        assert!(
+            (f64::from(mean[ch]) - m_avg).abs() < 1e-4 * (1.0 + m_avg.abs()),
+            "channel {ch}: {} vs {m_avg}",
+            mean[ch]
+        );
+        assert!((f64::from(var[ch]) - v_avg).abs() < 1e-3 * (1.0 + v_avg), "channel {ch}: {} vs {v_avg}", var[ch]);
+    }
 }
 
 #[test]

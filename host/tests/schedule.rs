@@ -13,7 +13,7 @@ fn interrupted_finetune_is_not_recorded_and_resume_redoes_it() {
     let train = pare::data::load("synthetic", "train").unwrap().take(256);
     let calib = train.clone().take(32);
     let eval = pare::data::load("synthetic", "test").unwrap().take(64);
-    let data = RunData { train: &train, calib: &calib, eval: &eval };
+    let data = RunData { train: &train, calib: &calib, eval: &eval, polish: None };
     let cfg = PruneConfig {
         criterion: Criterion::L1,
         normalize: Normalize::L2,

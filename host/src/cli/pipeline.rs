@@ -151,7 +151,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         ..d
     };
     let stop = super::train::interrupt_flag();
-    let data = RunData { train: &tune_ds, calib: &calib, eval: &eval_ds };
+    let data = RunData { train: &tune_ds, calib: &calib, eval: &eval_ds, polish: None };
     let (pruned, state) = run_schedule(Some(net), &cfg, &data, &a.out.join("prune"), false, &device, &stop)?;
     if stop.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(super::common::Interrupted(format!(

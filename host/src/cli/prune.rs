@@ -120,6 +120,17 @@ pub struct PruneArgs {
     /// `pare pipeline` defaults to the split --train-split was drawn from].
     #[arg(long)]
     pub distill_split: Option<String>,
+    /// Split the recovery fine-tune ends on: its last --polish-share trains on it (the same
+    /// cosine continued), then --polish-bn-batches of its batches re-estimate BatchNorm; e.g.
+    /// `train_lossless` (../shared's bit-exact images) after the mostly JPEG-recovered `train`.
+    #[arg(long)]
+    pub polish_split: Option<String>,
+    /// With --polish-split: share of the recovery's budget spent on it [default: 0.2].
+    #[arg(long)]
+    pub polish_share: Option<f64>,
+    /// With --polish-split: batches of it that re-estimate BatchNorm at the end (0: none) [default: 20].
+    #[arg(long)]
+    pub polish_bn_batches: Option<usize>,
     #[arg(long, default_value_t = 512)]
     pub calib_samples: usize,
     #[arg(long, default_value = "train")]
@@ -227,6 +238,12 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     if a.iteration_share.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
         bail!("--iteration-share must be a fraction in (0, 1]");
     }
+    if a.polish_share.is_some_and(|f| !(0.0..=1.0).contains(&f)) {
+        bail!("--polish-share must be a fraction in [0, 1]");
+    }
+    if a.polish_split.is_none() && (a.polish_share.is_some() || a.polish_bn_batches.is_some()) {
+        bail!("--polish-share and --polish-bn-batches need --polish-split");
+    }
     if a.mixup.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
         bail!("--mixup must be a fraction in [0, 1]");
     }
@@ -269,6 +286,10 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             }
             None => d.reconstruct.map(|r| Reconstruct { ridge: a.reconstruct_ridge.unwrap_or(r.ridge), ..r }),
         },
+        polish: crate::prune::schedule::Polish {
+            share: a.polish_share.unwrap_or(d.polish.share),
+            bn_batches: a.polish_bn_batches.unwrap_or(d.polish.bn_batches),
+        },
         budget: a.budget,
         iteration_share: a.iteration_share.unwrap_or(d.iteration_share),
         final_steps: a.final_steps,
@@ -296,7 +317,8 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         }
         _ => train,
     };
-    let data = RunData { train: &tune, calib: &calib, eval: &eval };
+    let polish = a.polish_split.as_deref().map(load).transpose()?;
+    let data = RunData { train: &tune, calib: &calib, eval: &eval, polish: polish.as_ref() };
     let (net, state) = run_schedule(net, &cfg, &data, &a.out, a.resume, &device, &stop)?;
     let report = crate::report::prune_report(&net.arch.labels, &state, &eval.source);
     if stop.load(std::sync::atomic::Ordering::SeqCst) {

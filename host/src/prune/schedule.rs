@@ -143,6 +143,22 @@ impl Default for Distill {
     }
 }
 
+/// The end of the recovery fine-tune on a second split (e.g. CIFAR's bit-exact
+/// `train_lossless` after the mostly JPEG-recovered `train`): the last `share` of the recovery's
+/// budget trains on it (the same cosine continues), then `bn_batches` of its batches re-estimate
+/// every BatchNorm's statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Polish {
+    pub share: f64,
+    pub bn_batches: usize,
+}
+
+impl Default for Polish {
+    fn default() -> Self {
+        Self { share: 0.2, bn_batches: 20 }
+    }
+}
+
 fn one() -> f64 {
     1.0
 }
@@ -218,6 +234,9 @@ pub struct PruneConfig {
     /// Least-squares repair of every layer right after each removal (`None`: off).
     #[serde(default)]
     pub reconstruct: Option<crate::prune::reconstruct::Reconstruct>,
+    /// How the recovery ends on [`RunData::polish`] (ignored without it).
+    #[serde(default)]
+    pub polish: Polish,
     /// The whole run's budget; replaces `finetune_steps`/`final_steps` when set.
     #[serde(default)]
     pub budget: Option<Budget>,
@@ -259,6 +278,7 @@ impl Default for PruneConfig {
             scorer: crate::prune::criteria::ScorerSettings::default(),
             bn_batches: 10,
             reconstruct: None,
+            polish: Polish::default(),
             budget: None,
             iteration_share: 0.15,
             final_steps: 0,
@@ -467,6 +487,8 @@ pub struct RunData<'a> {
     pub train: &'a Dataset,
     pub calib: &'a Dataset,
     pub eval: &'a Dataset,
+    /// Where the recovery fine-tune ends ([`Polish`]); `None`: all of it on `train`.
+    pub polish: Option<&'a Dataset>,
 }
 
 /// Whether a model of `macs`/`params` (and kept ratio, when known) meets the size part of the
@@ -809,7 +831,8 @@ pub fn run(
         let last = cfg.budget.is_some()
             && target_met_now(t, board, &pruned.arch, kept_ratio, (base_macs, base_params), measured)?;
         let ph = phase(cfg, per_epoch, &state.history, last, started.elapsed().as_secs_f64());
-        let Some((tuned, steps)) = finetune(pruned, cfg, data, &ph, teacher.as_ref(), state.history.len(), &ad, stop)
+        let Some((tuned, steps)) =
+            finetune(pruned, cfg, data, &ph, last, teacher.as_ref(), state.history.len(), &ad, stop)
         else {
             // A half fine-tuned model is not a result: keep the last complete iteration.
             crate::say!(
@@ -857,7 +880,7 @@ pub fn run(
             // A trainable copy on the autodiff device (the loop's model is an inference one).
             let trainable =
                 weights::from_tensors(&net.arch, &weights::to_tensors(&net), &ad).map_err(ScheduleError::Arch)?;
-            let Some((tuned, steps)) = finetune(trainable, cfg, data, &ph, teacher.as_ref(), k, &ad, stop) else {
+            let Some((tuned, steps)) = finetune(trainable, cfg, data, &ph, true, teacher.as_ref(), k, &ad, stop) else {
                 crate::say!("interrupted during the recovery fine-tune: not recorded; --resume redoes it");
                 return Ok((net, state));
             };
@@ -932,12 +955,14 @@ fn checkpoint(
 }
 
 /// One fine-tune phase; `None` when Ctrl-C cut it short. Returns the model and its steps.
+/// The `recovery` (the fine-tune after the last removal) ends on `data.polish` when given.
 #[allow(clippy::too_many_arguments)]
 fn finetune(
     net: Net,
     cfg: &PruneConfig,
     data: &RunData<'_>,
     ph: &Phase,
+    recovery: bool,
     teacher: Option<&Teacher>,
     k: usize,
     ad: &Device,
@@ -946,23 +971,56 @@ fn finetune(
     if ph.is_empty() {
         return Some((net.valid(), 0));
     }
-    let per_epoch = data.train.len().div_ceil(cfg.batch_size).max(1);
-    let ft = TrainConfig {
-        // Enough epochs to hold the phase; `max_steps` or the time limit ends it.
-        epochs: ph.steps.map_or(100_000, |s| s.div_ceil(per_epoch).max(1)),
-        max_steps: ph.steps,
-        batch_size: cfg.batch_size,
-        lr: cfg.finetune_lr,
-        seed: cfg.seed + k as u64,
-        time_limit: ph.seconds,
-        teacher: teacher.cloned(),
-        mixup: cfg.distill.map_or(0.0, |d| d.mixup),
-        ..TrainConfig::default()
+    let polish = data.polish.filter(|_| recovery);
+    let share = polish.map_or(0.0, |_| cfg.polish.share.clamp(0.0, 1.0));
+    let started = std::time::Instant::now();
+    // The main part: the phase's first 1 − share, on the fine-tuning split.
+    let main = Phase {
+        steps: ph.steps.map(|n| n - (n as f64 * share).round() as usize),
+        seconds: ph.seconds.map(|s| s * (1.0 - share)),
     };
     let mut steps = 0;
-    let tuned = train(net, data.train, &ft, Default::default(), ad, stop, &mut |_, s, _| steps = s.step).valid();
-    if stop.load(std::sync::atomic::Ordering::SeqCst) {
-        return None;
+    let mut net = net;
+    for (ds, part, span) in [(data.train, main, (0.0, 1.0 - share))].into_iter().chain(polish.map(|p| {
+        // The rest of the phase (what the main part left of it), the same cosine continued.
+        let rest = Phase {
+            steps: ph.steps.map(|n| n.saturating_sub(main.steps.unwrap_or(0))),
+            seconds: ph.seconds.map(|s| s * share),
+        };
+        (p, rest, (1.0 - share, 1.0))
+    })) {
+        if part.is_empty() {
+            continue;
+        }
+        let per_epoch = ds.len().div_ceil(cfg.batch_size).max(1);
+        let done = steps;
+        let ft = TrainConfig {
+            // Enough epochs to hold the phase; `max_steps` or the time limit ends it.
+            epochs: part.steps.map_or(100_000, |s| s.div_ceil(per_epoch).max(1)),
+            max_steps: part.steps,
+            batch_size: cfg.batch_size,
+            lr: cfg.finetune_lr,
+            seed: cfg.seed + k as u64 + if span.0 > 0.0 { 1000 } else { 0 },
+            time_limit: part.seconds,
+            teacher: teacher.cloned(),
+            mixup: cfg.distill.map_or(0.0, |d| d.mixup),
+            span,
+            ..TrainConfig::default()
+        };
+        net = train(net, ds, &ft, Default::default(), ad, stop, &mut |_, s, _| steps = done + s.step);
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
     }
-    Some((tuned, steps))
+    if let Some(p) = polish.filter(|_| cfg.polish.bn_batches > 0) {
+        net = recalibrate_batchnorm(net, p, cfg.polish.bn_batches, cfg.batch_size, ad);
+        crate::say!(
+            "recovery ended on {} ({} steps of {:.0} s in all); BatchNorm re-estimated on {} batches of it",
+            p.source,
+            steps,
+            started.elapsed().as_secs_f64(),
+            cfg.polish.bn_batches
+        );
+    }
+    Some((net.valid(), steps))
 }
