@@ -123,12 +123,14 @@ pub struct PruneArgs {
     /// Split the recovery fine-tune ends on: its last --polish-share trains on it (the same
     /// cosine continued), then --polish-bn-batches of its batches re-estimate BatchNorm; e.g.
     /// `train_lossless` (../shared's bit-exact images) after the mostly JPEG-recovered `train`.
+    /// Off by default: on the README job it measured worse (BENCHMARKS.md).
     #[arg(long)]
     pub polish_split: Option<String>,
     /// With --polish-split: share of the recovery's budget spent on it [default: 0.2].
     #[arg(long)]
     pub polish_share: Option<f64>,
-    /// With --polish-split: batches of it that re-estimate BatchNorm at the end (0: none) [default: 20].
+    /// With --polish-split: batches of it that re-estimate BatchNorm at the end (0: none; on the
+    /// README job 20 batches of CIFAR's exact images lost 3.2 points) [default: 0].
     #[arg(long)]
     pub polish_bn_batches: Option<usize>,
     #[arg(long, default_value_t = 512)]

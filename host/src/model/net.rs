@@ -138,10 +138,21 @@ fn walk(
     (weight, bias): (Tensor<2>, Tensor<1>),
     hook: &mut Hook<'_>,
 ) -> Tensor<2> {
-    let mut values: Vec<Tensor<4>> = Vec::with_capacity(arch.nodes.len());
-    let get = |s: Src, values: &Vec<Tensor<4>>| match s {
+    // Every value is let go by its last reader, so a tensor nobody else holds can be updated in
+    // place (the residual add, ReLU) and its memory is reused, not kept for the whole pass.
+    let mut last = vec![usize::MAX; arch.nodes.len()];
+    for (i, node) in arch.nodes.iter().enumerate() {
+        for s in node.inputs() {
+            if let Src::Node(j) = s {
+                last[j] = i;
+            }
+        }
+    }
+    let mut values: Vec<Option<Tensor<4>>> = Vec::with_capacity(arch.nodes.len());
+    let get = |s: Src, i: usize, values: &mut Vec<Option<Tensor<4>>>| match s {
         Src::Input => x.clone(),
-        Src::Node(j) => values[j].clone(),
+        Src::Node(j) if last[j] == i => values[j].take().expect("validated architectures read earlier nodes"),
+        Src::Node(j) => values[j].clone().expect("validated architectures read earlier nodes"),
     };
     let mut conv_index = 0;
     for (i, node) in arch.nodes.iter().enumerate() {
@@ -149,7 +160,7 @@ fn walk(
             Node::Conv { input, stride, padding, relu: r, pads, .. } => {
                 let [pt, pl, pb, pr] = pads.unwrap_or([*padding; 4]);
                 let opts = ConvOptions::new_with_padding([*stride; 2], [(pt, pb), (pl, pr)], [1, 1], 1);
-                let y = conv(conv_index, get(*input, &values), opts);
+                let y = conv(conv_index, get(*input, i, &mut values), opts);
                 conv_index += 1;
                 if *r {
                     relu(y)
@@ -161,25 +172,29 @@ fn walk(
                 let mut o = MaxPoolOptions::new([*kernel; 2]);
                 o.stride = [*stride; 2];
                 o.padding = [(*padding, *padding); 2];
-                max_pool2d(get(*input, &values), o)
+                max_pool2d(get(*input, i, &mut values), o)
             }
             Node::AvgPool { input, kernel, stride } => {
                 let mut o = AvgPoolOptions::new([*kernel; 2]);
                 o.stride = [*stride; 2];
-                avg_pool2d(get(*input, &values), o)
+                avg_pool2d(get(*input, i, &mut values), o)
             }
-            Node::GlobalAvgPool { input } => get(*input, &values).mean_dim(2).mean_dim(3),
+            Node::GlobalAvgPool { input } => get(*input, i, &mut values).mean_dim(2).mean_dim(3),
             Node::Add { a, b, relu: r } => {
-                let y = get(*a, &values) + get(*b, &values);
+                let ta = get(*a, i, &mut values);
+                let tb = if a == b { ta.clone() } else { get(*b, i, &mut values) };
+                let y = ta + tb;
                 if *r {
                     relu(y)
                 } else {
                     y
                 }
             }
-            Node::ChannelPlace { input, stride, out, channels } => place(get(*input, &values), *stride, *out, channels),
+            Node::ChannelPlace { input, stride, out, channels } => {
+                place(get(*input, i, &mut values), *stride, *out, channels)
+            }
             Node::Dense { input, .. } => {
-                let v = get(*input, &values);
+                let v = get(*input, i, &mut values);
                 let [n, c, _, _] = v.dims();
                 let flat: Tensor<2> = v.reshape([n, c]);
                 let y = flat.matmul(weight.clone().transpose()) + bias.clone().unsqueeze_dim(0);
@@ -187,9 +202,9 @@ fn walk(
                 y.reshape([n, k, 1, 1])
             }
         };
-        values.push(hook(i, y));
+        values.push(Some(hook(i, y)));
     }
-    let out = values.pop().expect("validated architectures end in a classifier");
+    let out = values.pop().flatten().expect("validated architectures end in a classifier");
     let [n, k, _, _] = out.dims();
     out.reshape([n, k])
 }
