@@ -64,12 +64,16 @@ class ResNetCifar(nn.Module):
         return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+# Older checkpoints' node names (serde aliases in host/src/model/arch.rs).
+ALIASES = {"Linear": "Dense", "Place": "ChannelPlace"}
+
+
 class ArchNet(nn.Module):
     """pare's architecture-as-data (host/src/model/arch.rs), interpreted node by node."""
 
     def __init__(self, arch):
         super().__init__()
-        self.nodes = arch["nodes"]
+        self.nodes = [{ALIASES.get(k, k): v for k, v in node.items()} for node in arch["nodes"]]
         shapes, mods = [], nn.ModuleList()
         src = lambda s: arch["input"]["c"] if s == "Input" else shapes[s["Node"]]
         for node in self.nodes:
@@ -79,10 +83,10 @@ class ArchNet(nn.Module):
                 mods.append(nn.Sequential(nn.Conv2d(cin, n["out"], n["kernel"], n["stride"], n["padding"], bias=False),
                                           nn.BatchNorm2d(n["out"])))
                 shapes.append(n["out"])
-            elif kind == "Linear":
+            elif kind == "Dense":
                 mods.append(nn.Linear(src(n["input"]), n["out"]))
                 shapes.append(n["out"])
-            elif kind == "Place":
+            elif kind == "ChannelPlace":
                 mods.append(nn.Identity())
                 shapes.append(n["out"])
             elif kind in ("MaxPool", "AvgPool", "GlobalAvgPool"):
@@ -96,8 +100,8 @@ class ArchNet(nn.Module):
         self.mods = mods
         # Option-A placement as an index map: input channel i goes to output channel channels[i].
         for i, node in enumerate(self.nodes):
-            if "Place" in node:
-                ch = node["Place"]["channels"]
+            if "ChannelPlace" in node:
+                ch = node["ChannelPlace"]["channels"]
                 self.register_buffer(f"place{i}_src", torch.tensor([j for j, c in enumerate(ch) if c is not None], dtype=torch.long))
                 self.register_buffer(f"place{i}_dst", torch.tensor([c for c in ch if c is not None], dtype=torch.long))
 
@@ -118,11 +122,11 @@ class ArchNet(nn.Module):
             elif kind == "Add":
                 y = get(n["a"]) + get(n["b"])
                 y = F.relu(y) if n["relu"] else y
-            elif kind == "Place":
+            elif kind == "ChannelPlace":
                 z = get(n["input"])[:, :, :: n["stride"], :: n["stride"]]
                 y = z.new_zeros(z.shape[0], n["out"], z.shape[2], z.shape[3])
                 y[:, getattr(self, f"place{i}_dst")] = z[:, getattr(self, f"place{i}_src")]
-            elif kind == "Linear":
+            elif kind == "Dense":
                 y = mod(get(n["input"]).flatten(1))
             outs.append(y)
         return outs[-1]
