@@ -33,9 +33,16 @@ OUT=$(mktemp -d)
 for round in $(seq "$REPEATS"); do
   for spec in vgg16:64 resnet56:64 "$PRUNED:128"; do
     model=${spec%:*} batch=${spec##*:} key=$(basename "$model" .safetensors)-$batch
-    "$FLEX" bench train --model "$model" --batch "$batch" --steps "$STEPS" --device flex | tail -1 >>"$OUT/$key.flex"
-    [ -n "$TORCH_PARE" ] && "$TORCH_PARE" bench train --model "$model" --batch "$batch" --steps "$STEPS" --device libtorch | tail -1 >>"$OUT/$key.libtorch"
-    "$VENV/bin/python" bench/pytorch_bench.py "$model" "$batch" "$STEPS" 2>/dev/null | tail -1 >>"$OUT/$key.pytorch"
+    # A failing bench names its row (set -e alone would end the script without a word).
+    failed() { echo "train-vs-pytorch: the $1 bench failed on $model (batch $batch)" >&2; exit 1; }
+    "$FLEX" bench train --model "$model" --batch "$batch" --steps "$STEPS" --device flex | tail -1 >>"$OUT/$key.flex" \
+      || failed "pare flex"
+    if [ -n "$TORCH_PARE" ]; then
+      "$TORCH_PARE" bench train --model "$model" --batch "$batch" --steps "$STEPS" --device libtorch | tail -1 \
+        >>"$OUT/$key.libtorch" || failed "pare libtorch"
+    fi
+    "$VENV/bin/python" bench/pytorch_bench.py "$model" "$batch" "$STEPS" 2>"$OUT/$key.pytorch.err" | tail -1 \
+      >>"$OUT/$key.pytorch" || { cat "$OUT/$key.pytorch.err" >&2; failed PyTorch; }
   done
 done
 python3 - "$OUT" "$TORCH_VERSION" "$REPEATS" vgg16-64 resnet56-64 "$(basename "$PRUNED" .safetensors)-128" <<'PY'
