@@ -109,16 +109,18 @@ fn convolution_and_its_gradients_match_the_definition() {
         Case::same3x3([2, 16, 32, 32], [16, 16, 3, 3]),
         Case::same3x3([3, 17, 9, 5], [13, 17, 3, 3]),
         Case::same3x3([2, 3, 4, 1], [9, 3, 3, 3]),
-        // 3×3 "same" with at least 64 channels each side (Winograd F(2×2, 3×3)): odd and even
+        // … and with 64 (a ResNet's last stage, direct since Winograd starts at 128).
+        Case::same3x3([2, 64, 8, 8], [64, 64, 3, 3]),
+        // 3×3 "same" with at least 128 channels each side (Winograd F(2×2, 3×3)): odd and even
         // planes (a last tile hanging over), a 2×2 and a 1×1 plane, several samples per chunk,
         // a wide plane of several tile columns.
-        Case::same3x3([3, 65, 7, 6], [64, 65, 3, 3]),
-        Case::same3x3([2, 64, 5, 9], [70, 64, 3, 3]),
-        Case::same3x3([5, 72, 2, 2], [64, 72, 3, 3]),
-        Case::same3x3([7, 64, 1, 1], [64, 64, 3, 3]),
-        Case::same3x3([9, 64, 8, 8], [80, 64, 3, 3]),
-        Case::same3x3([2, 64, 16, 13], [64, 64, 3, 3]),
-        Case::same3x3([3, 66, 4, 4], [67, 66, 3, 3]),
+        Case::same3x3([3, 129, 7, 6], [128, 129, 3, 3]),
+        Case::same3x3([2, 128, 5, 9], [134, 128, 3, 3]),
+        Case::same3x3([5, 136, 2, 2], [128, 136, 3, 3]),
+        Case::same3x3([7, 128, 1, 1], [128, 128, 3, 3]),
+        Case::same3x3([9, 128, 8, 8], [144, 128, 3, 3]),
+        Case::same3x3([2, 128, 16, 13], [128, 128, 3, 3]),
+        Case::same3x3([3, 130, 4, 4], [131, 130, 3, 3]),
     ];
     let ad = Device::flex().autodiff();
     for (i, c) in cases.iter().enumerate() {
@@ -157,8 +159,9 @@ fn convolution_and_its_gradients_match_the_definition() {
 #[test]
 fn convolution_gradients_repeat_bit_for_bit() {
     let ad = Device::flex().autodiff();
-    // im2col + GEMM, then Winograd (64 channels and more).
-    for (xs, ws) in [([64, 16, 8, 8], [32, 16, 3, 3]), ([48, 64, 8, 8], [64, 64, 3, 3])] {
+    // im2col + GEMM (the direct kernel computes no weight gradient), then Winograd (128
+    // channels and more).
+    for (xs, ws) in [([64, 16, 8, 8], [32, 16, 3, 3]), ([48, 128, 8, 8], [128, 128, 3, 3])] {
         repeats(&ad, xs, ws);
     }
 }

@@ -411,8 +411,9 @@ fn route(g: &Geometry) -> Option<Route> {
 /// The routing settings, read from the environment once.
 #[derive(Clone, Copy)]
 struct Thresholds {
-    /// The fewest input and output channels for Winograd: 64 (measured, BENCHMARKS.md: VGG-16
-    /// trains 14 % faster, ResNet-56's 16- and 32-channel layers lose with it);
+    /// The fewest input and output channels for Winograd: 128 (measured, BENCHMARKS.md: against
+    /// the direct kernel, 64-channel layers lose with it — ResNet-56 trains 10 % faster without,
+    /// VGG-16 8 % — and against im2col + GEMM wider ones win: VGG-16 trains 14 % faster);
     /// `PARE_WINOGRAD_MIN` overrides it (a huge value turns Winograd off, for comparisons).
     winograd_min: usize,
     /// The direct kernel, unless `PARE_DIRECT=0`.
@@ -422,9 +423,9 @@ struct Thresholds {
 fn thresholds() -> Thresholds {
     let read = || Thresholds {
         #[cfg(feature = "std")]
-        winograd_min: std::env::var("PARE_WINOGRAD_MIN").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        winograd_min: std::env::var("PARE_WINOGRAD_MIN").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
         #[cfg(not(feature = "std"))]
-        winograd_min: 64,
+        winograd_min: 128,
         #[cfg(feature = "std")]
         direct: !std::env::var("PARE_DIRECT").is_ok_and(|v| v == "0"),
         #[cfg(not(feature = "std"))]
