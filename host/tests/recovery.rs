@@ -104,19 +104,27 @@ fn batchnorm_reestimation_matches_an_independent_mean_and_variance() {
     let ds = pare::data::load("synthetic", "train").unwrap().take(24);
     let net = random_net("tiny", 5, &ad);
     let net = recalibrate_batchnorm(net, &ds, 3, 8, &ad);
-    let t = weights::to_tensors(&net.valid());
+    // Three batches of 8.
+    assert_first_batchnorm_estimated_on(&net.valid(), &ds, 3, 8);
+}
+
+/// Asserts that `net`'s first BatchNorm holds the statistics of the first `batches` batches of
+/// `size` images of `ds`, in order: the average of the batches' means and of their unbiased
+/// variances (PyTorch's momentum=None), from `net`'s first conv by a direct convolution.
+fn assert_first_batchnorm_estimated_on(net: &pare::model::Net, ds: &pare::data::Dataset, batches: usize, size: usize) {
+    let t = weights::to_tensors(net);
     let (mean, var) = (&t["bn1.running_mean"].1, &t["bn1.running_var"].1);
-    // Three batches of 8: running stats are the average of the batches' mean and of their
-    // unbiased variances (PyTorch's momentum=None).
-    let batches: Vec<Vec<Vec<f64>>> = (0..3).map(|b| first_conv_outputs(&net, &ds, b * 8..b * 8 + 8)).collect();
+    let outputs: Vec<Vec<Vec<f64>>> =
+        (0..batches).map(|b| first_conv_outputs(net, ds, b * size..(b + 1) * size)).collect();
+    let k = batches as f64;
     for ch in 0..mean.len() {
         let (mut m_avg, mut v_avg) = (0.0, 0.0);
-        for b in &batches {
+        for b in &outputs {
             let v = &b[ch];
             let n = v.len() as f64;
             let m = v.iter().sum::<f64>() / n;
-            m_avg += m / 3.0;
-            v_avg += v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) / 3.0;
+            m_avg += m / k;
+            v_avg += v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) / k;
         }
         assert!(
             (f64::from(mean[ch]) - m_avg).abs() < 1e-4 * (1.0 + m_avg.abs()),
@@ -194,27 +202,9 @@ fn the_recovery_ends_on_the_polish_split() {
     // The budget as without polish (10 after the first removal, the recovery's 30 in all:
     // 22 on the training split, the last quarter, 8, on the polish split).
     assert_eq!(steps, vec![0, 10, 30]);
-    let t = weights::to_tensors(&net);
-    let (mean, var) = (&t["bn1.running_mean"].1, &t["bn1.running_var"].1);
-    // Re-estimated on the polish split's first two batches of 32 (in order): the average of
-    // their means and unbiased variances, from the final weights by a direct convolution.
-    let batches: Vec<Vec<Vec<f64>>> = (0..2).map(|b| first_conv_outputs(&net, &polish, b * 32..b * 32 + 32)).collect();
-    for ch in 0..mean.len() {
-        let (mut m_avg, mut v_avg) = (0.0, 0.0);
-        for b in &batches {
-            let v = &b[ch];
-            let n = v.len() as f64;
-            let m = v.iter().sum::<f64>() / n;
-            m_avg += m / 2.0;
-            v_avg += v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) / 2.0;
-        }
-        assert!(
-            (f64::from(mean[ch]) - m_avg).abs() < 1e-4 * (1.0 + m_avg.abs()),
-            "channel {ch}: {} vs {m_avg}",
-            mean[ch]
-        );
-        assert!((f64::from(var[ch]) - v_avg).abs() < 1e-3 * (1.0 + v_avg), "channel {ch}: {} vs {v_avg}", var[ch]);
-    }
+    // Re-estimated at the end on the polish split's first two batches of 32, from the final
+    // weights.
+    assert_first_batchnorm_estimated_on(&net, &polish, 2, 32);
 }
 
 #[test]
