@@ -120,16 +120,19 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
 
 /// Largest receptive field (`kh·kw·ic`) of [`conv_i8_blocked`].
 pub const BLOCKED_K: usize = 576;
-/// Its column scratch, in words: up to [`PAIRS`] pixel pairs of packed, interleaved columns.
+/// Its column scratch, in words: as many pixel pairs of packed, interleaved columns as fit.
 const COLS: usize = 4096;
-/// Pixel pairs per block at most.
-const PAIRS: usize = 8;
+/// Its accumulator scratch, in words: `2 · pairs` per output channel (rounded up to even), so a
+/// block holds `ACC / (2 · channels)` pixel pairs at most — thin layers take long blocks, and
+/// each filter pair's widening is shared by more pixels.
+const ACC: usize = 4096;
 
 /// int8 convolution, pixels in blocks: the block's receptive fields are packed once (im2col,
 /// two pixels interleaved per group of four elements), then for each pair of filters the weights
 /// are widened to 16 bits once ([`simd::widen_pair`]) and run against every pixel pair of the
 /// block ([`simd::mac_2x2`]: four loads and eight SMLAD per sixteen multiply-accumulates, no
-/// SXTB16 in the loop). Up to [`PAIRS`] pixel pairs share one widening.
+/// SXTB16 in the loop). A block is as many pixel pairs as the column and accumulator scratch
+/// hold ([`COLS`], [`ACC`]).
 #[inline(never)]
 fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, y: &mut [i8]) -> Option<()> {
     let k = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?;
@@ -144,18 +147,21 @@ fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bo
     }
     let groups = kp / 4;
     let pair_words = groups * 4;
-    let pairs = (COLS / pair_words).clamp(1, PAIRS);
+    // Accumulator rows: one per filter, a last odd filter's twin (it runs as a pair with itself)
+    // included.
+    let rows = g.oc.next_multiple_of(2);
+    let pairs = (COLS / pair_words).min(ACC / (2 * rows)).max(1);
     let filters = w.get(..k.checked_mul(g.oc)?)?;
     let mut cols = [0u32; COLS];
     let mut wide = [0u32; BLOCKED_K * 2];
     let wide = wide.get_mut(..pair_words)?;
-    // Accumulators of the block, channel-major: `acc[o][pixel]`.
-    let mut acc = [[0i32; 2 * PAIRS]; BLOCK];
-    let mut spare = [0i32; 2 * PAIRS];
+    // Accumulators of the block, channel-major: row `o` holds filter `o`'s `2n` pixels.
+    let mut acc = [0i32; ACC];
     let mut chans = [Channel::default(); BLOCK];
     for (d, c) in chans.iter_mut().zip(q.channels()) {
         *d = c;
     }
+    let inner = Interior::of(g);
     let pixels = g.oh * g.ow;
     let mut p = 0;
     while p < pixels {
@@ -167,31 +173,85 @@ fn conv_i8_blocked(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bo
         for (j, dst) in cols.chunks_exact_mut(pair_words).take(n).enumerate() {
             let a = p + 2 * j;
             let b = if a + 1 < pixels { a + 1 } else { a };
-            im2col_rows(g, x, a / g.ow, a % g.ow, x_offset, rs, dst, 0)?;
-            im2col_rows(g, x, b / g.ow, b % g.ow, x_offset, rs, dst, 1)?;
+            pack_pixel(g, &inner, x, a, x_offset, rs, dst, 0)?;
+            pack_pixel(g, &inner, x, b, x_offset, rs, dst, 1)?;
         }
         let cols = cols.get(..n * pair_words)?;
-        let mut rows = acc.iter_mut().take(g.oc);
+        let mut lines = acc.get_mut(..rows * 2 * n)?.chunks_exact_mut(2 * n);
         let mut o = 0;
-        while let Some(ra) = rows.next() {
-            // A last odd filter runs as a pair with itself; its second results go to `spare`.
-            let (ob, rb) = match rows.next() {
-                Some(rb) => (o + 1, rb),
-                None => (o, &mut spare),
-            };
+        while let (Some(ra), Some(rb)) = (lines.next(), lines.next()) {
+            // A last odd filter runs as a pair with itself (its twin's row is not written out).
+            let ob = if o + 1 < g.oc { o + 1 } else { o };
             let (fa, fb) = (filters.get(o * k..(o + 1) * k)?, filters.get(ob * k..(ob + 1) * k)?);
             for ((ra, rb), dst) in fa.chunks_exact(row).zip(fb.chunks_exact(row)).zip(wide.chunks_exact_mut(rs)) {
                 simd::widen_pair(ra, rb, dst);
             }
             let bias = [chans.get(o)?.bias, chans.get(ob)?.bias];
-            simd::mac_block(cols, wide, groups, bias, ra.get_mut(..2 * n)?, rb.get_mut(..2 * n)?);
+            simd::mac_block(cols, wide, groups, bias, ra, rb);
             o += 2;
         }
         let block = y.get_mut(p * g.oc..(p + npx) * g.oc)?;
-        requant_block(acc.get(..g.oc)?, chans.get(..g.oc)?, out, block, npx);
+        requant_block(acc.get(..g.oc * 2 * n)?, 2 * n, chans.get(..g.oc)?, out, block, npx);
         p += npx;
     }
     Some(())
+}
+
+/// The output rows `y0..y1` and columns `x0..x1` whose whole window lies inside the input (no
+/// padding taps).
+struct Interior {
+    y0: usize,
+    y1: usize,
+    x0: usize,
+    x1: usize,
+}
+
+impl Interior {
+    fn of(g: &Window) -> Self {
+        let (y0, y1) = Self::range(g.oh, g.sh, g.pt, g.kh, g.ih);
+        let (x0, x1) = Self::range(g.ow, g.sw, g.pl, g.kw, g.iw);
+        Self { y0, y1, x0, x1 }
+    }
+
+    /// Outputs `o < out` with `o·stride ≥ pad` and `o·stride − pad + kernel ≤ size`.
+    fn range(out: usize, stride: usize, pad: usize, kernel: usize, size: usize) -> (usize, usize) {
+        let stride = stride.max(1);
+        let lo = pad.div_ceil(stride);
+        let hi = match (size + pad).checked_sub(kernel) {
+            Some(last) => (last / stride + 1).min(out),
+            None => 0,
+        };
+        (lo, hi.max(lo))
+    }
+
+    fn contains(&self, oy: usize, ox: usize) -> bool {
+        (self.y0..self.y1).contains(&oy) && (self.x0..self.x1).contains(&ox)
+    }
+}
+
+/// Packs output pixel `a`'s receptive field into `lane` of a pair column: an interior pixel's
+/// `kh` rows by one [`simd::pack_rows`] call straight from its first input byte, others (and
+/// an interior pixel whose last row's over-read would leave the input) through [`im2col_rows`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pack_pixel(
+    g: &Window,
+    inner: &Interior,
+    x: &[i8],
+    a: usize,
+    x_offset: i32,
+    rs: usize,
+    col: &mut [u32],
+    lane: usize,
+) -> Option<()> {
+    let (oy, ox) = (a / g.ow, a % g.ow);
+    if inner.contains(oy, ox) {
+        let first = ((oy * g.sh - g.pt) * g.iw + ox * g.sw - g.pl) * g.ic;
+        if simd::pack_rows(col, x, first, g.iw * g.ic, g.kh, rs / 4, x_offset, lane) {
+            return Some(());
+        }
+    }
+    im2col_rows(g, x, oy, ox, x_offset, rs, col, lane)
 }
 
 /// im2col for [`conv_i8_blocked`], into pixel `lane`'s words of a pair's interleaved column
@@ -300,14 +360,14 @@ fn conv_i8_pairs(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool
     Some(())
 }
 
-/// Writes a block's outputs from its channel-major accumulators (`acc[o][pixel]`, `pixels`
-/// of them): one channel's requantiser stays in registers across the block's pixels. Not
-/// inlined, for the same reason as [`requant_pair`].
+/// Writes a block's outputs from its channel-major accumulators (row `o` of `acc`, `stride`
+/// long, holds channel `o`'s pixels, `pixels` of them used): one channel's requantiser stays in
+/// registers across the block's pixels. Not inlined, for the same reason as [`requant_pair`].
 #[inline(never)]
-fn requant_block(acc: &[[i32; 2 * PAIRS]], chans: &[Channel], out: Out, block: &mut [i8], pixels: usize) {
+fn requant_block(acc: &[i32], stride: usize, chans: &[Channel], out: Out, block: &mut [i8], pixels: usize) {
     let oc = chans.len();
     let (zp, low) = (out.zp, out.low);
-    for (o, (a, c)) in acc.iter().zip(chans).enumerate() {
+    for (o, (a, c)) in acc.chunks_exact(stride.max(1)).zip(chans).enumerate() {
         // The accumulators include the bias (simd::mac_block starts from it).
         let outs = block.get_mut(o..).unwrap_or_default();
         simd::requant_strided(a.get(..pixels).unwrap_or_default(), &c.scale, zp, low, outs, oc);
