@@ -91,6 +91,21 @@ impl Requantizer {
         })
     }
 
+    /// The parts of [`requantize_doubled`] (`(multiplier, c, right)`), which computes what
+    /// [`requantize_folded`] does from the doubled input `2x`, for `|x| < 2^29`, in 32-bit steps
+    /// (one SMMLAR on DSP cores): offered exactly where [`Requantizer::folded_parts`] is.
+    ///
+    /// Why: doubling numerator and denominator of the folded form, `⌊(2x·m + 2^31 + 2^(31+r) −
+    /// 2^32·[x < 0]) / 2^(32+r)⌋`; the last two terms are multiples of 2^32, so with nested floors
+    /// it is `⌊(⌊(2x·m + 2^31) / 2^32⌋ + 2^(r−1) − [x < 0]) / 2^r⌋`, and the zero point joins
+    /// the constant as `zp · 2^r`: `c = 2^(r−1) + zp · 2^r`. `⌊(2x·m + 2^31) / 2^32⌋` is SMMULR of
+    /// `2x` and `m`; `2x` fits 32 bits for `|x| < 2^30`, and `c` plus it stays below 2^31.
+    pub fn doubled_parts(&self, zp: i32) -> Option<(i32, i32, u32)> {
+        let (m, _, sh) = self.folded_parts(zp)?;
+        let r = sh + 1;
+        Some((m, (1 << (r - 1)) + (zp << r), r))
+    }
+
     /// [`Requantizer::apply`] for a requantiser that [`Requantizer::is_fast`] (other values
     /// otherwise).
     #[inline(always)]
@@ -120,6 +135,15 @@ pub fn requantize_fast(x: i32, multiplier: i32, right: u32, mask: i32, half: i32
 pub fn requantize_folded(x: i32, m: i32, k: i64, sh: u32) -> i32 {
     let sign = i64::from(x >> 31) << 31;
     ((i64::from(x) * i64::from(m) + k + sign) >> (32 + sh)) as i32
+}
+
+/// [`requantize_folded`]`(x, …)` from `x2 = 2x` and [`Requantizer::doubled_parts`] `(m, c, r)`,
+/// for `|x| < 2^29`: `(c + ⌊(x2·m + 2^31) / 2^32⌋ + [x2 < 0 ? −1 : 0]) >> r` (the device's
+/// assembly loop: SMMLAR, an add of the sign, one shift).
+#[inline(always)]
+pub fn requantize_doubled(x2: i32, m: i32, c: i32, r: u32) -> i32 {
+    let high = ((i64::from(x2) * i64::from(m) + (1 << 31)) >> 32) as i32;
+    c.wrapping_add(high).wrapping_add(x2 >> 31) >> r
 }
 
 /// TFLite's ADD parameters for input scales `a`, `b` and output scale `y`: both inputs rescaled
@@ -321,6 +345,44 @@ mod tests {
         assert!(Requantizer::new(1 << 30, -23).folded_parts(0).is_none());
         assert!(Requantizer::new(1 << 30, -5).folded_parts(256).is_none());
         assert!(Requantizer::new(1 << 30, 1).folded_parts(0).is_none());
+    }
+
+    #[test]
+    fn doubled_form_equals_gemmlowps_two_roundings_plus_the_zero_point() {
+        // Against gemmlowp's reference plus the zero point (not against the folded form it is
+        // derived from), for every right shift, accumulators up to the form's bound |x| < 2^29,
+        // edge multipliers and zero points; then a xorshift stream.
+        let bound = (1 << 29) - 1;
+        let edges = [-bound, -(1 << 28), -65537, -3, -2, -1, 0, 1, 2, 3, 65536, 1 << 28, bound];
+        let mults = [1 << 30, (1 << 30) + 1, (1 << 30) + 12345, 1_518_500_250, i32::MAX];
+        for r in 1..=22u32 {
+            for &m in &mults {
+                for zp in [-255, -128, -1, 0, 1, 127, 255] {
+                    let parts = Requantizer::new(m, -(r as i32)).doubled_parts(zp);
+                    assert!(parts.is_some(), "m {m} r {r} zp {zp} is in range");
+                    let Some((mm, c, rr)) = parts else { continue };
+                    let half = 1i32 << (r - 1);
+                    let xs = edges.iter().copied().chain([half, half - 1, half + 1, -half, -half - 1, -half + 1]);
+                    for x in xs.chain((-40..40).map(|i| i * (1 << r.min(25)) / 3)) {
+                        let want = multiply_by_quantized_multiplier(x, m, -(r as i32)) + zp;
+                        assert_eq!(requantize_doubled(2 * x, mm, c, rr), want, "x {x} m {m} r {r} zp {zp}");
+                    }
+                }
+            }
+        }
+        let mut r = 0x3C6E_F372_FE94_F82Bu64;
+        for _ in 0..200_000 {
+            let (x, m) = draw(&mut r);
+            let x = x % (1 << 29);
+            let s = -(1 + ((r >> 40) % 22) as i32);
+            let zp = ((r >> 45) % 511) as i32 - 255;
+            let Some((mm, c, rr)) = Requantizer::new(m, s).doubled_parts(zp) else {
+                panic!("m {m} s {s} zp {zp} is in range")
+            };
+            assert_eq!(requantize_doubled(2 * x, mm, c, rr), multiply_by_quantized_multiplier(x, m, s) + zp, "{x} {m} {s} {zp}");
+        }
+        assert!(Requantizer::new(1 << 30, -5).doubled_parts(256).is_none());
+        assert!(Requantizer::new(1 << 30, -23).doubled_parts(0).is_none());
     }
 
     #[test]

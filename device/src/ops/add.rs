@@ -1,6 +1,7 @@
 //! Residual add. int8 follows TFLite's reference `ADD`: both inputs are shifted left, rescaled
 //! to a common scale, summed, and requantised to the output.
 
+use super::simd;
 use crate::quant::{multiply_by_quantized_multiplier as mul, requantize_folded, Requantizer};
 use pare_format::AddQuant;
 
@@ -27,6 +28,16 @@ pub fn add_i8(a: &[i8], b: &[i8], q: &AddQuant, zp: [i32; 3], relu: bool, y: &mu
     let index = |v: i8| usize::from(v as u8 ^ 0x80);
     let s = Requantizer::new(q.out_multiplier, q.out_shift);
     let (zp, fast) = (zp[2], s.is_fast());
+    // The exporter's adds: rescaled inputs far below 2^29 together, so the sum is taken doubled
+    // and requantised in 32-bit steps ([`requantize_doubled`], an assembly loop on DSP cores).
+    let largest = |t: &[i32; 256]| t.iter().map(|v| u64::from(v.unsigned_abs())).max().unwrap_or(0);
+    if let Some(parts) = s.doubled_parts(zp).filter(|_| largest(&ta) + largest(&tb) < 1 << 29) {
+        for v in ta.iter_mut().chain(tb.iter_mut()) {
+            *v *= 2;
+        }
+        simd::add_doubled(a, b, &ta, &tb, parts, low, y);
+        return;
+    }
     let sums = a.iter().zip(b).map(|(x, z)| {
         let xa = ta.get(index(*x)).copied().unwrap_or(0);
         let xb = tb.get(index(*z)).copied().unwrap_or(0);
