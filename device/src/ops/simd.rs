@@ -609,12 +609,48 @@ fn requant_fast(
 /// [`requant_strided`]'s single-rounding form ([`Requantizer::folded_parts`]: exported
 /// requantisers), hand-written: 15 instructions per output (the two-step form's loop takes 23):
 /// the sign-adjusted constant into a register pair, one SMLAL, the high word shifted, SSAT and
-/// the lower clamp.
+/// the lower clamp; 12 where SSAT's bound is the clamp.
 #[cfg(pare_dsp)]
 #[inline(always)]
 fn requant_folded(acc: &[i32], (m, k, sh): (i32, i64, u32), low: i32, out: &mut [i8], stride: usize, n: usize) {
     let (klo, khi) = (k as u32, (k >> 32) as u32);
     let (mut a, mut d, mut n) = (acc.as_ptr(), out.as_mut_ptr(), n);
+    if low <= -128 {
+        // SSAT's lower bound is the clamp (no ReLU, or a ReLU whose zero point is −128, as the
+        // exporter writes them): 12 instructions per output.
+        // SAFETY: as below.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldr {x}, [{a}], #4",
+                "asr {hi}, {x}, #31",
+                "lsl {lo}, {hi}, #31",
+                "adds {lo}, {lo}, {klo}",
+                "adc {hi}, {hi}, {khi}",
+                "smlal {lo}, {hi}, {x}, {m}",
+                "asr {x}, {hi}, {sh}",
+                "ssat {x}, #8, {x}",
+                "strb {x}, [{d}]",
+                "add {d}, {d}, {stride}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                a = inout(reg) a,
+                d = inout(reg) d,
+                n = inout(reg) n,
+                stride = in(reg) stride,
+                m = in(reg) m,
+                klo = in(reg) klo,
+                khi = in(reg) khi,
+                sh = in(reg) sh,
+                x = out(reg) _,
+                lo = out(reg) _,
+                hi = out(reg) _,
+                options(nostack)
+            );
+        }
+        let _ = (a, d, n);
+        return;
+    }
     // SAFETY: `n ≥ 1` values are read from `acc` (n ≤ acc.len()) and written to `out` at
     // `i · stride` for i < n, all below out.len() (n ≤ ceil(len / stride)); no stack.
     unsafe {
