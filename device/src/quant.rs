@@ -45,6 +45,9 @@ pub struct Requantizer {
 }
 
 impl Requantizer {
+    /// The all-zero requantiser ([`Default`]'s value, usable in constants).
+    pub const ZERO: Self = Self { multiplier: 0, shift: 0, fast: false, right: 0, mask: 0, half: 0 };
+
     pub fn new(multiplier: i32, shift: i32) -> Self {
         let right = shift.clamp(-31, 0).unsigned_abs();
         let mask = ((1u32 << right) - 1) as i32;
@@ -379,7 +382,11 @@ mod tests {
             let Some((mm, c, rr)) = Requantizer::new(m, s).doubled_parts(zp) else {
                 panic!("m {m} s {s} zp {zp} is in range")
             };
-            assert_eq!(requantize_doubled(2 * x, mm, c, rr), multiply_by_quantized_multiplier(x, m, s) + zp, "{x} {m} {s} {zp}");
+            assert_eq!(
+                requantize_doubled(2 * x, mm, c, rr),
+                multiply_by_quantized_multiplier(x, m, s) + zp,
+                "{x} {m} {s} {zp}"
+            );
         }
         assert!(Requantizer::new(1 << 30, -5).doubled_parts(256).is_none());
         assert!(Requantizer::new(1 << 30, -23).doubled_parts(0).is_none());

@@ -115,10 +115,11 @@ impl<'m> Runtime<'m> {
             Source::Pixels(p) => crate::input::prepare_input(&self.model, p, dst)?,
         }
         trace(LayerTrace { index: LayerTrace::INPUT, kind: "input" });
+        let mut scratch = ops::conv::Scratch::new();
         for (k, op) in self.model.ops.iter().enumerate() {
             let k = k as u32;
             let op: Op<'_> = op.map_err(|_| Error::Internal { op: k })?;
-            ops::execute(&self.model, k, &op, arena)?;
+            ops::execute(&self.model, k, &op, arena, &mut scratch)?;
             trace(LayerTrace { index: k, kind: op.kind() });
         }
         let out = arena.get(self.range(self.model.output)?).ok_or(Error::Internal { op: 0 })?;

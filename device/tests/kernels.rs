@@ -93,6 +93,18 @@ fn conv_ref(g: &Geo, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
 
 /// conv_i8 against the real-arithmetic reference convolution and the reference requantisation.
 fn check_conv_i8(g: &Geo, seed: u64, relu: bool, zp_in: i32, zp_out: i32) -> Result<(), TestCaseError> {
+    check_conv_i8_in(&mut conv::Scratch::new(), g, seed, relu, zp_in, zp_out)
+}
+
+/// [`check_conv_i8`] working in a given scratch (what earlier convolutions left in it included).
+fn check_conv_i8_in(
+    scratch: &mut conv::Scratch,
+    g: &Geo,
+    seed: u64,
+    relu: bool,
+    zp_in: i32,
+    zp_out: i32,
+) -> Result<(), TestCaseError> {
     let g = *g;
     let mut s = seed;
     let x = rand_i8(g.ih * g.iw * g.ic, &mut s);
@@ -105,7 +117,7 @@ fn check_conv_i8(g: &Geo, seed: u64, relu: bool, zp_in: i32, zp_out: i32) -> Res
     let q = conv::Requant { bias: &bt, multipliers: &mt, shifts: &st, in_zp: zp_in, out_zp: zp_out };
     let (oh, ow) = g.out();
     let mut y = vec![0i8; oh * ow * g.oc];
-    conv::conv_i8(&g.window(), &x, &w, &q, relu, &mut y).unwrap();
+    conv::conv_i8_in(scratch, &g.window(), &x, &w, &q, relu, &mut y).unwrap();
     // Reference accumulator: padded taps contribute (zp_in − zp_in)·w = 0, so they are skipped.
     let xs: Vec<f64> = x.iter().map(|&v| f64::from(i32::from(v) - zp_in)).collect();
     let ws: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
@@ -129,6 +141,31 @@ fn conv_i8_over_several_channel_blocks() {
     {
         let g = Geo { ih: 5, iw: 6, ic, oc, k, s, p };
         check_conv_i8(&g, 7 + oc as u64, oc % 2 == 0, -3, 5).unwrap();
+    }
+}
+
+/// One scratch through a run of layers, as the runtime lends it: wide layers first (they fill
+/// it), then thin ones over whole 32×32 planes (long blocks, a short last block), strided, odd
+/// widths and 1×1; each against the reference.
+#[test]
+fn conv_i8_reuses_one_scratch_across_layers_of_every_width() {
+    let mut scratch = conv::Scratch::new();
+    let layers = [
+        (8, 8, 64, 64, 3, 1, 1),
+        (9, 7, 16, 200, 3, 1, 1),
+        (32, 32, 3, 12, 3, 1, 1),
+        (32, 32, 12, 4, 3, 1, 1),
+        (32, 32, 4, 12, 3, 1, 1),
+        (31, 29, 5, 7, 3, 1, 1),
+        (32, 32, 12, 8, 3, 2, 1),
+        (17, 19, 9, 3, 1, 2, 0),
+        (16, 16, 13, 1, 3, 1, 0),
+        (32, 32, 2, 2, 3, 1, 1),
+        (8, 8, 64, 64, 3, 1, 1),
+    ];
+    for (i, (ih, iw, ic, oc, k, s, p)) in layers.into_iter().enumerate() {
+        let g = Geo { ih, iw, ic, oc, k, s, p };
+        check_conv_i8_in(&mut scratch, &g, 101 + i as u64, i % 2 == 0, -7 + i as i32, 3 - i as i32).unwrap();
     }
 }
 

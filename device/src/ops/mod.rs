@@ -95,8 +95,14 @@ fn i8s_mut(bytes: &mut [u8]) -> &mut [i8] {
     bytemuck::cast_slice_mut(bytes)
 }
 
-/// Runs op number `k` of a validated model.
-pub fn execute(model: &Model<'_>, k: u32, op: &Op<'_>, arena: &mut [u8]) -> Result<(), Error> {
+/// Runs op number `k` of a validated model; convolutions work in `scratch`.
+pub fn execute(
+    model: &Model<'_>,
+    k: u32,
+    op: &Op<'_>,
+    arena: &mut [u8],
+    scratch: &mut conv::Scratch,
+) -> Result<(), Error> {
     let bad = Error::Internal { op: k };
     let [first, second] = op.inputs();
     let (ib, is) = span(model, first.ok_or(bad)?, k)?;
@@ -128,7 +134,8 @@ pub fn execute(model: &Model<'_>, k: u32, op: &Op<'_>, arena: &mut [u8]) -> Resu
                 }
                 Params::I8 { weights, bias, multipliers, shifts, .. } => {
                     let q = conv::Requant { bias, multipliers, shifts, in_zp: ib.zero_point, out_zp: ob.zero_point };
-                    conv::conv_i8(&g, i8s(x), i8s(weights.bytes()), &q, c.relu, i8s_mut(out)).ok_or_else(none)
+                    conv::conv_i8_in(scratch, &g, i8s(x), i8s(weights.bytes()), &q, c.relu, i8s_mut(out))
+                        .ok_or_else(none)
                 }
             }
         }

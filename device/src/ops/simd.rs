@@ -725,7 +725,15 @@ fn requant_fast(
 /// tb[b[i]]), -128, 127) ∨ low`, over the shortest of the three slices. Hand-written on DSP
 /// targets: two LDRSB, two table loads, ADD, SMMLAR, the sign added, a shift, SSAT and the lower
 /// clamp (15 instructions per element; the compiler's loop over the two-step form took 36).
-pub fn add_doubled(a: &[i8], b: &[i8], ta: &[i32; 256], tb: &[i32; 256], parts: (i32, i32, u32), low: i32, y: &mut [i8]) {
+pub fn add_doubled(
+    a: &[i8],
+    b: &[i8],
+    ta: &[i32; 256],
+    tb: &[i32; 256],
+    parts: (i32, i32, u32),
+    low: i32,
+    y: &mut [i8],
+) {
     let n = a.len().min(b.len()).min(y.len());
     if n == 0 {
         return;
