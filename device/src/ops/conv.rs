@@ -114,7 +114,7 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
 /// carries over between ops: every word the kernel reads it wrote earlier in the same op.
 pub struct Scratch {
     cols: [u32; COLS],
-    wide: [u32; BLOCKED_K * 2],
+    wide: [u32; BLOCKED_K * 2 + simd::MAC_STATE],
     acc: [i32; ACC],
     chans: [Channel; BLOCK],
 }
@@ -122,7 +122,7 @@ pub struct Scratch {
 impl Scratch {
     pub const fn new() -> Self {
         const ZERO: Channel = Channel { bias: 0, scale: Requantizer::ZERO };
-        Self { cols: [0; COLS], wide: [0; BLOCKED_K * 2], acc: [0; ACC], chans: [ZERO; BLOCK] }
+        Self { cols: [0; COLS], wide: [0; BLOCKED_K * 2 + simd::MAC_STATE], acc: [0; ACC], chans: [ZERO; BLOCK] }
     }
 }
 
@@ -198,7 +198,8 @@ fn conv_i8_blocked(
     let filters = w.get(..k.checked_mul(g.oc)?)?;
     // Accumulators of the block, channel-major: row `o` holds filter `o`'s `2n` pixels.
     let Scratch { cols, wide, acc, chans } = scratch;
-    let wide = wide.get_mut(..pair_words)?;
+    // The filter pair's widened words, then the multiply loop's state words.
+    let wide = wide.get_mut(..pair_words + simd::MAC_STATE)?;
     for (d, c) in chans.iter_mut().zip(q.channels()) {
         *d = c;
     }
@@ -225,7 +226,9 @@ fn conv_i8_blocked(
             // A last odd filter runs as a pair with itself (its twin's row is not written out).
             let ob = if o + 1 < g.oc { o + 1 } else { o };
             let (fa, fb) = (filters.get(o * k..(o + 1) * k)?, filters.get(ob * k..(ob + 1) * k)?);
-            for ((ra, rb), dst) in fa.chunks_exact(row).zip(fb.chunks_exact(row)).zip(wide.chunks_exact_mut(rs)) {
+            for ((ra, rb), dst) in
+                fa.chunks_exact(row).zip(fb.chunks_exact(row)).zip(wide.chunks_exact_mut(rs).take(g.kh))
+            {
                 simd::widen_pair(ra, rb, dst);
             }
             let bias = [chans.get(o)?.bias, chans.get(ob)?.bias];

@@ -421,25 +421,6 @@ fn widen_groups(a: &[u8], b: &[u8], out: &mut [[u32; 4]], n: usize) {
     }
 }
 
-/// A block of pixel pairs against two widened filters ([`widen_pair`]): `cols` holds the pairs'
-/// interleaved columns ([`interleave`]) back to back, `groups · 4` words each; pair `j`'s sums go
-/// to `acc_a[2j], acc_a[2j + 1]` (filter a, both pixels) and `acc_b[2j], acc_b[2j + 1]`. Per group
-/// of four elements: one LDM of the two columns, four weight loads, eight SMLAD (hand-written on
-/// DSP targets, two groups per iteration: fourteen instructions per group where the compiler's
-/// schedule needed eighteen). The sums start from the filters' biases `bias = [a, b]`.
-pub fn mac_block(cols: &[u32], wide: &[u32], groups: usize, bias: [i32; 2], acc_a: &mut [i32], acc_b: &mut [i32]) {
-    let words = groups * 4;
-    let Some(wide) = wide.get(..words) else { return };
-    let (pa, _) = acc_a.as_chunks_mut::<2>();
-    let (pb, _) = acc_b.as_chunks_mut::<2>();
-    for ((col, a), b) in cols.chunks_exact(words.max(1)).zip(pa).zip(pb) {
-        let [a0, b0, a1, b1] =
-            if groups == 0 { [bias[0], bias[1], bias[0], bias[1]] } else { mac_2x2(col, wide, groups, bias) };
-        *a = [a0, a1];
-        *b = [b0, b1];
-    }
-}
-
 /// One group of four elements of [`mac_2x2`]'s loop: both pixels' packed words by one LDM
 /// (r2–r5), then the two filters' four widened words, eight SMLAD.
 #[cfg(pare_dsp)]
@@ -461,6 +442,122 @@ macro_rules! mac_group {
             "smlad {b1}, r5, {v}, {b1}",
         )
     };
+}
+
+/// Words past a block's widened weights (`wide[4 · groups..]`) that [`mac_block`]'s assembly
+/// loop keeps its state in (the accumulator pointers, pairs left, the weights' length, the biases,
+/// the group count): all twelve allocatable registers are taken by the multiply loop.
+pub const MAC_STATE: usize = 8;
+
+/// A block of pixel pairs against two widened filters ([`widen_pair`]): `cols` holds the pairs'
+/// interleaved columns ([`interleave`]) back to back, `groups · 4` words each, and `wide` the
+/// filters' `groups · 4` words followed by [`MAC_STATE`] spare words; pair `j`'s sums go to
+/// `acc_a[2j], acc_a[2j + 1]` (filter a, both pixels) and `acc_b[2j], acc_b[2j + 1]`. Per group of
+/// four elements: one LDM of the two columns, four weight loads, eight SMLAD (hand-written on DSP
+/// targets, two groups per iteration: fourteen instructions per group where the compiler's
+/// schedule needed eighteen; the loop over the pairs too, thirteen instructions per pair where
+/// a call per pair took about thirty). The sums start from the filters' biases `bias = [a, b]`.
+pub fn mac_block(cols: &[u32], wide: &mut [u32], groups: usize, bias: [i32; 2], acc_a: &mut [i32], acc_b: &mut [i32]) {
+    let words = groups * 4;
+    let pairs = (acc_a.len().min(acc_b.len()) / 2).min(cols.len() / words.max(1));
+    #[cfg(pare_dsp)]
+    if groups > 0 && pairs > 0 && wide.len() >= words + MAC_STATE {
+        mac_block_dsp(cols, wide, groups, bias, acc_a, acc_b, pairs);
+        return;
+    }
+    let Some(wide) = wide.get(..words) else { return };
+    let (pa, _) = acc_a.as_chunks_mut::<2>();
+    let (pb, _) = acc_b.as_chunks_mut::<2>();
+    for ((col, a), b) in cols.chunks_exact(words.max(1)).zip(pa).zip(pb).take(pairs) {
+        let [a0, b0, a1, b1] =
+            if groups == 0 { [bias[0], bias[1], bias[0], bias[1]] } else { mac_2x2(col, wide, groups, bias) };
+        *a = [a0, a1];
+        *b = [b0, b1];
+    }
+}
+
+/// [`mac_block`] in one assembly loop over the block's pairs; the caller checked `groups > 0`,
+/// `pairs > 0`, that `cols` holds `pairs · 4 · groups` words, each accumulator slice `2 · pairs`
+/// values, and `wide` `4 · groups + MAC_STATE` words.
+#[cfg(pare_dsp)]
+#[allow(clippy::too_many_arguments)]
+fn mac_block_dsp(
+    cols: &[u32],
+    wide: &mut [u32],
+    groups: usize,
+    bias: [i32; 2],
+    acc_a: &mut [i32],
+    acc_b: &mut [i32],
+    pairs: usize,
+) {
+    let words = groups * 4;
+    let state = [
+        acc_a.as_mut_ptr() as usize as u32,
+        acc_b.as_mut_ptr() as usize as u32,
+        pairs as u32,
+        (words * 4) as u32,
+        bias[0] as u32,
+        bias[1] as u32,
+        groups as u32,
+        0,
+    ];
+    if let Some(st) = wide.get_mut(words..words + MAC_STATE) {
+        st.copy_from_slice(&state);
+    } else {
+        return;
+    }
+    let [mut a0, mut b0] = bias;
+    let (mut a1, mut b1) = (a0, b0);
+    let (mut c, mut w, mut n) = (cols.as_ptr(), wide.as_mut_ptr(), groups);
+    // SAFETY: per pair the loop reads 4·groups words of `cols` (pairs of them in all, checked by
+    // the caller) and of `wide`, then the state words after them (inside `wide`, written above),
+    // stores two words into each accumulator slice (2·pairs long) and rewinds `w`; no stack.
+    unsafe {
+        core::arch::asm!(
+            "6:",
+            // n = groups / 2; an odd group first.
+            "lsrs {n}, {n}, #1",
+            "bcc 3f",
+            mac_group!(),
+            "3:",
+            "cmp {n}, #0",
+            "beq 4f",
+            "5:",
+            mac_group!(),
+            mac_group!(),
+            "subs {n}, {n}, #1",
+            "bne 5b",
+            "4:",
+            // w is at the state: accumulator pointers, pairs left, bytes to rewind.
+            "ldm {w}, {{r2, r3, r4, r5}}",
+            "strd {a0}, {a1}, [r2], #8",
+            "strd {b0}, {b1}, [r3], #8",
+            "subs r4, r4, #1",
+            "stm {w}, {{r2, r3, r4}}",
+            "beq 7f",
+            "ldrd {a0}, {b0}, [{w}, #16]",
+            "ldr {n}, [{w}, #24]",
+            "sub {w}, {w}, r5",
+            "mov {a1}, {a0}",
+            "mov {b1}, {b0}",
+            "b 6b",
+            "7:",
+            c = inout(reg) c,
+            w = inout(reg) w,
+            n = inout(reg) n,
+            v = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            b0 = inout(reg) b0,
+            b1 = inout(reg) b1,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            options(nostack)
+        );
+    }
+    let _ = (c, w, n, a0, a1, b0, b1);
 }
 
 /// One pixel pair of [`mac_block`]; `col` and `wide` hold `groups · 4 > 0` words.
