@@ -204,6 +204,9 @@ fn conv_i8_blocked(
         *d = c;
     }
     let inner = Interior::of(g);
+    // Interior pixels: all `kh` rows, `rs` bytes each (up to three past a row's end, which meet
+    // zero weights), one call.
+    let packer = simd::RowPacker::new(x.len(), g.iw * g.ic, g.kh, rs / 4, 0, x_offset);
     let pixels = g.oh * g.ow;
     let mut p = 0;
     while p < pixels {
@@ -212,11 +215,13 @@ fn conv_i8_blocked(
         // not written.
         let n = (pixels - p).div_ceil(2).min(pairs);
         let npx = (2 * n).min(pixels - p);
+        let (mut oy, mut ox) = (p / g.ow, p % g.ow);
         for (j, dst) in cols.chunks_exact_mut(pair_words).take(n).enumerate() {
-            let a = p + 2 * j;
-            let b = if a + 1 < pixels { a + 1 } else { a };
-            pack_pixel(g, &inner, x, a, x_offset, rs, dst, 0)?;
-            pack_pixel(g, &inner, x, b, x_offset, rs, dst, 1)?;
+            let a = (oy, ox);
+            let b = if p + 2 * j + 1 < pixels { next(&mut oy, &mut ox, g.ow) } else { a };
+            next(&mut oy, &mut ox, g.ow);
+            pack_pixel(g, &inner, packer.as_ref(), x, a, x_offset, rs, dst, 0)?;
+            pack_pixel(g, &inner, packer.as_ref(), x, b, x_offset, rs, dst, 1)?;
         }
         let cols = cols.get(..n * pair_words)?;
         let chans = chans.get(..g.oc)?;
@@ -274,25 +279,37 @@ impl Interior {
     }
 }
 
-/// Packs output pixel `a`'s receptive field into `lane` of a pair column: an interior pixel's
-/// `kh` rows by one [`simd::pack_rows`] call straight from its first input byte, others (and
-/// an interior pixel whose last row's over-read would leave the input) through [`im2col_rows`].
+/// Steps `(oy, ox)` to the next output pixel in row-major order; returns the new position.
+#[inline(always)]
+fn next(oy: &mut usize, ox: &mut usize, ow: usize) -> (usize, usize) {
+    *ox += 1;
+    if *ox == ow {
+        *ox = 0;
+        *oy += 1;
+    }
+    (*oy, *ox)
+}
+
+/// Packs output pixel `(oy, ox)`'s receptive field into `lane` of a pair column: an interior
+/// pixel's `kh` rows by one [`simd::RowPacker`] call straight from its first input byte, others
+/// (and an interior pixel whose last row's over-read would leave the input) through
+/// [`im2col_rows`].
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn pack_pixel(
     g: &Window,
     inner: &Interior,
+    packer: Option<&simd::RowPacker>,
     x: &[i8],
-    a: usize,
+    (oy, ox): (usize, usize),
     x_offset: i32,
     rs: usize,
     col: &mut [u32],
     lane: usize,
 ) -> Option<()> {
-    let (oy, ox) = (a / g.ow, a % g.ow);
-    if inner.contains(oy, ox) {
+    if let Some(pk) = packer.filter(|_| inner.contains(oy, ox)) {
         let first = ((oy * g.sh - g.pt) * g.iw + ox * g.sw - g.pl) * g.ic;
-        if simd::pack_rows(col, x, first, g.iw * g.ic, g.kh, rs / 4, x_offset, lane) {
+        if pk.pack(col, x, first, lane) {
             return Some(());
         }
     }
@@ -327,11 +344,23 @@ fn im2col_rows(
         return Some(());
     }
     let run = (kx1 - kx0) * g.ic;
+    // A border pixel whose in-bounds runs start and end on group boundaries (channel counts that
+    // are multiples of four): its rows by one call too, `rs / 4 − run / 4` groups apart.
+    let at = ky0 * rs + kx0 * g.ic;
+    if !interior && ky0 < ky1 && at % 4 == 0 && run % 4 == 0 {
+        let first = ((oy * g.sh + ky0 - g.pt) * g.iw + ox * g.sw + kx0 - g.pl) * g.ic;
+        let rows = ky1 - ky0;
+        if let Some(dst) = col.get_mut(at..) {
+            if simd::pack_rows(dst, x, first, g.iw * g.ic, rows, run / 4, (rs - run) / 4, x_offset, lane) {
+                return Some(());
+            }
+        }
+    }
     if interior {
         // Every row whole and in bounds (reading up to three bytes past the last): one call
         // packs all `kh` rows, `rs / 4` words apart in the input's row stride.
         let first = ((oy * g.sh - g.pt) * g.iw + ox * g.sw - g.pl) * g.ic;
-        if simd::pack_rows(col, x, first, g.iw * g.ic, g.kh, rs / 4, x_offset, lane) {
+        if simd::pack_rows(col, x, first, g.iw * g.ic, g.kh, rs / 4, 0, x_offset, lane) {
             return Some(());
         }
     }

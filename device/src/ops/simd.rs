@@ -153,10 +153,11 @@ fn pack_groups<const GS: usize>(col: &mut [u32], start: usize, x: &[i8], x_offse
 
 /// Packs `rows` rows of `quads · 4` int8 values, row `r` starting at `x[start + r · stride]`,
 /// into pixel `lane`'s words of an interleaved pair column ([`interleave`]'s layout, four words
-/// per group: `quads · 4` words per row, back to back) with the offset added, as
-/// [`pack_into_lane`] does for a group-aligned start. Returns `false`, packing nothing, if the
-/// rows or the words do not fit the slices. Hand-written on DSP targets (one call for a receptive
-/// field: LDR, two SXTAB16, STRD per four values, the store skipping the other pixel's words).
+/// per group: row `r` from group `r · (quads + gap)`, so `gap` groups are left between rows) with
+/// the offset added, as [`pack_into_lane`] does for a group-aligned start. Returns `false`,
+/// packing nothing, if the rows or the words do not fit the slices. Hand-written on DSP targets
+/// (one call for a receptive field: LDR, two SXTAB16, STRD per four values, the store skipping
+/// the other pixel's words).
 #[allow(clippy::too_many_arguments)]
 pub fn pack_rows(
     col: &mut [u32],
@@ -165,19 +166,63 @@ pub fn pack_rows(
     stride: usize,
     rows: usize,
     quads: usize,
+    gap: usize,
     x_offset: i32,
     lane: usize,
 ) -> bool {
-    let span = rows.checked_sub(1).and_then(|r| r.checked_mul(stride)).and_then(|v| v.checked_add(quads * 4));
-    let fits = matches!(span.and_then(|v| v.checked_add(start)), Some(end) if end <= x.len())
-        && col.len() >= rows * quads * 4
-        && stride >= quads * 4
-        && lane < 2;
-    if !fits || rows == 0 || quads == 0 {
-        return fits && (rows == 0 || quads == 0);
+    if rows == 0 || quads == 0 {
+        return lane < 2;
     }
-    pack_rows_unchecked(col, x, start, stride, rows, quads, x_offset, lane);
-    true
+    RowPacker::new(x.len(), stride, rows, quads, gap, x_offset).is_some_and(|p| p.pack(col, x, start, lane))
+}
+
+/// [`pack_rows`] for one geometry, checked once: a convolution packs every interior pixel's
+/// receptive field with the same rows, quads and strides, so a call only checks where it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct RowPacker {
+    len: usize,
+    stride: usize,
+    rows: usize,
+    quads: usize,
+    gap: usize,
+    x_offset: i32,
+    /// Largest start whose last row ends inside the input.
+    last: usize,
+    /// Column words the rows reach.
+    words: usize,
+}
+
+impl RowPacker {
+    /// `rows ≥ 1` rows of `quads ≥ 1` quads, `stride ≥ 4·quads` apart in an input of `len` bytes,
+    /// `gap` groups apart in the column; `None` if they do not fit.
+    pub fn new(len: usize, stride: usize, rows: usize, quads: usize, gap: usize, x_offset: i32) -> Option<Self> {
+        if rows == 0 || quads == 0 || stride < quads * 4 {
+            return None;
+        }
+        let span = (rows - 1).checked_mul(stride)?.checked_add(quads * 4)?;
+        let groups = (rows - 1).checked_mul(quads + gap)?.checked_add(quads)?;
+        Some(Self {
+            len,
+            stride,
+            rows,
+            quads,
+            gap,
+            x_offset,
+            last: len.checked_sub(span)?,
+            words: groups.checked_mul(4)?,
+        })
+    }
+
+    /// Packs the rows from `x[start]` into `lane` of `col`; `false`, packing nothing, where they
+    /// do not fit (another input length, a start past [`RowPacker::last`], a short column).
+    #[inline(always)]
+    pub fn pack(&self, col: &mut [u32], x: &[i8], start: usize, lane: usize) -> bool {
+        if x.len() != self.len || start > self.last || col.len() < self.words || lane > 1 {
+            return false;
+        }
+        pack_rows_unchecked(col, x, start, self.stride, self.rows, self.quads, self.gap, self.x_offset, lane);
+        true
+    }
 }
 
 #[cfg(pare_dsp)]
@@ -189,15 +234,17 @@ fn pack_rows_unchecked(
     stride: usize,
     rows: usize,
     quads: usize,
+    gap: usize,
     x_offset: i32,
     lane: usize,
 ) {
     let off = (x_offset as u16 as u32) | ((x_offset as u16 as u32) << 16);
     let skip = stride - quads * 4;
-    // SAFETY: `pack_rows` checked that rows·quads·4 words fit `col`, that `lane` is 0 or 1 (the
-    // last store ends at word rows·quads·4 − 4 + 2·lane + 2) and that every row's quads·4 bytes
-    // lie in `x` from `start`; unaligned word loads are allowed on ARMv7E-M and ARMv8-M
-    // Mainline; no stack.
+    let dskip = gap * 16;
+    // SAFETY: `RowPacker::pack` checked that the rows' groups fit `col` (the last store ends at word
+    // ((rows − 1)·(quads + gap) + quads)·4 − 4 + 2·lane + 2 with `lane` 0 or 1) and that every
+    // row's quads·4 bytes lie in `x` from `start`; unaligned word loads are allowed on ARMv7E-M
+    // and ARMv8-M Mainline; no stack.
     unsafe {
         let (mut s, mut d, mut r) = (x.as_ptr().add(start), col.as_mut_ptr().add(2 * lane), rows);
         core::arch::asm!(
@@ -211,6 +258,7 @@ fn pack_rows_unchecked(
             "subs {n}, {n}, #1",
             "bne 2b",
             "add {s}, {s}, {skip}",
+            "add {d}, {d}, {dskip}",
             "subs {r}, {r}, #1",
             "bne 3b",
             s = inout(reg) s,
@@ -218,6 +266,7 @@ fn pack_rows_unchecked(
             r = inout(reg) r,
             q = in(reg) quads,
             skip = in(reg) skip,
+            dskip = in(reg) dskip,
             off = in(reg) off,
             n = out(reg) _,
             w = out(reg) _,
@@ -239,13 +288,14 @@ fn pack_rows_unchecked(
     stride: usize,
     rows: usize,
     quads: usize,
+    gap: usize,
     x_offset: i32,
     lane: usize,
 ) {
     for r in 0..rows {
         let at = start + r * stride;
         if let Some(row) = x.get(at..at + quads * 4) {
-            pack_into_lane(col, r * quads * 4, row, x_offset, lane);
+            pack_into_lane(col, r * (quads + gap) * 4, row, x_offset, lane);
         }
     }
 }
@@ -1007,8 +1057,8 @@ mod tests {
         let mut got = [7u32; 8];
         zero_lane(&mut got, 0);
         assert_eq!(got, [0, 0, 7, 7, 0, 0, 7, 7]);
-        assert!(pack_rows(&mut got, &x, 0, 5, 2, 1, -1, 0));
-        assert!(pack_rows(&mut got, &z, 1, 4, 2, 1, -1, 1));
+        assert!(pack_rows(&mut got, &x, 0, 5, 2, 1, 0, -1, 0));
+        assert!(pack_rows(&mut got, &z, 1, 4, 2, 1, 0, -1, 1));
         let (mut c0, mut c1, mut want) = ([0u32; 4], [0u32; 4], [0u32; 8]);
         pack_into(&mut c0, 0, &x[0..4], -1);
         pack_into(&mut c0, 4, &x[5..9], -1);
@@ -1016,8 +1066,16 @@ mod tests {
         pack_into(&mut c1, 4, &z[5..9], -1);
         interleave(&c0, &c1, &mut want);
         assert_eq!(got, want);
-        assert!(!pack_rows(&mut got, &x, 0, 5, 2, 1, -1, 2), "a third lane does not exist");
-        assert!(!pack_rows(&mut got, &x, 0, 5, 3, 1, -1, 0), "three rows do not fit eight words");
+        assert!(!pack_rows(&mut got, &x, 0, 5, 2, 1, 0, -1, 2), "a third lane does not exist");
+        assert!(!pack_rows(&mut got, &x, 0, 5, 3, 1, 0, -1, 0), "three rows do not fit eight words");
+        // Rows one group apart in the column (`gap` 1): row 0 in group 0, row 1 in group 2.
+        let mut got = [7u32; 12];
+        assert!(pack_rows(&mut got, &x, 0, 5, 2, 1, 1, -1, 1));
+        let mut c1 = [0u32; 6];
+        pack_into(&mut c1, 0, &x[0..4], -1);
+        pack_into(&mut c1, 8, &x[5..9], -1);
+        assert_eq!(got, [7, 7, c1[0], c1[1], 7, 7, 7, 7, 7, 7, c1[4], c1[5]]);
+        assert!(!pack_rows(&mut got, &x, 0, 5, 2, 1, 2, -1, 0), "rows two groups apart do not fit twelve words");
     }
 
     #[test]
