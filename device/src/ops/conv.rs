@@ -347,7 +347,7 @@ fn im2col_rows(
     // A border pixel whose in-bounds runs start and end on group boundaries (channel counts that
     // are multiples of four): its rows by one call too, `rs / 4 − run / 4` groups apart.
     let at = ky0 * rs + kx0 * g.ic;
-    if !interior && ky0 < ky1 && at % 4 == 0 && run % 4 == 0 {
+    if !interior && ky0 < ky1 && at.is_multiple_of(4) && run.is_multiple_of(4) {
         let first = ((oy * g.sh + ky0 - g.pt) * g.iw + ox * g.sw + kx0 - g.pl) * g.ic;
         let rows = ky1 - ky0;
         if let Some(dst) = col.get_mut(at..) {
