@@ -146,7 +146,8 @@ fn conv_i8_over_several_channel_blocks() {
 
 /// One scratch through a run of layers, as the runtime lends it: wide layers first (they fill
 /// it), then thin ones over whole 32×32 planes (long blocks, a short last block), strided, odd
-/// widths and 1×1; each against the reference.
+/// widths, 1×1, and receptive fields past the blocked kernel (the pair path shares the scratch);
+/// each against the reference.
 #[test]
 fn conv_i8_reuses_one_scratch_across_layers_of_every_width() {
     let mut scratch = conv::Scratch::new();
@@ -161,7 +162,9 @@ fn conv_i8_reuses_one_scratch_across_layers_of_every_width() {
         (17, 19, 9, 3, 1, 2, 0),
         (16, 16, 13, 1, 3, 1, 0),
         (32, 32, 2, 2, 3, 1, 1),
+        (6, 6, 72, 5, 3, 1, 1),
         (8, 8, 64, 64, 3, 1, 1),
+        (5, 5, 70, 3, 3, 2, 1),
     ];
     for (i, (ih, iw, ic, oc, k, s, p)) in layers.into_iter().enumerate() {
         let g = Geo { ih, iw, ic, oc, k, s, p };

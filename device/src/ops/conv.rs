@@ -101,7 +101,7 @@ pub fn conv_f32(
 }
 
 /// Receptive fields up to this many elements take the im2col + SMLAD path (two columns and their
-/// interleaved copy live on the stack: `2 × SCRATCH` words); larger ones the direct path.
+/// interleaved copy, `2 × SCRATCH` words of [`Scratch`]); larger ones the direct path.
 pub const SCRATCH: usize = 4608;
 
 /// int8 convolution with per-channel requantisation: [`conv_i8_in`] with a scratch of its own.
@@ -109,20 +109,20 @@ pub fn conv_i8(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, 
     conv_i8_in(&mut Scratch::new(), g, x, w, q, relu, y)
 }
 
-/// The blocked kernel's working memory, made once per inference and lent to every conv op (the
-/// runtime's stack frame holds it; zeroing it per op cost ~15,000 instructions each). Nothing
-/// carries over between ops: every word the kernel reads it wrote earlier in the same op.
+/// The convolutions' working memory, made once per inference and lent to every conv op (the
+/// runtime's stack frame holds it; zeroing scratch per op cost ~15,000 instructions each): `2 ×
+/// SCRATCH` words that [`conv_i8_blocked`] splits into columns, widened weights and accumulators
+/// and [`conv_i8_pairs`] into its three columns, so the peak stack is one path's need. Nothing
+/// carries over between ops: every word a kernel reads it wrote earlier in the same op.
 pub struct Scratch {
-    cols: [u32; COLS],
-    wide: [u32; BLOCKED_K * 2 + simd::MAC_STATE],
-    acc: [i32; ACC],
+    words: [u32; 2 * SCRATCH],
     chans: [Channel; BLOCK],
 }
 
 impl Scratch {
     pub const fn new() -> Self {
         const ZERO: Channel = Channel { bias: 0, scale: Requantizer::ZERO };
-        Self { cols: [0; COLS], wide: [0; BLOCKED_K * 2 + simd::MAC_STATE], acc: [0; ACC], chans: [ZERO; BLOCK] }
+        Self { words: [0; 2 * SCRATCH], chans: [ZERO; BLOCK] }
     }
 }
 
@@ -148,7 +148,7 @@ pub fn conv_i8_in(
     if k <= BLOCKED_K && g.oc <= BLOCK {
         conv_i8_blocked(scratch, g, x, w, q, relu, y)
     } else if k <= SCRATCH {
-        conv_i8_pairs(g, x, w, q, relu, y)
+        conv_i8_pairs(scratch, g, x, w, q, relu, y)
     } else {
         conv_i8_direct(g, x, w, q, relu, y)
     }
@@ -158,10 +158,12 @@ pub fn conv_i8_in(
 pub const BLOCKED_K: usize = 576;
 /// Its column scratch, in words: as many pixel pairs of packed, interleaved columns as fit.
 const COLS: usize = 4096;
-/// Its accumulator scratch, in words: `2 · pairs` per output channel (rounded up to even), so a
-/// block holds `ACC / (2 · channels)` pixel pairs at most — thin layers take long blocks, and
-/// each filter pair's widening is shared by more pixels.
-const ACC: usize = 4096;
+/// Its widened filter pair (at most [`BLOCKED_K`] words) and the multiply loop's state.
+const WIDE: usize = BLOCKED_K + simd::MAC_STATE;
+/// Its accumulator scratch, in words, the rest of [`Scratch`]: `2 · pairs` per output channel
+/// (rounded up to even), so a block holds `ACC / (2 · channels)` pixel pairs at most — thin
+/// layers take long blocks, and each filter pair's widening is shared by more pixels.
+const ACC: usize = 2 * SCRATCH - COLS - WIDE;
 
 /// int8 convolution, pixels in blocks: the block's receptive fields are packed once (im2col,
 /// two pixels interleaved per group of four elements), then for each pair of filters the weights
@@ -187,7 +189,7 @@ fn conv_i8_blocked(
     let rs = row.next_multiple_of(4);
     let kp = g.kh * rs;
     if kp > BLOCKED_K {
-        return conv_i8_pairs(g, x, w, q, relu, y);
+        return conv_i8_pairs(scratch, g, x, w, q, relu, y);
     }
     let groups = kp / 4;
     let pair_words = groups * 4;
@@ -197,7 +199,10 @@ fn conv_i8_blocked(
     let pairs = (COLS / pair_words).min(ACC / (2 * rows)).max(1);
     let filters = w.get(..k.checked_mul(g.oc)?)?;
     // Accumulators of the block, channel-major: row `o` holds filter `o`'s `2n` pixels.
-    let Scratch { cols, wide, acc, chans } = scratch;
+    let Scratch { words, chans } = scratch;
+    let (cols, rest) = words.split_at_mut(COLS);
+    let (wide, acc) = rest.split_at_mut(WIDE);
+    let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
     // The filter pair's widened words, then the multiply loop's state words.
     let wide = wide.get_mut(..pair_words + simd::MAC_STATE)?;
     for (d, c) in chans.iter_mut().zip(q.channels()) {
@@ -386,18 +391,27 @@ const BLOCK: usize = 256;
 /// weights extend that far: the packed columns are zero past `k`, so the extra bytes (the next
 /// filter's) add nothing and no partial group needs its own code.
 #[inline(never)]
-fn conv_i8_pairs(g: &Window, x: &[i8], w: &[i8], q: &Requant<'_, '_>, relu: bool, y: &mut [i8]) -> Option<()> {
+fn conv_i8_pairs(
+    scratch: &mut Scratch,
+    g: &Window,
+    x: &[i8],
+    w: &[i8],
+    q: &Requant<'_, '_>,
+    relu: bool,
+    y: &mut [i8],
+) -> Option<()> {
     let k = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?;
     let x_offset = q.in_zp.checked_neg()?;
     let out = q.out(relu);
     let filters = w.get(..k.checked_mul(g.oc)?)?;
     let words = k.div_ceil(4) * 2;
-    let (mut s0, mut s1, mut s2) = ([0u32; SCRATCH / 2], [0u32; SCRATCH / 2], [0u32; SCRATCH]);
+    let Scratch { words: scratch, chans } = scratch;
+    let (s0, rest) = scratch.split_at_mut(SCRATCH / 2);
+    let (s1, s2) = rest.split_at_mut(SCRATCH / 2);
     let (c0, c1, both) = (s0.get_mut(..words)?, s1.get_mut(..words)?, s2.get_mut(..2 * words)?);
     let mut acc = [[0i32; 2]; BLOCK];
     // Channel parameters of the block in `chans`, decoded once per op when all channels fit one
     // block, else once per block and pixel pair.
-    let mut chans = [Channel::default(); BLOCK];
     let mut loaded = usize::MAX;
     for oy in 0..g.oh {
         let mut ox = 0;
