@@ -172,6 +172,31 @@ fn conv_i8_reuses_one_scratch_across_layers_of_every_width() {
     }
 }
 
+/// The row-slot path (channel counts that are multiples of four, even output widths) against the
+/// reference: several blocks of output rows (the first, a 32×32 plane of 16 channels, takes 5
+/// rows per block and ends on a short block), stride 2, no padding, 1×1 and 2×2 kernels, a
+/// receptive field at the blocked kernel's limit; each geometry checked to take that path.
+#[test]
+fn conv_i8_row_slots_match_reference() {
+    let mut scratch = conv::Scratch::new();
+    let layers = [
+        (32, 32, 16, 16, 3, 1, 1),
+        (32, 32, 16, 32, 3, 2, 1),
+        (16, 16, 32, 32, 3, 1, 1),
+        (8, 8, 64, 64, 3, 1, 1),
+        (9, 12, 8, 6, 1, 2, 0),
+        (7, 8, 4, 3, 3, 1, 0),
+        (6, 6, 4, 5, 2, 2, 1),
+        (32, 32, 4, 12, 3, 1, 1),
+        (12, 10, 20, 7, 3, 1, 1),
+    ];
+    for (i, (ih, iw, ic, oc, k, s, p)) in layers.into_iter().enumerate() {
+        let g = Geo { ih, iw, ic, oc, k, s, p };
+        assert!(pare_device::ops::conv_rows::applies(&g.window()), "{g:?} takes the row-slot path");
+        check_conv_i8_in(&mut scratch, &g, 301 + i as u64, i % 2 == 1, 5 - i as i32, -9 + i as i32).unwrap();
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 

@@ -120,6 +120,14 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// The blocked layout: columns ([`COLS`] words), widened weights ([`WIDE`]), accumulators
+    /// ([`ACC`]), channel parameters.
+    pub(crate) fn parts(&mut self) -> (&mut [u32], &mut [u32], &mut [i32], &mut [Channel; BLOCK]) {
+        let (cols, rest) = self.words.split_at_mut(COLS);
+        let (wide, acc) = rest.split_at_mut(WIDE);
+        (cols, wide, bytemuck::cast_slice_mut(acc), &mut self.chans)
+    }
+
     pub const fn new() -> Self {
         const ZERO: Channel = Channel { bias: 0, scale: Requantizer::ZERO };
         Self { words: [0; 2 * SCRATCH], chans: [ZERO; BLOCK] }
@@ -146,6 +154,9 @@ pub fn conv_i8_in(
 ) -> Option<()> {
     let k = g.kh.checked_mul(g.kw)?.checked_mul(g.ic)?;
     if k <= BLOCKED_K && g.oc <= BLOCK {
+        if super::conv_rows::applies(g) {
+            return super::conv_rows::conv_i8_rows(scratch, g, x, w, q, relu, y);
+        }
         conv_i8_blocked(scratch, g, x, w, q, relu, y)
     } else if k <= SCRATCH {
         conv_i8_pairs(scratch, g, x, w, q, relu, y)
@@ -156,14 +167,16 @@ pub fn conv_i8_in(
 
 /// Largest receptive field (`kh·kw·ic`) of [`conv_i8_blocked`].
 pub const BLOCKED_K: usize = 576;
-/// Its column scratch, in words: as many pixel pairs of packed, interleaved columns as fit.
-const COLS: usize = 4096;
-/// Its widened filter pair (at most [`BLOCKED_K`] words) and the multiply loop's state.
-const WIDE: usize = BLOCKED_K + simd::MAC_STATE;
+/// Its column scratch, in words: as many pixel pairs of packed, interleaved columns as fit (the
+/// row-slot path's slot rows).
+pub(crate) const COLS: usize = 4096;
+/// Its widened filter pair (at most [`BLOCKED_K`] words; the row-slot path's stream adds two
+/// words per kernel row) and the multiply loop's state.
+pub(crate) const WIDE: usize = BLOCKED_K + 2 * super::conv_rows::ROWS_KH + simd::MAC_STATE;
 /// Its accumulator scratch, in words, the rest of [`Scratch`]: `2 · pairs` per output channel
 /// (rounded up to even), so a block holds `ACC / (2 · channels)` pixel pairs at most — thin
 /// layers take long blocks, and each filter pair's widening is shared by more pixels.
-const ACC: usize = 2 * SCRATCH - COLS - WIDE;
+pub(crate) const ACC: usize = 2 * SCRATCH - COLS - WIDE;
 
 /// int8 convolution, pixels in blocks: the block's receptive fields are packed once (im2col,
 /// two pixels interleaved per group of four elements), then for each pair of filters the weights
@@ -199,10 +212,7 @@ fn conv_i8_blocked(
     let pairs = (COLS / pair_words).min(ACC / (2 * rows)).max(1);
     let filters = w.get(..k.checked_mul(g.oc)?)?;
     // Accumulators of the block, channel-major: row `o` holds filter `o`'s `2n` pixels.
-    let Scratch { words, chans } = scratch;
-    let (cols, rest) = words.split_at_mut(COLS);
-    let (wide, acc) = rest.split_at_mut(WIDE);
-    let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
+    let (cols, wide, acc, chans) = scratch.parts();
     // The filter pair's widened words, then the multiply loop's state words.
     let wide = wide.get_mut(..pair_words + simd::MAC_STATE)?;
     for (d, c) in chans.iter_mut().zip(q.channels()) {
@@ -452,7 +462,7 @@ fn conv_i8_pairs(
 /// long, holds channel `o`'s pixels, `pixels` of them used): one channel's requantiser stays in
 /// registers across the block's pixels. Not inlined, for the same reason as [`requant_pair`].
 #[inline(never)]
-fn requant_block(acc: &[i32], stride: usize, chans: &[Channel], out: Out, block: &mut [i8], pixels: usize) {
+pub(crate) fn requant_block(acc: &[i32], stride: usize, chans: &[Channel], out: Out, block: &mut [i8], pixels: usize) {
     let oc = chans.len();
     let (zp, low) = (out.zp, out.low);
     for (o, (a, c)) in acc.chunks_exact(stride.max(1)).zip(chans).enumerate() {

@@ -3,6 +3,7 @@
 
 pub mod add;
 pub mod conv;
+pub mod conv_rows;
 pub mod dense;
 pub mod place;
 pub mod pool;

@@ -610,6 +610,177 @@ fn mac_block_dsp(
     let _ = (c, w, n, a0, a1, b0, b1);
 }
 
+/// Where [`mac_rows`] finds a pixel pair's kernel rows: `kh` runs of `groups` groups, `zrow`
+/// words apart (one slot row each), successive pairs `step` words apart.
+#[derive(Debug, Clone, Copy)]
+pub struct RowsGeometry {
+    pub groups: usize,
+    pub kh: usize,
+    pub zrow: usize,
+    pub step: usize,
+}
+
+/// [`mac_block`] over slot rows (`conv_rows`): pair `j`'s kernel row `ky` is the `4 · groups`
+/// words of `rows` from `j · step + ky · zrow`, and `wide` the weight stream: per kernel row its
+/// `4 · groups` widened words and two words (the byte jump to the next row's run, or after the
+/// last row to the next pair's first; the next row's group count, 0 after the last), then
+/// [`MAC_STATE`] spare words. As many pairs as the accumulator slices hold; nothing if the
+/// slices are too short for them.
+pub fn mac_rows(
+    rows: &[u32],
+    wide: &mut [u32],
+    geo: RowsGeometry,
+    bias: [i32; 2],
+    acc_a: &mut [i32],
+    acc_b: &mut [i32],
+) {
+    let RowsGeometry { groups, kh, zrow, step } = geo;
+    let pairs = acc_a.len().min(acc_b.len()) / 2;
+    let stream = kh * (4 * groups + 2);
+    let reach = (kh.saturating_sub(1) * zrow).saturating_add(pairs.saturating_sub(1) * step) + 4 * groups;
+    if groups == 0 || kh == 0 || pairs == 0 || wide.len() < stream + MAC_STATE || rows.len() < reach {
+        return;
+    }
+    mac_rows_checked(rows, wide, geo, bias, acc_a, acc_b, pairs);
+}
+
+#[cfg(pare_dsp)]
+#[allow(clippy::too_many_arguments)]
+fn mac_rows_checked(
+    rows: &[u32],
+    wide: &mut [u32],
+    geo: RowsGeometry,
+    bias: [i32; 2],
+    acc_a: &mut [i32],
+    acc_b: &mut [i32],
+    pairs: usize,
+) {
+    let stream = geo.kh * (4 * geo.groups + 2);
+    let state = [
+        acc_a.as_mut_ptr() as usize as u32,
+        acc_b.as_mut_ptr() as usize as u32,
+        pairs as u32,
+        (stream * 4) as u32,
+        bias[0] as u32,
+        bias[1] as u32,
+        geo.groups as u32,
+        0,
+    ];
+    if let Some(st) = wide.get_mut(stream..stream + MAC_STATE) {
+        st.copy_from_slice(&state);
+    } else {
+        return;
+    }
+    let [mut a0, mut b0] = bias;
+    let (mut a1, mut b1) = (a0, b0);
+    let (mut c, mut w, mut n) = (rows.as_ptr(), wide.as_mut_ptr(), geo.groups);
+    // SAFETY: `mac_rows` checked that every pair's `kh` runs lie in `rows` and that `wide` holds
+    // the stream and the state; the stream's jump words (written by the caller from the same
+    // geometry) move `c` from one run to the next and on to the next pair; each accumulator slice
+    // holds 2·pairs values; no stack.
+    unsafe {
+        core::arch::asm!(
+            "6:",
+            "8:",
+            // n = groups / 2; an odd group first.
+            "lsrs {n}, {n}, #1",
+            "bcc 3f",
+            mac_group!(),
+            "3:",
+            "cmp {n}, #0",
+            "beq 4f",
+            "5:",
+            mac_group!(),
+            mac_group!(),
+            "subs {n}, {n}, #1",
+            "bne 5b",
+            "4:",
+            // The row's jump and the next row's groups (0 after the last row).
+            "ldrd {v}, {n}, [{w}], #8",
+            "add {c}, {c}, {v}",
+            "cmp {n}, #0",
+            "bne 8b",
+            "ldm {w}, {{r2, r3, r4, r5}}",
+            "strd {a0}, {a1}, [r2], #8",
+            "strd {b0}, {b1}, [r3], #8",
+            "subs r4, r4, #1",
+            "stm {w}, {{r2, r3, r4}}",
+            "beq 7f",
+            "ldrd {a0}, {b0}, [{w}, #16]",
+            "ldr {n}, [{w}, #24]",
+            "sub {w}, {w}, r5",
+            "mov {a1}, {a0}",
+            "mov {b1}, {b0}",
+            "b 6b",
+            "7:",
+            c = inout(reg) c,
+            w = inout(reg) w,
+            n = inout(reg) n,
+            v = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            b0 = inout(reg) b0,
+            b1 = inout(reg) b1,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            options(nostack)
+        );
+    }
+    let _ = (c, w, n, a0, a1, b0, b1);
+}
+
+/// [`mac_rows`], portable (host emulation): the same sums (wrapping, so in any order) from the
+/// geometry instead of the stream's jump words.
+#[cfg(not(pare_dsp))]
+#[allow(clippy::too_many_arguments)]
+fn mac_rows_checked(
+    rows: &[u32],
+    wide: &mut [u32],
+    geo: RowsGeometry,
+    bias: [i32; 2],
+    acc_a: &mut [i32],
+    acc_b: &mut [i32],
+    pairs: usize,
+) {
+    let run = 4 * geo.groups;
+    let (pa, _) = acc_a.as_chunks_mut::<2>();
+    let (pb, _) = acc_b.as_chunks_mut::<2>();
+    for (j, (a, b)) in pa.iter_mut().zip(pb.iter_mut()).take(pairs).enumerate() {
+        let [mut a0, mut b0] = bias;
+        let (mut a1, mut b1) = (a0, b0);
+        for ky in 0..geo.kh {
+            let at = j * geo.step + ky * geo.zrow;
+            let (Some(col), Some(wr)) = (rows.get(at..at + run), wide.get(ky * (run + 2)..ky * (run + 2) + run)) else {
+                return;
+            };
+            let (c, _) = col.as_chunks::<4>();
+            let (v, _) = wr.as_chunks::<4>();
+            for (x, v) in c.iter().zip(v) {
+                a0 = smlad(x[1], v[1], smlad(x[0], v[0], a0));
+                a1 = smlad(x[3], v[1], smlad(x[2], v[0], a1));
+                b0 = smlad(x[1], v[3], smlad(x[0], v[2], b0));
+                b1 = smlad(x[3], v[3], smlad(x[2], v[2], b1));
+            }
+        }
+        *a = [a0, a1];
+        *b = [b0, b1];
+    }
+}
+
+/// Zeroes pixel `lane`'s words of groups `g0..g1` (those inside `col`) of an interleaved pair
+/// column or slot row.
+pub fn zero_slots(col: &mut [u32], g0: usize, g1: usize, lane: usize) {
+    let end = (4 * g1).min(col.len());
+    let Some(words) = col.get_mut((4 * g0).min(end)..end) else { return };
+    let (groups, _) = words.as_chunks_mut::<4>();
+    for p in groups {
+        let (l0, l1) = p.split_at_mut(2);
+        (if lane == 0 { l0 } else { l1 }).fill(0);
+    }
+}
+
 /// One pixel pair of [`mac_block`]; `col` and `wide` hold `groups · 4 > 0` words.
 #[cfg(pare_dsp)]
 #[inline(always)]
