@@ -22,13 +22,14 @@ def conv_feats(ci, co, k=3):
     pairs = np.ceil(co / 2)
     return {
         "A: 1, kp, co, pairs·kp": [1, kp, co, pairs * kp],
-        "F: A + pairs, tail, tail·pairs (shipped)": [1, kp, co, pairs * kp, pairs, t, t * pairs],
+        "F: A + pairs, tail, tail·pairs": [1, kp, co, pairs * kp, pairs, t, t * pairs],
+        "G: F + tail·kp (im2col packing only where the row-slot path does not apply)": [1, kp, co, pairs * kp, pairs, t, t * pairs, t * kp],
     }
 
 
 steps = range(1, len(pts[0]["counts"]) - 1)
-# 3×3 convolutions: features of 7 (shipped) or 4 (older) entries, kernel rows of 3·ci.
-conv = [s for s in steps if len(pts[0]["features"][s]) in (4, 7) and pts[0]["features"][s][1] % 3 == 0 and pts[0]["features"][s][1] > 12]
+# 3×3 convolutions: features of 8 (shipped), 7 or 4 (older) entries, kernel rows of 3·ci.
+conv = [s for s in steps if len(pts[0]["features"][s]) in (4, 7, 8) and pts[0]["features"][s][1] % 3 == 0 and pts[0]["features"][s][1] > 12]
 for name in conv_feats(1, 1):
     errs, pt, mt = [], np.zeros(len(pts) - nfit), np.zeros(len(pts) - nfit)
     for s in conv:

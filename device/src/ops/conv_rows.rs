@@ -17,15 +17,7 @@ pub const ROWS_KH: usize = 7;
 
 /// Whether [`conv_i8_rows`] takes a convolution of this geometry.
 pub fn applies(g: &Window) -> bool {
-    g.ic.is_multiple_of(4)
-        && g.ic > 0
-        && g.ow >= 2
-        && g.ow.is_multiple_of(2)
-        && (1..=ROWS_KH).contains(&g.kh)
-        && g.kw > 0
-        && g.sh > 0
-        && g.sw > 0
-        && plan(g).is_some()
+    plan(g).is_some()
 }
 
 /// Layout of one geometry: words per slot, slots and words per slot row, groups per kernel row,
@@ -40,8 +32,18 @@ struct Plan {
 }
 
 fn plan(g: &Window) -> Option<Plan> {
+    let shape = g.ic > 0
+        && g.ic.is_multiple_of(4)
+        && g.ow.is_multiple_of(2)
+        && (1..=ROWS_KH).contains(&g.kh)
+        && g.kw > 0
+        && g.sh > 0
+        && g.sw > 0;
+    if !shape {
+        return None;
+    }
     let slot = g.ic;
-    let slots = (g.ow - 2).checked_mul(g.sw)?.checked_add(g.kw)?;
+    let slots = g.ow.checked_sub(2)?.checked_mul(g.sw)?.checked_add(g.kw)?;
     let zrow = slots.checked_mul(slot)?;
     let groups = g.kw.checked_mul(g.ic)? / 4;
     let stream = g.kh.checked_mul(4 * groups + 2)?;
