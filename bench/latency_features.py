@@ -23,7 +23,7 @@ def conv_feats(ci, co, k=3):
     return {
         "A: 1, kp, co, pairs·kp": [1, kp, co, pairs * kp],
         "F: A + pairs, tail, tail·pairs": [1, kp, co, pairs * kp, pairs, t, t * pairs],
-        "G: F + tail·kp (im2col packing only where the row-slot path does not apply)": [1, kp, co, pairs * kp, pairs, t, t * pairs, t * kp],
+        "G: F + tail·kp (shipped: im2col packing only where the row-slot path does not apply)": [1, kp, co, pairs * kp, pairs, t, t * pairs, t * kp],
     }
 
 

@@ -40,8 +40,8 @@ fn ranking_by_latency_freed_matches_the_hand_worked_three_layer_example() {
     let arch = three_layers();
     let groups = Groups::of(&arch).unwrap();
     // A latency model costing 10, 1 and 4 instructions per output channel of a, b, c and
-    // nothing else (conv features: 1, kp, co, ⌈co/2⌉·kp, ⌈co/2⌉, tail, tail·⌈co/2⌉).
-    let conv = |per: f64| vec![0.0, 0.0, per, 0.0, 0.0, 0.0, 0.0];
+    // nothing else (conv features: 1, kp, co, ⌈co/2⌉·kp, ⌈co/2⌉, tail, tail·⌈co/2⌉, tail·kp).
+    let conv = |per: f64| vec![0.0, 0.0, per, 0.0, 0.0, 0.0, 0.0, 0.0];
     let latency =
         LatencyModel { coefficients: vec![vec![0.0], conv(10.0), conv(1.0), conv(4.0), vec![0.0; 2], vec![0.0; 4]] };
     let target = BoardTarget {

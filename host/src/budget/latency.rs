@@ -24,16 +24,21 @@ pub enum LatencyError {
     TooFew(usize),
 }
 
+/// What the conv features are (part of a cached profile's key: a profile measured with other
+/// features is measured again).
+pub const CONV_FEATURES: &str = "1, kp, co, pairs·kp, pairs, tail, tail·pairs, tail·kp";
+
 /// Features of one step: the input preparation (`None`) or node `i`.
 ///
-/// A convolution's kernel rows are `k·ci` elements, packed in groups of four (`kp` elements
-/// per receptive field, padding included); filters run in pairs (`⌈co/2⌉`) over the packed
-/// columns, each widened once per block of pixels; every output is requantised (`co`). A row
-/// that is not a whole number of groups (`tail`) leaves the one-call packing of interior pixels
-/// for a per-row copy and gives every filter pair's widening a tail: a cost of its own, per
-/// pixel row and per filter pair. Measured on resnet20's layers (41 models on the QEMU board,
-/// fitted on 25, checked on 16): without the tail terms a layer's prediction missed by up to
-/// 22 %, with them by at most 4.9 %.
+/// A convolution's kernel rows are `k·ci` elements in groups of four (`kp` elements per
+/// receptive field, padding included); filters run in pairs (`⌈co/2⌉`), each widened once per
+/// block of pixels; every output is requantised (`co`). A row that is not a whole number of
+/// groups (`tail`: input channels not a multiple of four) takes the blocked path, which packs
+/// every pixel's receptive field (`tail·kp`) and widens with a tail (`tail·⌈co/2⌉`); whole
+/// groups take the row-slot path, which widens each input row once and packs nothing per
+/// pixel. Measured on resnet20's layers (41 models on the QEMU board, fitted on 25, checked on
+/// 16; `bench/latency_features.py`): with the row-slot path the 3×3 convolutions' total missed
+/// by up to 2.45 % without `tail·kp` and 0.68 % with it.
 pub fn features(arch: &Arch, shapes: &[Shape], node: Option<usize>) -> Vec<f64> {
     let Some(i) = node else { return vec![1.0] };
     let Some(n) = arch.nodes.get(i) else { return vec![1.0] };
@@ -46,7 +51,7 @@ pub fn features(arch: &Arch, shapes: &[Shape], node: Option<usize>) -> Vec<f64> 
             let kp = k * 4.0 * (row / 4.0).ceil();
             let tail = if row % 4.0 == 0.0 { 0.0 } else { 1.0 };
             let pairs = (co / 2.0).ceil();
-            vec![1.0, kp, co, pairs * kp, pairs, tail, tail * pairs]
+            vec![1.0, kp, co, pairs * kp, pairs, tail, tail * pairs, tail * kp]
         }
         Node::Dense { input, .. } => {
             let ci = cin(*input);
@@ -227,6 +232,6 @@ mod tests {
         assert_eq!((k, ci), (3.0, 3.0));
         // Three input channels: a 3-wide row of 9 elements, padded to 12 (a tail), 3 rows.
         let pairs = (co / 2.0).ceil();
-        assert_eq!(features(&arch, &shapes, Some(i)), vec![1.0, 36.0, co, pairs * 36.0, pairs, 1.0, pairs]);
+        assert_eq!(features(&arch, &shapes, Some(i)), vec![1.0, 36.0, co, pairs * 36.0, pairs, 1.0, pairs, 36.0]);
     }
 }

@@ -187,7 +187,8 @@ pub fn narrowest(arch: &Arch, share: f64) -> Result<Arch, MeasureError> {
 /// are unchanged, measured (and cached) otherwise. `sample` is one image at the model's input.
 pub fn profile(board: &Board, arch: &Arch, sample: &Dataset) -> Result<BoardProfile, MeasureError> {
     let firmware = format!("{:016x}", firmware_fingerprint(board));
-    let what = serde_json::to_string(&(&arch.input, &arch.nodes, variant_count())).unwrap_or_default();
+    let what = serde_json::to_string(&(&arch.input, &arch.nodes, variant_count(), super::latency::CONV_FEATURES))
+        .unwrap_or_default();
     let key = format!("{:016x}", crate::hash::fnv(what.as_bytes()));
     let path = crate::boards::build_dir().join("latency").join(board.name).join(format!("{key}-{firmware}.json"));
     if let Some(p) = std::fs::read_to_string(&path).ok().and_then(|s| serde_json::from_str::<BoardProfile>(&s).ok()) {
