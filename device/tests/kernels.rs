@@ -175,7 +175,8 @@ fn conv_i8_reuses_one_scratch_across_layers_of_every_width() {
 /// The row-slot path (channel counts that are multiples of four, even output widths) against the
 /// reference: several blocks of output rows (the first, a 32×32 plane of 16 channels, takes 5
 /// rows per block and ends on a short block), stride 2, no padding, 1×1 and 2×2 kernels, a
-/// receptive field at the blocked kernel's limit; each geometry checked to take that path.
+/// receptive field at the blocked kernel's limit; each geometry checked to take that path (and a
+/// 1×1 stride-2 shortcut checked not to).
 #[test]
 fn conv_i8_row_slots_match_reference() {
     let mut scratch = conv::Scratch::new();
@@ -184,12 +185,14 @@ fn conv_i8_row_slots_match_reference() {
         (32, 32, 16, 32, 3, 2, 1),
         (16, 16, 32, 32, 3, 1, 1),
         (8, 8, 64, 64, 3, 1, 1),
-        (9, 12, 8, 6, 1, 2, 0),
+        (9, 12, 8, 6, 1, 1, 0),
         (7, 8, 4, 3, 3, 1, 0),
         (6, 6, 4, 5, 2, 2, 1),
         (32, 32, 4, 12, 3, 1, 1),
         (12, 10, 20, 7, 3, 1, 1),
     ];
+    let shortcut = Geo { ih: 16, iw: 16, ic: 16, oc: 32, k: 1, s: 2, p: 0 };
+    assert!(!pare_device::ops::conv_rows::applies(&shortcut.window()));
     for (i, (ih, iw, ic, oc, k, s, p)) in layers.into_iter().enumerate() {
         let g = Geo { ih, iw, ic, oc, k, s, p };
         assert!(pare_device::ops::conv_rows::applies(&g.window()), "{g:?} takes the row-slot path");

@@ -5,7 +5,8 @@
 //! SMLAD loop reads ([`simd::mac_rows`]). An output pixel pair `(ox, ox + 1)`'s kernel row is then
 //! the run of slots `ox·sw − pl … ox·sw − pl + kw − 1` of one slot row, read in place; padding is
 //! zero slots and zero rows, so border pixels cost what interior ones do. For channel counts that
-//! are multiples of four and even output widths; [`super::conv`]'s blocked path takes the rest.
+//! are multiples of four, even output widths and strides no longer than the kernel;
+//! [`super::conv`]'s blocked path takes the rest.
 
 use super::conv::{requant_block, Requant, Scratch, ACC, COLS, WIDE};
 use super::simd;
@@ -38,7 +39,11 @@ fn plan(g: &Window) -> Option<Plan> {
         && (1..=ROWS_KH).contains(&g.kh)
         && g.kw > 0
         && g.sh > 0
-        && g.sw > 0;
+        && g.sw > 0
+        // A stride past the kernel (a 1×1 stride-2 shortcut) would widen input rows and columns
+        // no output reads; the blocked path packs only what it reads.
+        && g.kh >= g.sh
+        && g.kw >= g.sw;
     if !shape {
         return None;
     }
