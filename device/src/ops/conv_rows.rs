@@ -126,7 +126,7 @@ pub fn conv_i8_rows(
                 let row = slots.get(t * g.sh * p.zrow..)?;
                 let (aa, ab) = (ra.get_mut(t * g.ow..(t + 1) * g.ow)?, rb.get_mut(t * g.ow..(t + 1) * g.ow)?);
                 let geo = simd::RowsGeometry { groups: p.groups, kh: g.kh, zrow: p.zrow, step: 2 * g.sw * g.ic };
-                simd::mac_rows(row, wide, geo, bias, aa, ab);
+                simd::mac_rows(row, wide, geo, bias, aa, ab).then_some(())?;
             }
             o += 2;
         }

@@ -624,8 +624,8 @@ pub struct RowsGeometry {
 /// words of `rows` from `j · step + ky · zrow`, and `wide` the weight stream: per kernel row its
 /// `4 · groups` widened words and two words (the byte jump to the next row's run, or after the
 /// last row to the next pair's first; the next row's group count, 0 after the last), then
-/// [`MAC_STATE`] spare words. As many pairs as the accumulator slices hold; nothing if the
-/// slices are too short for them.
+/// [`MAC_STATE`] spare words. As many pairs as the accumulator slices hold; `false`, computing
+/// nothing, if the slices are too short for them.
 pub fn mac_rows(
     rows: &[u32],
     wide: &mut [u32],
@@ -633,15 +633,16 @@ pub fn mac_rows(
     bias: [i32; 2],
     acc_a: &mut [i32],
     acc_b: &mut [i32],
-) {
+) -> bool {
     let RowsGeometry { groups, kh, zrow, step } = geo;
     let pairs = acc_a.len().min(acc_b.len()) / 2;
     let stream = kh * (4 * groups + 2);
     let reach = (kh.saturating_sub(1) * zrow).saturating_add(pairs.saturating_sub(1) * step) + 4 * groups;
     if groups == 0 || kh == 0 || pairs == 0 || wide.len() < stream + MAC_STATE || rows.len() < reach {
-        return;
+        return false;
     }
     mac_rows_checked(rows, wide, geo, bias, acc_a, acc_b, pairs);
+    true
 }
 
 #[cfg(pare_dsp)]
