@@ -1,5 +1,8 @@
-//! 2-D convolution, NHWC activations and OHWI weights. The int8 kernel's inner product is
-//! [`dot_i8`], the one function with a Cortex-M DSP (SMLAD) variant.
+//! 2-D convolution, NHWC activations and OHWI weights. int8 layers take, by shape: the row-slot
+//! path ([`super::conv_rows`]: input channels a multiple of four, even output widths), the
+//! blocked im2col path (receptive fields up to [`BLOCKED_K`]), the pair path (up to
+//! [`SCRATCH`]) and the direct loops beyond; their SMLAD loops live in [`super::simd`], and all
+//! of them work in the runtime's [`Scratch`].
 
 use super::simd;
 use super::Window;

@@ -1,9 +1,10 @@
-//! The int8 inner product, CMSIS-NN style. Activations are im2col'ed once per output pixel into
-//! 16-bit lanes with the input offset applied, packed in the order `(x0, x2), (x1, x3)`, so four
-//! int8 weights need one word load and two SXTB16 to line up with two SMLAD (two 16-bit
-//! multiply-accumulates each). On Cortex-M with the DSP extension these are single instructions
-//! through inline `asm!`; elsewhere [`sxtb16`] and [`smlad`] emulate them bit for bit, and the
-//! board check compares the two paths' raw outputs byte for byte.
+//! The int8 inner product, CMSIS-NN style. Activations are widened into 16-bit lanes with the
+//! input offset applied (im2col'ed per output pixel, or once per input row into slot rows),
+//! packed in the order `(x0, x2), (x1, x3)`, so four int8 weights need one word load and two
+//! SXTB16 to line up with two SMLAD (two 16-bit multiply-accumulates each). On Cortex-M with the
+//! DSP extension these are single instructions through inline `asm!`; elsewhere [`sxtb16`] and
+//! [`smlad`] emulate them bit for bit, and the board check compares the two paths' raw outputs
+//! byte for byte.
 #![allow(unsafe_code)]
 
 use crate::quant::Requantizer;

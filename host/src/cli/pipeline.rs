@@ -31,7 +31,8 @@ pub struct PipelineArgs {
     #[command(flatten)]
     pub budgets: super::budget::BudgetArgs,
     /// Channels removed per iteration (fraction of the original, or a count); the last
-    /// iteration removes only what the target needs [default: 0.25].
+    /// iteration removes only what the target needs [default: 0.5 towards the FLOPs target, 0.25
+    /// under a board budget].
     #[arg(long)]
     pub step: Option<StepSize>,
     /// Fine-tuning budget of the pruning run: steps (2000), time (8m, 480s: scoring and
@@ -133,12 +134,13 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         None => eprintln!("[2/5] pruning with {} to the board budget", a.criterion.name()),
     }
     let d = PruneConfig::default();
+    let target = Target { flops_reduction: target_flops, ..Target::default() };
     let cfg = PruneConfig {
         scorer: a.scorer.settings(false),
         criterion: a.criterion,
         normalize: a.criterion.default_normalize(),
-        step: a.step.unwrap_or(d.step),
-        target: Target { flops_reduction: target_flops, ..Target::default() },
+        step: a.step.unwrap_or_else(|| PruneConfig::default_step(&target, board_target.is_some())),
+        target,
         round_to: if board_target.is_some() { 4 } else { d.round_to },
         rank: if board_target.is_some() { crate::prune::schedule::Rank::Budget } else { d.rank },
         cost_exponent: crate::prune::schedule::BUDGET_COST_EXPONENT,

@@ -27,7 +27,9 @@ pub struct PruneArgs {
     #[arg(long, value_enum, default_value = "all")]
     pub scope: Scope,
     /// Channels removed per iteration: a count (e.g. 32) or a fraction of the original (e.g.
-    /// 0.1); the last iteration removes only what the MACs/params target needs [default: 0.25].
+    /// 0.1); the last iteration removes only what the MACs/params target needs [default: 0.5
+    /// towards a MACs, params or ratio target — one removal straight to it measured better than
+    /// two (BENCHMARKS.md); 0.25 under --max-accuracy-drop or a board budget].
     #[arg(long)]
     pub step: Option<StepSize>,
     /// Keep at least this many channels in every layer.
@@ -270,7 +272,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         criterion: a.criterion,
         normalize: a.normalize.unwrap_or(a.criterion.default_normalize()),
         internal_only: a.scope == Scope::Internal,
-        step: a.step.unwrap_or(d.step),
+        step: a.step.unwrap_or_else(|| PruneConfig::default_step(&target, board.is_some())),
         min_channels: a.min_channels,
         min_width: a.min_width.unwrap_or(d.min_width),
         reduce: a.reduce.unwrap_or(d.reduce),
