@@ -98,6 +98,24 @@ pub fn build_command(board: &Board, bundle: &Path, target_dir: &Path) -> Command
     c
 }
 
+/// An exclusive lock on the firmware build directory, held until dropped (`flock` on Unix;
+/// elsewhere nothing is locked).
+struct BuildLock(#[allow(dead_code)] std::fs::File);
+
+fn lock_builds(dir: &Path) -> Result<BuildLock, FlashError> {
+    std::fs::create_dir_all(dir).map_err(io("creating the build directory"))?;
+    let f = std::fs::File::create(dir.join(".flash.lock")).map_err(io("the build lock"))?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid, open descriptor; flock only blocks until the lock is free.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io("locking the build directory")(std::io::Error::last_os_error()));
+        }
+    }
+    Ok(BuildLock(f))
+}
+
 /// Where firmware builds go (outside the repository, reused between runs).
 pub fn target_dir() -> PathBuf {
     crate::boards::build_dir().join("boards-target")
@@ -315,6 +333,9 @@ pub fn run_on_board_with(
     if which(&tool).is_none() {
         return Err(FlashError::ToolMissing { tool, hint: hint.into() });
     }
+    // The bundle and the firmware are one per board in a shared directory: one build-and-run at a
+    // time, or one process runs the firmware another just built (a latency profile beside a flash).
+    let _lock = lock_builds(&cache)?;
     let bundle = write_bundle(model, ds, &bundle_dir)?;
     if !quiet {
         crate::say!(
