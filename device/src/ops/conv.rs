@@ -184,7 +184,7 @@ pub(crate) const ACC: usize = 2 * SCRATCH - COLS - WIDE;
 /// int8 convolution, pixels in blocks: the block's receptive fields are packed once (im2col,
 /// two pixels interleaved per group of four elements), then for each pair of filters the weights
 /// are widened to 16 bits once ([`simd::widen_pair`]) and run against every pixel pair of the
-/// block ([`simd::mac_2x2`]: four loads and eight SMLAD per sixteen multiply-accumulates, no
+/// block ([`simd::mac_rows`]: four loads and eight SMLAD per sixteen multiply-accumulates, no
 /// SXTB16 in the loop). A block is as many pixel pairs as the column and accumulator scratch
 /// hold ([`COLS`], [`ACC`]).
 #[inline(never)]
@@ -216,8 +216,11 @@ fn conv_i8_blocked(
     let filters = w.get(..k.checked_mul(g.oc)?)?;
     // Accumulators of the block, channel-major: row `o` holds filter `o`'s `2n` pixels.
     let (cols, wide, acc, chans) = scratch.parts();
-    // The filter pair's widened words, then the multiply loop's state words.
-    let wide = wide.get_mut(..pair_words + simd::MAC_STATE)?;
+    // The filter pair's widened words, the stream's end (no jump, no further row), then the
+    // multiply loop's state words.
+    let wide = wide.get_mut(..pair_words + 2 + simd::MAC_STATE)?;
+    wide.get_mut(pair_words..pair_words + 2)?.fill(0);
+    let geo = simd::RowsGeometry { groups, kh: 1, zrow: pair_words, step: pair_words };
     for (d, c) in chans.iter_mut().zip(q.channels()) {
         *d = c;
     }
@@ -255,7 +258,7 @@ fn conv_i8_blocked(
                 simd::widen_pair(ra, rb, dst);
             }
             let bias = [chans.get(o)?.bias, chans.get(ob)?.bias];
-            simd::mac_block(cols, wide, groups, bias, ra, rb);
+            simd::mac_rows(cols, wide, geo, bias, ra, rb).then_some(())?;
             o += 2;
         }
         let block = y.get_mut(p * g.oc..(p + npx) * g.oc)?;
@@ -335,7 +338,7 @@ fn pack_pixel(
 }
 
 /// im2col for [`conv_i8_blocked`], into pixel `lane`'s words of a pair's interleaved column
-/// (the layout [`simd::mac_2x2`] reads): kernel row `ky` packed from element `ky·rs` (`rs`, the
+/// (the layout [`simd::mac_rows`] reads): kernel row `ky` packed from element `ky·rs` (`rs`, the
 /// row length rounded up to four, so every row starts a group and packs whole words). The
 /// elements between a row's end and `(ky + 1)·rs` meet zero weights, so an interior pixel packs
 /// whole groups straight from the input, reading up to three bytes past its row; a pixel whose
@@ -469,7 +472,7 @@ pub(crate) fn requant_block(acc: &[i32], stride: usize, chans: &[Channel], out: 
     let oc = chans.len();
     let (zp, low) = (out.zp, out.low);
     for (o, (a, c)) in acc.chunks_exact(stride.max(1)).zip(chans).enumerate() {
-        // The accumulators include the bias (simd::mac_block starts from it).
+        // The accumulators include the bias (simd::mac_rows starts from it).
         let outs = block.get_mut(o..).unwrap_or_default();
         simd::requant_strided(a.get(..pixels).unwrap_or_default(), &c.scale, zp, low, outs, oc);
     }

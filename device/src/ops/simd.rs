@@ -400,7 +400,7 @@ pub fn dot_packed_2x2(cols: &[u32], w0: &[i8], w1: &[i8]) -> [i32; 4] {
 }
 
 /// Two filters widened to 16-bit lanes in the packed order, interleaved per group of four
-/// elements as `[a (0,2), a (1,3), b (0,2), b (1,3)]`, the layout [`mac_2x2`] reads. A partial
+/// elements as `[a (0,2), a (1,3), b (0,2), b (1,3)]`, the layout [`mac_rows`] reads. A partial
 /// last group is zero-padded; `out` holds `4 · len.div_ceil(4)` words.
 pub fn widen_pair(a: &[i8], b: &[i8], out: &mut [u32]) {
     let (ba, bb): (&[u8], &[u8]) = (bytemuck::cast_slice(a), bytemuck::cast_slice(b));
@@ -472,7 +472,7 @@ fn widen_groups(a: &[u8], b: &[u8], out: &mut [[u32; 4]], n: usize) {
     }
 }
 
-/// One group of four elements of [`mac_2x2`]'s loop: both pixels' packed words by one LDM
+/// One group of four elements of [`mac_rows`]'s loop: both pixels' packed words by one LDM
 /// (r2–r5), then the two filters' four widened words, eight SMLAD.
 #[cfg(pare_dsp)]
 macro_rules! mac_group {
@@ -495,121 +495,10 @@ macro_rules! mac_group {
     };
 }
 
-/// Words past a block's widened weights (`wide[4 · groups..]`) that [`mac_block`]'s assembly
-/// loop keeps its state in (the accumulator pointers, pairs left, the weights' length, the biases,
-/// the group count): all twelve allocatable registers are taken by the multiply loop.
+/// Words past the weight stream that [`mac_rows`]'s assembly loop keeps its state in (the
+/// accumulator pointers, pairs left, the stream's length, the biases, the group count): all twelve
+/// allocatable registers are taken by the multiply loop.
 pub const MAC_STATE: usize = 8;
-
-/// A block of pixel pairs against two widened filters ([`widen_pair`]): `cols` holds the pairs'
-/// interleaved columns ([`interleave`]) back to back, `groups · 4` words each, and `wide` the
-/// filters' `groups · 4` words followed by [`MAC_STATE`] spare words; pair `j`'s sums go to
-/// `acc_a[2j], acc_a[2j + 1]` (filter a, both pixels) and `acc_b[2j], acc_b[2j + 1]`. Per group of
-/// four elements: one LDM of the two columns, four weight loads, eight SMLAD (hand-written on DSP
-/// targets, two groups per iteration: fourteen instructions per group where the compiler's
-/// schedule needed eighteen; the loop over the pairs too, thirteen instructions per pair where
-/// a call per pair took about thirty). The sums start from the filters' biases `bias = [a, b]`.
-pub fn mac_block(cols: &[u32], wide: &mut [u32], groups: usize, bias: [i32; 2], acc_a: &mut [i32], acc_b: &mut [i32]) {
-    let words = groups * 4;
-    let pairs = (acc_a.len().min(acc_b.len()) / 2).min(cols.len() / words.max(1));
-    #[cfg(pare_dsp)]
-    if groups > 0 && pairs > 0 && wide.len() >= words + MAC_STATE {
-        mac_block_dsp(cols, wide, groups, bias, acc_a, acc_b, pairs);
-        return;
-    }
-    let Some(wide) = wide.get(..words) else { return };
-    let (pa, _) = acc_a.as_chunks_mut::<2>();
-    let (pb, _) = acc_b.as_chunks_mut::<2>();
-    for ((col, a), b) in cols.chunks_exact(words.max(1)).zip(pa).zip(pb).take(pairs) {
-        let [a0, b0, a1, b1] =
-            if groups == 0 { [bias[0], bias[1], bias[0], bias[1]] } else { mac_2x2(col, wide, groups, bias) };
-        *a = [a0, a1];
-        *b = [b0, b1];
-    }
-}
-
-/// [`mac_block`] in one assembly loop over the block's pairs; the caller checked `groups > 0`,
-/// `pairs > 0`, that `cols` holds `pairs · 4 · groups` words, each accumulator slice `2 · pairs`
-/// values, and `wide` `4 · groups + MAC_STATE` words.
-#[cfg(pare_dsp)]
-#[allow(clippy::too_many_arguments)]
-fn mac_block_dsp(
-    cols: &[u32],
-    wide: &mut [u32],
-    groups: usize,
-    bias: [i32; 2],
-    acc_a: &mut [i32],
-    acc_b: &mut [i32],
-    pairs: usize,
-) {
-    let words = groups * 4;
-    let state = [
-        acc_a.as_mut_ptr() as usize as u32,
-        acc_b.as_mut_ptr() as usize as u32,
-        pairs as u32,
-        (words * 4) as u32,
-        bias[0] as u32,
-        bias[1] as u32,
-        groups as u32,
-        0,
-    ];
-    if let Some(st) = wide.get_mut(words..words + MAC_STATE) {
-        st.copy_from_slice(&state);
-    } else {
-        return;
-    }
-    let [mut a0, mut b0] = bias;
-    let (mut a1, mut b1) = (a0, b0);
-    let (mut c, mut w, mut n) = (cols.as_ptr(), wide.as_mut_ptr(), groups);
-    // SAFETY: per pair the loop reads 4·groups words of `cols` (pairs of them in all, checked by
-    // the caller) and of `wide`, then the state words after them (inside `wide`, written above),
-    // stores two words into each accumulator slice (2·pairs long) and rewinds `w`; no stack.
-    unsafe {
-        core::arch::asm!(
-            "6:",
-            // n = groups / 2; an odd group first.
-            "lsrs {n}, {n}, #1",
-            "bcc 3f",
-            mac_group!(),
-            "3:",
-            "cmp {n}, #0",
-            "beq 4f",
-            "5:",
-            mac_group!(),
-            mac_group!(),
-            "subs {n}, {n}, #1",
-            "bne 5b",
-            "4:",
-            // w is at the state: accumulator pointers, pairs left, bytes to rewind.
-            "ldm {w}, {{r2, r3, r4, r5}}",
-            "strd {a0}, {a1}, [r2], #8",
-            "strd {b0}, {b1}, [r3], #8",
-            "subs r4, r4, #1",
-            "stm {w}, {{r2, r3, r4}}",
-            "beq 7f",
-            "ldrd {a0}, {b0}, [{w}, #16]",
-            "ldr {n}, [{w}, #24]",
-            "sub {w}, {w}, r5",
-            "mov {a1}, {a0}",
-            "mov {b1}, {b0}",
-            "b 6b",
-            "7:",
-            c = inout(reg) c,
-            w = inout(reg) w,
-            n = inout(reg) n,
-            v = out(reg) _,
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            b0 = inout(reg) b0,
-            b1 = inout(reg) b1,
-            out("r2") _,
-            out("r3") _,
-            out("r4") _,
-            out("r5") _,
-            options(nostack)
-        );
-    }
-    let _ = (c, w, n, a0, a1, b0, b1);
-}
 
 /// Where [`mac_rows`] finds a pixel pair's kernel rows: `kh` runs of `groups` groups, `zrow`
 /// words apart (one slot row each), successive pairs `step` words apart.
@@ -621,11 +510,16 @@ pub struct RowsGeometry {
     pub step: usize,
 }
 
-/// [`mac_block`] over slot rows (`conv_rows`): pair `j`'s kernel row `ky` is the `4 · groups`
-/// words of `rows` from `j · step + ky · zrow`, and `wide` the weight stream: per kernel row its
-/// `4 · groups` widened words and two words (the byte jump to the next row's run, or after the
-/// last row to the next pair's first; the next row's group count, 0 after the last), then
-/// [`MAC_STATE`] spare words. As many pairs as the accumulator slices hold; `false`, computing
+/// Pixel pairs against two widened filters ([`widen_pair`]), sums starting from the filters'
+/// biases `bias = [a, b]`: pair `j`'s sums go to `acc_a[2j], acc_a[2j + 1]` (filter a, both
+/// pixels) and `acc_b[2j], acc_b[2j + 1]`. Pair `j`'s kernel row `ky` is the `4 · groups` words of
+/// `rows` from `j · step + ky · zrow` — slot rows (`conv_rows`), or with `kh = 1` and `step = 4 ·
+/// groups` the blocked kernel's packed columns back to back — and `wide` the weight stream: per
+/// kernel row its `4 · groups` widened words and two words (the byte jump to the next row's run,
+/// or after the last row to the next pair's first; the next row's group count, 0 after the last),
+/// then [`MAC_STATE`] spare words. Per group of four elements: one LDM of the two pixels' words,
+/// four weight loads, eight SMLAD (hand-written on DSP targets, two groups per iteration, and the
+/// loop over the pairs too). As many pairs as the accumulator slices hold; `false`, computing
 /// nothing, if the slices are too short for them.
 pub fn mac_rows(
     rows: &[u32],
@@ -781,66 +675,6 @@ pub fn zero_slots(col: &mut [u32], g0: usize, g1: usize, lane: usize) {
         let (l0, l1) = p.split_at_mut(2);
         (if lane == 0 { l0 } else { l1 }).fill(0);
     }
-}
-
-/// One pixel pair of [`mac_block`]; `col` and `wide` hold `groups · 4 > 0` words.
-#[cfg(pare_dsp)]
-#[inline(always)]
-fn mac_2x2(col: &[u32], wide: &[u32], groups: usize, bias: [i32; 2]) -> [i32; 4] {
-    let [mut a0, mut b0] = bias;
-    let (mut a1, mut b1) = (a0, b0);
-    let (mut c, mut w, mut n) = (col.as_ptr(), wide.as_ptr(), groups);
-    // SAFETY: the caller's slices hold `4 · groups` words each and `groups > 0`; the loop reads
-    // exactly that many from each pointer, writes no memory and uses no stack.
-    unsafe {
-        core::arch::asm!(
-            // n = groups / 2; an odd group first.
-            "lsrs {n}, {n}, #1",
-            "bcc 3f",
-            mac_group!(),
-            "3:",
-            "cmp {n}, #0",
-            "beq 4f",
-            "5:",
-            mac_group!(),
-            mac_group!(),
-            "subs {n}, {n}, #1",
-            "bne 5b",
-            "4:",
-            c = inout(reg) c,
-            w = inout(reg) w,
-            n = inout(reg) n,
-            v = out(reg) _,
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            b0 = inout(reg) b0,
-            b1 = inout(reg) b1,
-            out("r2") _,
-            out("r3") _,
-            out("r4") _,
-            out("r5") _,
-            options(nostack, readonly)
-        );
-    }
-    let _ = (c, w, n);
-    [a0, b0, a1, b1]
-}
-
-/// One pixel pair of [`mac_block`], portable (host emulation): the same sums in the same order.
-#[cfg(not(pare_dsp))]
-#[inline(always)]
-fn mac_2x2(col: &[u32], wide: &[u32], _groups: usize, bias: [i32; 2]) -> [i32; 4] {
-    let (c, _) = col.as_chunks::<4>();
-    let (w, _) = wide.as_chunks::<4>();
-    let [mut a0, mut b0] = bias;
-    let (mut a1, mut b1) = (a0, b0);
-    for (x, v) in c.iter().zip(w) {
-        a0 = smlad(x[1], v[1], smlad(x[0], v[0], a0));
-        a1 = smlad(x[3], v[1], smlad(x[2], v[0], a1));
-        b0 = smlad(x[1], v[3], smlad(x[0], v[2], b0));
-        b1 = smlad(x[3], v[3], smlad(x[2], v[2], b1));
-    }
-    [a0, b0, a1, b1]
 }
 
 /// `out[i · stride] = clamp(scale(acc[i]) + zp, -128, 127) ∨ low` for every `i` that fits both
