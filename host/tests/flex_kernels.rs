@@ -2,8 +2,9 @@
 //! loops written here from the definitions: 2-D convolution forward, input and weight gradients
 //! (through autodiff, on shapes with odd channel counts, stride 2, padding — symmetric and not —,
 //! dilation, groups, 1×1 and "same" convolutions), and batch norm in training mode (output, batch statistics and the
-//! gradients of input, γ and β) and inference mode.
+//! gradients of input, γ and β) and inference mode, and ReLU, its gradient and the element-wise add.
 
+use burn::tensor::activation::relu;
 use burn::tensor::module::{batch_norm, batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -267,4 +268,44 @@ fn batch_norm_training_and_inference_match_the_definition() {
     let e = rel_diff(&host(yi), &want);
     eprintln!("batch norm inference: relative error {e:.1e}");
     assert!(e < 1e-5, "batch norm inference: relative error {e:e}");
+}
+
+/// ReLU and its gradient (the patch splits both between the workers from 64 Ki elements, in
+/// place when the input is held only by the caller) and the element-wise add (split from 64 Ki
+/// elements), against `max(0, x)`, `r·[x > 0]` and `a + b` computed here, on tensors above and
+/// below the split, with zeros of both signs and NaN: NaN passes through ReLU, as in PyTorch.
+#[test]
+fn relu_its_gradient_and_add_match_the_definition() {
+    let ad = Device::flex().autodiff();
+    let plain = Device::flex();
+    for (k, shape) in [[2, 3, 128, 128], [1, 2, 7, 5]].into_iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let mut x = random(n, 40 + k as u64);
+        x[0] = 0.0;
+        x[1] = -0.0;
+        x[2] = f32::NAN;
+        x[n - 1] = -1.0;
+        let r = random(n, 50 + k as u64);
+        let max0 = |v: f32| if v.is_nan() || v > 0.0 { v } else { 0.0 };
+        let same = |a: &[f32], b: &[f32]| {
+            a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()))
+        };
+        // Autodiff keeps ReLU's input for the backward pass: the copying path.
+        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), shape), &ad).require_grad();
+        let y = relu(xt.clone());
+        let rt = Tensor::<4>::from_data(TensorData::new(r.clone(), shape), &ad);
+        let grads = (y.clone() * rt).sum().backward();
+        let want_y: Vec<f32> = x.iter().map(|&v| max0(v)).collect();
+        // d(Σ r·relu(x))/dx: r where x > 0 and where x is NaN (the mask keeps NaN), else 0.
+        let want_dx: Vec<f32> = x.iter().zip(&r).map(|(&v, &g)| if v > 0.0 || v.is_nan() { g } else { 0.0 }).collect();
+        assert!(same(&host(y), &want_y), "shape {shape:?}: relu under autodiff");
+        assert!(same(&host(xt.grad(&grads).unwrap()), &want_dx), "shape {shape:?}: relu's gradient");
+        // A tensor only the caller holds: in place.
+        let yp = host(relu(Tensor::<4>::from_data(TensorData::new(x.clone(), shape), &plain)));
+        assert!(same(&yp, &want_y), "shape {shape:?}: relu in place");
+        let a = Tensor::<4>::from_data(TensorData::new(x.clone(), shape), &plain);
+        let b = Tensor::<4>::from_data(TensorData::new(r.clone(), shape), &plain);
+        let want_sum: Vec<f32> = x.iter().zip(&r).map(|(p, q)| p + q).collect();
+        assert!(same(&host(a + b), &want_sum), "shape {shape:?}: add");
+    }
 }

@@ -21,6 +21,11 @@ use crate::{Flex, FlexTensor, Layout};
 
 impl ActivationOps<Flex> for Flex {
     fn relu(tensor: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        // pare patch: in place and split between the workers when it can be.
+        let tensor = match super::pare_train::relu(tensor) {
+            Ok(t) => return t,
+            Err(t) => t,
+        };
         // `max` returns the non-NaN operand, which would map NaN to the bound.
         // Testing `is_nan` first lets NaN propagate, as PyTorch does. `!(x <= 0.0)` is
         // equivalent and compiles to the same code, but trips
@@ -33,6 +38,11 @@ impl ActivationOps<Flex> for Flex {
     }
 
     fn relu_backward(output: FloatTensor<Flex>, grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        // pare patch: into `grad` and split between the workers when it can be.
+        let (output, grad) = match super::pare_train::relu_backward(output, grad) {
+            Ok(t) => return t,
+            Err(pair) => pair,
+        };
         // Zero the gradient where the output was zero, but keep it for a NaN output:
         // the trait default masks with `float_lower_equal_elem(output, 0)`, which is
         // false for NaN.

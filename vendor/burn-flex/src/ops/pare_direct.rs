@@ -73,9 +73,8 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Same3x3) -
     }
     let packed = pack_weights(w, s.o, s.c);
     let per_out = s.o * s.h * s.w;
-    let mut out = vec![0.0f32; s.n * per_out];
     let init = || (vec![0.0f32; s.c * s.plane()], vec![0.0f32; OB * s.qn()]);
-    super::pare_train::for_sample_chunks(&mut out, per_out, 1, init, |(xp, op), first, _, on| {
+    let out = super::pare_train::sample_chunks(s.n * per_out, per_out, 1, init, |(xp, op), first, _, on| {
         let xs = &x[first * s.c * s.h * s.w..][..s.c * s.h * s.w];
         pad(xp, xs, s);
         for b in 0..s.o.div_ceil(OB) {

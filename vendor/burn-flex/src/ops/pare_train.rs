@@ -68,12 +68,75 @@ fn map_range<R: Send, F: Fn(usize) -> R + Sync + Send>(n: usize, f: F) -> Vec<R>
     }
 }
 
-/// `f(i, chunk)` over `data`'s chunks of `size`, in parallel under rayon.
-fn for_chunks<F: Fn(usize, &mut [f32]) + Sync + Send>(data: &mut [f32], size: usize, f: F) {
+/// `len` floats written by `f(i, chunk)` over chunks of `size`, in parallel under rayon.
+fn chunks_filled<F: Fn(usize, &mut [f32]) + Sync + Send>(len: usize, size: usize, f: F) -> Vec<f32> {
+    sample_chunks(len, size, 1, || (), |_, i, _, c| f(i, c))
+}
+
+/// Elements from which [`relu`] and [`relu_backward`] split their work between the workers.
+const PAR_MIN: usize = 64 * 1024;
+/// Elements per piece of a split element-wise op.
+const PAR_PIECE: usize = 8 * 1024;
+
+/// `f(piece of dst, same piece of src)` over two equally long slices, split between the
+/// workers under rayon from [`PAR_MIN`] elements.
+fn zip_pieces<F: Fn(&mut [f32], &[f32]) + Sync + Send>(dst: &mut [f32], src: &[f32], f: F) {
     #[cfg(feature = "rayon")]
-    data.par_chunks_mut(size.max(1)).enumerate().for_each(|(i, c)| f(i, c));
-    #[cfg(not(feature = "rayon"))]
-    data.chunks_mut(size.max(1)).enumerate().for_each(|(i, c)| f(i, c));
+    if dst.len() >= PAR_MIN {
+        dst.par_chunks_mut(PAR_PIECE).zip(src.par_chunks(PAR_PIECE)).for_each(|(d, s)| f(d, s));
+        return;
+    }
+    f(dst, src)
+}
+
+/// ReLU in place on a uniquely held, contiguous f32 tensor, split between the workers
+/// (burn-flex's `unary_op` runs on the calling thread: 3 % of a pruned ResNet-56 training step
+/// while the workers waited). NaN stays NaN, as in the release. `Err` hands any other tensor
+/// back for the release's path.
+pub(crate) fn relu(mut t: FlexTensor) -> Result<FlexTensor, FlexTensor> {
+    let end = match t.layout().contiguous_offsets() {
+        Some((0, end)) if t.dtype() == DType::F32 && t.is_unique() => end,
+        // Held elsewhere too (autodiff keeps ReLU's input for its backward): a new tensor.
+        Some((start, end)) if t.dtype() == DType::F32 => {
+            let xs: &[f32] = &t.storage()[start..end];
+            let out = chunks_filled(xs.len(), PAR_PIECE, |i, c| {
+                c.iter_mut().zip(&xs[i * PAR_PIECE..]).for_each(|(d, &x)| *d = if x <= 0.0 { 0.0 } else { x })
+            });
+            return Ok(tensor(out, t.shape(), DType::F32));
+        }
+        _ => return Err(t),
+    };
+    let xs: &mut [f32] = &mut t.storage_mut()[..end];
+    #[cfg(feature = "rayon")]
+    if xs.len() >= PAR_MIN {
+        xs.par_chunks_mut(PAR_PIECE).for_each(relu_piece);
+        return Ok(t);
+    }
+    relu_piece(xs);
+    Ok(t)
+}
+
+fn relu_piece(xs: &mut [f32]) {
+    // `x <= 0` is false for NaN, which therefore passes through. A select, not a conditional
+    // store, so that the loop vectorises (a branch per element mispredicts on half of them).
+    xs.iter_mut().for_each(|x| *x = if *x <= 0.0 { 0.0 } else { *x });
+}
+
+/// ReLU's input gradient written into `grad` (uniquely held, contiguous, f32, the shape of a
+/// contiguous `output`): zero where the output is ≤ 0, split between the workers. `Err` hands
+/// the pair back for the release's path.
+pub(crate) fn relu_backward(output: FlexTensor, mut grad: FlexTensor) -> Result<FlexTensor, (FlexTensor, FlexTensor)> {
+    let fits = output.dtype() == DType::F32 && grad.dtype() == DType::F32 && grad.is_unique() && output.shape() == grad.shape();
+    let (end, (os, oe)) = match (grad.layout().contiguous_offsets(), output.layout().contiguous_offsets()) {
+        (Some((0, end)), Some(o)) if fits && o.1 - o.0 == end => (end, o),
+        _ => return Err((output, grad)),
+    };
+    let out: &[f32] = &output.storage()[os..oe];
+    let g: &mut [f32] = &mut grad.storage_mut()[..end];
+    zip_pieces(g, out, |g, o| {
+        g.iter_mut().zip(o).for_each(|(g, &o)| *g = if o <= 0.0 { 0.0 } else { *g })
+    });
+    Ok(grad)
 }
 
 /// `[n, c, spatial]` of an NC… shape.
@@ -191,16 +254,14 @@ fn normalize(
     let (g, bt): (&[f32], &[f32]) = (g.storage(), bt.storage());
     let scale: Vec<f32> = (0..c).map(|ch| (f64::from(g[ch]) / (var[ch] + epsilon).sqrt()) as f32).collect();
     let shift: Vec<f32> = (0..c).map(|ch| (f64::from(bt[ch]) - mean[ch] * f64::from(scale[ch])) as f32).collect();
-    let mut out = vec![0.0f32; n * c * s];
-    for_chunks(&mut out, c * s, |b, chunk| {
+    chunks_filled(n * c * s, c * s, |b, chunk| {
         for ch in 0..c {
             let src = &xs[(b * c + ch) * s..(b * c + ch + 1) * s];
             let dst = &mut chunk[ch * s..(ch + 1) * s];
             let (k, m) = (scale[ch], shift[ch]);
             dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * k + m);
         }
-    });
-    out
+    })
 }
 
 /// Inference-mode batch norm with given statistics.
@@ -258,8 +319,7 @@ pub(crate) fn batch_norm_train_backward(
             [k as f32, a as f32, b as f32]
         })
         .collect();
-    let mut dx = vec![0.0f32; n * c * s];
-    for_chunks(&mut dx, c * s, |b, chunk| {
+    let dx = chunks_filled(n * c * s, c * s, |b, chunk| {
         for ch in 0..c {
             let at = (b * c + ch) * s..(b * c + ch + 1) * s;
             let [k, a, bb] = coef[ch];
@@ -668,23 +728,37 @@ fn chunk_of(g: &Geometry) -> usize {
     256usize.div_ceil(g.p().max(1)).min(g.n.div_ceil(threads())).max(1)
 }
 
-/// `f(first sample, samples, chunk of data)` over chunks of `nb` samples of `per` values each,
-/// in parallel under rayon, with a scratch value per worker.
-pub(super) fn for_sample_chunks<S, I, F>(data: &mut [f32], per: usize, nb: usize, init: I, f: F)
+/// `len` floats (`per` per sample) computed by `f(scratch, first sample, samples, chunk)` over
+/// chunks of `nb` samples, in parallel under rayon with a scratch value per worker. Each chunk
+/// is zeroed by the worker that fills it, just before `f` runs: a zeroed output allocated on
+/// the calling thread was a serial memset of the whole tensor while the workers waited (8 % of
+/// a pruned ResNet-56 training step's samples, BENCHMARKS.md).
+pub(super) fn sample_chunks<S, I, F>(len: usize, per: usize, nb: usize, init: I, f: F) -> Vec<f32>
 where
     I: Fn() -> S + Sync + Send,
     F: Fn(&mut S, usize, usize, &mut [f32]) + Sync + Send,
 {
+    use core::mem::MaybeUninit;
     let size = (per * nb).max(1);
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let run = |st: &mut S, i: usize, c: &mut [MaybeUninit<f32>]| {
+        c.fill(MaybeUninit::new(0.0));
+        // SAFETY: every element of `c` was initialised on the line above, and `MaybeUninit<f32>`
+        // has the layout of `f32`.
+        let c = unsafe { &mut *(c as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        f(st, i * nb, c.len() / per.max(1), c)
+    };
+    let spare = &mut out.spare_capacity_mut()[..len];
     #[cfg(feature = "rayon")]
-    data.par_chunks_mut(size)
-        .enumerate()
-        .for_each_init(init, |st, (i, c)| f(st, i * nb, c.len() / per.max(1), c));
+    spare.par_chunks_mut(size).enumerate().for_each_init(init, |st, (i, c)| run(st, i, c));
     #[cfg(not(feature = "rayon"))]
     {
         let mut st = init();
-        data.chunks_mut(size).enumerate().for_each(|(i, c)| f(&mut st, i * nb, c.len() / per.max(1), c));
+        spare.chunks_mut(size).enumerate().for_each(|(i, c)| run(&mut st, i, c));
     }
+    // SAFETY: the chunks cover `0..len`, and each was initialised in `run`.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// `dst (rows × b·cols) ← src`: samples `b` of `src`'s `[n, rows, cols]` side by side.
@@ -719,10 +793,9 @@ pub(crate) fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>
     }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let nb = chunk_of(&g);
-    let mut out = vec![0.0f32; g.n * g.cout * p];
     let per_out = g.cout * p;
     let init = || (vec![0.0f32; k * nb * p], vec![0.0f32; if nb > 1 { og * nb * p } else { 0 }]);
-    for_sample_chunks(&mut out, per_out, nb, init, |(col, tmp), first, nbc, on| {
+    let out = sample_chunks(g.n * per_out, per_out, nb, init, |(col, tmp), first, nbc, on| {
         let ld = nbc * p;
         for grp in 0..g.groups {
             let wg = &ws[grp * og * k..][..og * k];
@@ -843,9 +916,8 @@ pub(crate) fn conv2d_x_backward(
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let nb = chunk_of(&g);
     let per_x = g.cin * g.h * g.w;
-    let mut dx = vec![0.0f32; g.n * per_x];
     let init = || (vec![0.0f32; k * nb * p], vec![0.0f32; og * nb * p]);
-    for_sample_chunks(&mut dx, per_x, nb, init, |(col, dyc), first, nbc, dxc| {
+    let dx = sample_chunks(g.n * per_x, per_x, nb, init, |(col, dyc), first, nbc, dxc| {
         let ld = nbc * p;
         for grp in 0..g.groups {
             let wg = &ws[grp * og * k..][..og * k];

@@ -326,10 +326,10 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Same3x3) -
     let (th, tw) = s.tiles();
     let nb = s.chunk();
     let per_out = s.o * s.h * s.w;
-    let mut out = vec![0.0f32; s.n * per_out];
+
     let pad_len = scratch_len(s).max(8 * tw);
     let init = || (vec![0.0f32; 16 * s.c * nb * th * tw], vec![0.0f32; 16 * s.o * nb * th * tw], vec![0.0f32; pad_len]);
-    super::pare_train::for_sample_chunks(&mut out, per_out, nb, init, |(v, m, pad), first, nbc, on| {
+    let out = super::pare_train::sample_chunks(s.n * per_out, per_out, nb, init, |(v, m, pad), first, nbc, on| {
         let ld = nbc * th * tw;
         input_transform(v, ld, &x[first * s.c * s.h * s.w..], nbc, s, pad);
         for xi in 0..16 {

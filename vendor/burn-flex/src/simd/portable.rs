@@ -10,8 +10,11 @@ use rayon::prelude::*;
 
 /// Threshold for parallel execution (elements).
 /// For memory-bound operations, parallelism helps when data exceeds L3 cache.
+// pare patch: from 64 Ki elements (was 4 Mi). A training step's element-wise ops (a residual
+// add, a gradient sum) are 0.2–2 M elements, so they ran on the calling thread while the
+// workers waited (BENCHMARKS.md, issue 13).
 #[cfg(feature = "rayon")]
-const PARALLEL_THRESHOLD: usize = 4 * 1024 * 1024;
+const PARALLEL_THRESHOLD: usize = 64 * 1024;
 
 #[cfg(feature = "rayon")]
 const CHUNK_SIZE: usize = 4096;
