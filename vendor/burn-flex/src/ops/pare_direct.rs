@@ -7,7 +7,8 @@
 //! reads input position `q + ky·(w + 2) + kx` for tap `(ky, kx)`, so every tap of a run of 16
 //! positions is one contiguous load. A block of 8 output channels × 48 positions lives in 24
 //! registers; per input channel and tap it costs 3 loads, 8 weight broadcasts and 24 FMAs.
-//! The two padding columns of each output row are computed and dropped. The input gradient is
+//! The two padding columns of each output row are computed and dropped. A last block of fewer
+//! than 8 channels runs a kernel of that many (pruned layers have any width). The input gradient is
 //! the same convolution of dY with the kernel flipped and its channels swapped. (A direct
 //! weight gradient, dY on the grid against the nine shifted input runs, measured slower than
 //! im2col + GEMM and was dropped: BENCHMARKS.md.)
@@ -79,7 +80,7 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Same3x3) -
         pad(xp, xs, s);
         for b in 0..s.o.div_ceil(OB) {
             let wb = &packed[b * s.c * 9 * OB..][..s.c * 9 * OB];
-            run_block(op, xp, wb, s);
+            run_block(op, xp, wb, s, OB.min(s.o - b * OB));
             // Keep the valid columns of the padded grid; add the bias.
             for lane in 0..OB.min(s.o - b * OB) {
                 let oi = b * OB + lane;
@@ -115,8 +116,10 @@ fn pad(xp: &mut [f32], x: &[f32], s: &Same3x3) {
 }
 
 /// `op[lane · qn + q] = Σ_{ci, tap} wb[(ci·9 + tap)·OB + lane] · xp[ci·plane + q + off(tap)]`
-/// for every position `q < qn` of the padded grid.
-fn run_block(op: &mut [f32], xp: &[f32], wb: &[f32], s: &Same3x3) {
+/// for every position `q < qn` of the padded grid and the block's first `lanes` (1–8) output
+/// channels: a last block of fewer than 8 channels (pruned layers have any width) computes only
+/// those, not 8.
+fn run_block(op: &mut [f32], xp: &[f32], wb: &[f32], s: &Same3x3, lanes: usize) {
     let (qn, plane, pw) = (s.qn(), s.plane(), s.pw());
     assert!(op.len() >= OB * qn && xp.len() >= s.c * plane && wb.len() >= s.c * 9 * OB);
     // The largest read: the last block's last vector at the largest tap offset.
@@ -126,7 +129,17 @@ fn run_block(op: &mut [f32], xp: &[f32], wb: &[f32], s: &Same3x3) {
     // pointer the kernel forms: outputs `lane·qn + q` with q < qn, inputs `ci·plane + q + off`
     // with q + off + 16 ≤ plane, weights `(ci·9 + tap)·OB + lane` < c·9·OB.
     unsafe {
-        avx512::block(op.as_mut_ptr(), xp.as_ptr(), wb.as_ptr(), s.c, qn, plane, pw)
+        let (op, xp, wb, c) = (op.as_mut_ptr(), xp.as_ptr(), wb.as_ptr(), s.c);
+        match lanes {
+            1 => avx512::block::<1>(op, xp, wb, c, qn, plane, pw),
+            2 => avx512::block::<2>(op, xp, wb, c, qn, plane, pw),
+            3 => avx512::block::<3>(op, xp, wb, c, qn, plane, pw),
+            4 => avx512::block::<4>(op, xp, wb, c, qn, plane, pw),
+            5 => avx512::block::<5>(op, xp, wb, c, qn, plane, pw),
+            6 => avx512::block::<6>(op, xp, wb, c, qn, plane, pw),
+            7 => avx512::block::<7>(op, xp, wb, c, qn, plane, pw),
+            _ => avx512::block::<OB>(op, xp, wb, c, qn, plane, pw),
+        }
     }
 }
 
@@ -135,13 +148,22 @@ mod avx512 {
     use super::{OB, QB};
     use core::arch::x86_64::*;
 
-    /// See `run_block`. Safety: AVX-512F present; pointers valid for the ranges given there.
+    /// See `run_block`: the block's first `L` (≤ `OB`) output channels. Safety: AVX-512F
+    /// present; pointers valid for the ranges given there.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn block(op: *mut f32, xp: *const f32, wb: *const f32, c: usize, qn: usize, plane: usize, pw: usize) {
+    pub(super) unsafe fn block<const L: usize>(
+        op: *mut f32,
+        xp: *const f32,
+        wb: *const f32,
+        c: usize,
+        qn: usize,
+        plane: usize,
+        pw: usize,
+    ) {
         let offs = [0, 1, 2, pw, pw + 1, pw + 2, 2 * pw, 2 * pw + 1, 2 * pw + 2];
         let mut q = 0;
         while q < qn {
-            let mut acc = [[_mm512_setzero_ps(); 3]; OB];
+            let mut acc = [[_mm512_setzero_ps(); 3]; L];
             for ci in 0..c {
                 // SAFETY (all pointer arithmetic below): within the bounds `run_block` asserts.
                 let xc = unsafe { xp.add(ci * plane + q) };
