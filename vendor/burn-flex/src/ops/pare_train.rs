@@ -100,7 +100,7 @@ pub(crate) fn relu(mut t: FlexTensor) -> Result<FlexTensor, FlexTensor> {
         Some((start, end)) if t.dtype() == DType::F32 => {
             let xs: &[f32] = &t.storage()[start..end];
             let out = chunks_filled(xs.len(), PAR_PIECE, |i, c| {
-                c.iter_mut().zip(&xs[i * PAR_PIECE..]).for_each(|(d, &x)| *d = if x <= 0.0 { 0.0 } else { x })
+                c.iter_mut().zip(&xs[i * PAR_PIECE..]).for_each(|(d, &x)| *d = relu1(x))
             });
             return Ok(tensor(out, t.shape(), DType::F32));
         }
@@ -117,9 +117,15 @@ pub(crate) fn relu(mut t: FlexTensor) -> Result<FlexTensor, FlexTensor> {
 }
 
 fn relu_piece(xs: &mut [f32]) {
-    // `x <= 0` is false for NaN, which therefore passes through. A select, not a conditional
-    // store, so that the loop vectorises (a branch per element mispredicts on half of them).
-    xs.iter_mut().for_each(|x| *x = if *x <= 0.0 { 0.0 } else { *x });
+    xs.iter_mut().for_each(|x| *x = relu1(*x));
+}
+
+/// `max(x, 0)`, NaN passing through (`x <= 0` is false for NaN). Written as a select, not a
+/// conditional store, so that loops over it vectorise (a branch per element mispredicts on half
+/// of them).
+#[inline(always)]
+fn relu1(x: f32) -> f32 {
+    if x <= 0.0 { 0.0 } else { x }
 }
 
 /// ReLU's input gradient written into `grad` (uniquely held, contiguous, f32, the shape of a
