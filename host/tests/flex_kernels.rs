@@ -2,11 +2,15 @@
 //! loops written here from the definitions: 2-D convolution forward, input and weight gradients
 //! (through autodiff, on shapes with odd channel counts, stride 2, padding — symmetric and not —,
 //! dilation, groups, 1×1 and "same" convolutions), and batch norm in training mode (output, batch statistics and the
-//! gradients of input, γ and β) and inference mode, and ReLU, its gradient and the element-wise add.
+//! gradients of input, γ and β) and inference mode, ReLU, its gradient and the element-wise add,
+//! and 2×2 max pooling with stride 2 and its gradient.
+//! Kernel outputs start as NaN here (`poison_outputs`), so an element a kernel leaves unwritten
+//! fails the comparison instead of passing on memory that happened to hold zeros.
 
 use burn::tensor::activation::relu;
-use burn::tensor::module::{batch_norm, batch_norm_train, conv2d};
+use burn::tensor::module::{batch_norm, batch_norm_train, conv2d, max_pool2d};
 use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 
@@ -112,6 +116,11 @@ fn convolution_and_its_gradients_match_the_definition() {
         Case::same3x3([2, 3, 4, 1], [9, 3, 3, 3]),
         // … and with 64 (a ResNet's last stage, direct since Winograd starts at 128).
         Case::same3x3([2, 64, 8, 8], [64, 64, 3, 3]),
+        // The direct weight gradient's other blocks: 17–32 output channels (2 vectors of 16, the
+        // second part-filled), 33–48 (3), and input channels leaving 1 or 2 for the last block.
+        Case::same3x3([2, 5, 6, 7], [20, 5, 3, 3]),
+        Case::same3x3([3, 7, 5, 6], [40, 7, 3, 3]),
+        Case::same3x3([2, 4, 3, 9], [50, 4, 3, 3]),
         // 3×3 "same" with at least 128 channels each side (Winograd F(2×2, 3×3)): odd and even
         // planes (a last tile hanging over), a 2×2 and a 1×1 plane, several samples per chunk,
         // a wide plane of several tile columns.
@@ -121,8 +130,11 @@ fn convolution_and_its_gradients_match_the_definition() {
         Case::same3x3([7, 128, 1, 1], [128, 128, 3, 3]),
         Case::same3x3([9, 128, 8, 8], [144, 128, 3, 3]),
         Case::same3x3([2, 128, 16, 13], [128, 128, 3, 3]),
+        Case::same3x3([2, 131, 9, 11], [129, 131, 3, 3]),
         Case::same3x3([3, 130, 4, 4], [131, 130, 3, 3]),
     ];
+    // Kernel outputs start as NaN, not uninitialised: an element a kernel fails to write shows.
+    burn_flex::ops::poison_outputs(true);
     let ad = Device::flex().autodiff();
     for (i, c) in cases.iter().enumerate() {
         let seed = 10 * i as u64;
@@ -159,21 +171,27 @@ fn convolution_and_its_gradients_match_the_definition() {
 /// inputs must give the same gradient bit for bit (a seeded run must repeat).
 #[test]
 fn convolution_gradients_repeat_bit_for_bit() {
+    burn_flex::ops::poison_outputs(true);
     let ad = Device::flex().autodiff();
-    // im2col + GEMM (the direct kernel computes no weight gradient), then Winograd (128
-    // channels and more).
-    for (xs, ws) in [([64, 16, 8, 8], [32, 16, 3, 3]), ([48, 128, 8, 8], [128, 128, 3, 3])] {
-        repeats(&ad, xs, ws);
+    // The direct kernel where the CPU has it (else im2col + GEMM; also on a 2×2 plane),
+    // Winograd (128 channels and more), im2col + GEMM (stride 2).
+    for (xs, ws, stride) in [
+        ([64, 16, 8, 8], [32, 16, 3, 3], 1),
+        ([48, 128, 8, 8], [128, 128, 3, 3], 1),
+        ([64, 16, 8, 8], [32, 16, 3, 3], 2),
+        ([37, 24, 2, 2], [40, 24, 3, 3], 1),
+    ] {
+        repeats(&ad, xs, ws, stride);
     }
 }
 
-fn repeats(ad: &Device, xs: [usize; 4], ws: [usize; 4]) {
+fn repeats(ad: &Device, xs: [usize; 4], ws: [usize; 4], stride: usize) {
     let x = random(xs.iter().product(), 7);
     let w = random(ws.iter().product(), 8);
     let run = || {
         let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), xs), ad).require_grad();
         let wt = Tensor::<4>::from_data(TensorData::new(w.clone(), ws), ad).require_grad();
-        let y = conv2d(xt.clone(), wt.clone(), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
+        let y = conv2d(xt.clone(), wt.clone(), None, ConvOptions::new([stride; 2], [1, 1], [1, 1], 1));
         let grads = (y.clone() * y).sum().backward();
         (host(xt.grad(&grads).unwrap()), host(wt.grad(&grads).unwrap()))
     };
@@ -185,6 +203,7 @@ fn repeats(ad: &Device, xs: [usize; 4], ws: [usize; 4]) {
 
 #[test]
 fn batch_norm_training_and_inference_match_the_definition() {
+    burn_flex::ops::poison_outputs(true);
     let (n, c, h, w) = (3, 5, 4, 7);
     let s = h * w;
     let x = random(n * c * s, 1).iter().enumerate().map(|(i, v)| v * 3.0 + (i / s % c) as f32).collect::<Vec<_>>();
@@ -276,6 +295,7 @@ fn batch_norm_training_and_inference_match_the_definition() {
 /// below the split, with zeros of both signs and NaN: NaN passes through ReLU, as in PyTorch.
 #[test]
 fn relu_its_gradient_and_add_match_the_definition() {
+    burn_flex::ops::poison_outputs(true);
     let ad = Device::flex().autodiff();
     let plain = Device::flex();
     for (k, shape) in [[2, 3, 128, 128], [1, 2, 7, 5]].into_iter().enumerate() {
@@ -307,5 +327,62 @@ fn relu_its_gradient_and_add_match_the_definition() {
         let b = Tensor::<4>::from_data(TensorData::new(r.clone(), shape), &plain);
         let want_sum: Vec<f32> = x.iter().zip(&r).map(|(p, q)| p + q).collect();
         assert!(same(&host(a + b), &want_sum), "shape {shape:?}: add");
+    }
+}
+
+/// 2×2 max pooling with stride 2 (VGG's), under autodiff (with indices) and plain, and its
+/// gradient, against the definition: the window's first maximum in row-major order, a NaN
+/// winning (the window's last NaN), an odd last row or column dropped and given no gradient.
+#[test]
+fn max_pooling_and_its_gradient_match_the_definition() {
+    burn_flex::ops::poison_outputs(true);
+    let ad = Device::flex().autodiff();
+    let plain = Device::flex();
+    for (k, shape) in [[2, 3, 6, 8], [1, 2, 5, 7], [3, 1, 2, 2]].into_iter().enumerate() {
+        let [n, c, h, w] = shape;
+        let mut x = random(n * c * h * w, 60 + k as u64);
+        // A tie in the first window (the first element wins), two NaNs in the second.
+        x[w] = x[0] + 1.0;
+        x[w + 1] = x[w];
+        if w >= 4 {
+            x[2] = f32::NAN;
+            x[w + 3] = f32::NAN;
+        }
+        let (oh, ow) = (h / 2, w / 2);
+        let r = random(n * c * oh * ow, 70 + k as u64);
+        let (mut want_y, mut want_dx) = (vec![0.0f32; n * c * oh * ow], vec![0.0f32; x.len()]);
+        for p in 0..n * c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut best: Option<(f32, usize)> = None;
+                    for dy in 0..2 {
+                        for dx in 0..2 {
+                            let i = p * h * w + (2 * oy + dy) * w + 2 * ox + dx;
+                            let v = x[i];
+                            best = match best {
+                                Some((m, _)) if !(v > m || v.is_nan()) => best,
+                                _ => Some((v, i)),
+                            };
+                        }
+                    }
+                    let (m, i) = best.unwrap();
+                    let o = (p * oh + oy) * ow + ox;
+                    want_y[o] = m;
+                    want_dx[i] += r[o];
+                }
+            }
+        }
+        let same = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()))
+        };
+        let opts = MaxPoolOptions::new([2, 2]);
+        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), shape), &ad).require_grad();
+        let y = max_pool2d(xt.clone(), opts.clone());
+        let rt = Tensor::<4>::from_data(TensorData::new(r.clone(), [n, c, oh, ow]), &ad);
+        let grads = (y.clone() * rt).sum().backward();
+        assert!(same(&host(y), &want_y), "shape {shape:?}: max pooling under autodiff");
+        assert!(same(&host(xt.grad(&grads).unwrap()), &want_dx), "shape {shape:?}: max pooling's gradient");
+        let yp = host(max_pool2d(Tensor::<4>::from_data(TensorData::new(x.clone(), shape), &plain), opts));
+        assert!(same(&yp, &want_y), "shape {shape:?}: max pooling");
     }
 }

@@ -115,10 +115,14 @@ mod module;
 pub mod pool;
 // pare patch: batch-norm training ops and GEMM convolution gradients (PARE-PATCH.md).
 mod pare_train;
+// pare patch: kernel outputs start as NaN while on (for tests: an unwritten element shows).
+pub use pare_train::poison_outputs;
 // pare patch: 3×3 "same" convolutions by Winograd F(2×2, 3×3) (PARE-PATCH.md).
 mod pare_winograd;
 // pare patch: thin 3×3 "same" convolutions by a direct AVX-512 kernel (PARE-PATCH.md).
 mod pare_direct;
+// pare patch: 2×2 stride-2 max pooling by its own kernel (PARE-PATCH.md).
+mod pare_pool;
 mod qtensor;
 pub mod reduce;
 pub mod repeat_dim;

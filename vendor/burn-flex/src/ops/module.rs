@@ -511,6 +511,15 @@ impl ModuleOps<Flex> for Flex {
         dilation: [usize; 2],
         ceil_mode: bool,
     ) -> FloatTensor<Flex> {
+        // pare patch: 2×2 windows with stride 2 by their own kernel (PARE-PATCH.md).
+        let x = if super::pare_pool::fits(kernel_size, stride, padding, dilation) {
+            match super::pare_pool::max_pool2x2(x, ceil_mode) {
+                Ok(out) => return out,
+                Err(x) => x,
+            }
+        } else {
+            x
+        };
         match x.dtype() {
             DType::F32 => {
                 pool::max_pool2d_f32(x, kernel_size, stride, padding, dilation, ceil_mode)
@@ -537,6 +546,20 @@ impl ModuleOps<Flex> for Flex {
         ceil_mode: bool,
         indices_dtype: IntDType,
     ) -> MaxPool2dWithIndices<Flex> {
+        // pare patch: 2×2 windows with stride 2 by their own kernel (PARE-PATCH.md).
+        let x = if super::pare_pool::fits(kernel_size, stride, padding, dilation) {
+            match super::pare_pool::max_pool2x2_with_indices(x, ceil_mode) {
+                Ok((output, mut indices)) => {
+                    if indices.dtype() != DType::from(indices_dtype) {
+                        indices = Flex::int_cast(indices, indices_dtype);
+                    }
+                    return MaxPool2dWithIndices::new(output, indices);
+                }
+                Err(x) => x,
+            }
+        } else {
+            x
+        };
         let (output, mut indices) = match x.dtype() {
             DType::F32 => pool::max_pool2d_with_indices_f32(
                 x,
@@ -580,14 +603,23 @@ impl ModuleOps<Flex> for Flex {
 
     fn max_pool2d_with_indices_backward(
         x: FloatTensor<Flex>,
-        _kernel_size: [usize; 2],
-        _stride: [usize; 2],
-        _padding: [usize; 2],
-        _dilation: [usize; 2],
+        kernel_size: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
         _ceil_mode: bool,
         output_grad: FloatTensor<Flex>,
         indices: IntTensor<Flex>,
     ) -> MaxPool2dBackward<Flex> {
+        // pare patch: 2×2 windows with stride 2 by their own kernel (PARE-PATCH.md).
+        let (output_grad, indices) = if x.dtype() == DType::F32 && super::pare_pool::fits(kernel_size, stride, padding, dilation) {
+            match super::pare_pool::max_pool2x2_backward(&x.shape(), output_grad, indices) {
+                Ok(x_grad) => return MaxPool2dBackward::new(x_grad),
+                Err(pair) => pair,
+            }
+        } else {
+            (output_grad, indices)
+        };
         let x_grad = match x.dtype() {
             DType::F32 => pool::max_pool2d_backward_f32(x, output_grad, indices),
             DType::F64 => pool::max_pool2d_backward_f64(x, output_grad, indices),

@@ -31,7 +31,30 @@ use rayon::prelude::*;
 
 use super::pare_direct;
 use super::pare_winograd;
+use super::pare_winograd::F2;
 use crate::{FlexTensor, Layout};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// `fn $name(args)` calling `$imp` (`#[inline(always)]`) compiled for AVX-512 when the CPU has
+/// it (the crate is built for baseline x86-64, where these loops get 4-lane SSE).
+macro_rules! multiversion {
+    ($(#[$m:meta])* fn $name:ident => $imp:ident ($($a:ident : $t:ty),*) $(-> $r:ty)?) => {
+        $(#[$m])*
+        fn $name($($a: $t),*) $(-> $r)? {
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            if std::is_x86_feature_detected!("avx512f") {
+                #[target_feature(enable = "avx512f")]
+                fn v4($($a: $t),*) $(-> $r)? {
+                    $imp($($a),*)
+                }
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                return unsafe { v4($($a),*) };
+            }
+            $imp($($a),*)
+        }
+    };
+}
+pub(super) use multiversion;
 
 /// `t` as contiguous f32 (cast when it is another float dtype).
 fn f32_of(t: FlexTensor) -> FlexTensor {
@@ -99,9 +122,7 @@ pub(crate) fn relu(mut t: FlexTensor) -> Result<FlexTensor, FlexTensor> {
         // Held elsewhere too (autodiff keeps ReLU's input for its backward): a new tensor.
         Some((start, end)) if t.dtype() == DType::F32 => {
             let xs: &[f32] = &t.storage()[start..end];
-            let out = chunks_filled(xs.len(), PAR_PIECE, |i, c| {
-                c.iter_mut().zip(&xs[i * PAR_PIECE..]).for_each(|(d, &x)| *d = relu1(x))
-            });
+            let out = chunks_filled(xs.len(), PAR_PIECE, |i, c| relu_copy(c, &xs[i * PAR_PIECE..]));
             return Ok(tensor(out, t.shape(), DType::F32));
         }
         _ => return Err(t),
@@ -116,9 +137,28 @@ pub(crate) fn relu(mut t: FlexTensor) -> Result<FlexTensor, FlexTensor> {
     Ok(t)
 }
 
-fn relu_piece(xs: &mut [f32]) {
+#[inline(always)]
+fn relu_piece_impl(xs: &mut [f32]) {
     xs.iter_mut().for_each(|x| *x = relu1(*x));
 }
+
+multiversion!(fn relu_piece => relu_piece_impl(xs: &mut [f32]));
+
+/// `dst = relu(src)` over `dst`'s length.
+#[inline(always)]
+fn relu_copy_impl(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, &x)| *d = relu1(x));
+}
+
+multiversion!(fn relu_copy => relu_copy_impl(dst: &mut [f32], src: &[f32]));
+
+/// `g = 0` where `o ≤ 0`.
+#[inline(always)]
+fn relu_grad_piece_impl(g: &mut [f32], o: &[f32]) {
+    g.iter_mut().zip(o).for_each(|(g, &o)| *g = if o <= 0.0 { 0.0 } else { *g });
+}
+
+multiversion!(fn relu_grad_piece => relu_grad_piece_impl(g: &mut [f32], o: &[f32]));
 
 /// `max(x, 0)`, NaN passing through (`x <= 0` is false for NaN). Written as a select, not a
 /// conditional store, so that loops over it vectorise (a branch per element mispredicts on half
@@ -139,9 +179,7 @@ pub(crate) fn relu_backward(output: FlexTensor, mut grad: FlexTensor) -> Result<
     };
     let out: &[f32] = &output.storage()[os..oe];
     let g: &mut [f32] = &mut grad.storage_mut()[..end];
-    zip_pieces(g, out, |g, o| {
-        g.iter_mut().zip(o).for_each(|(g, &o)| *g = if o <= 0.0 { 0.0 } else { *g })
-    });
+    zip_pieces(g, out, relu_grad_piece);
     Ok(grad)
 }
 
@@ -155,7 +193,11 @@ fn ncs(shape: &Shape) -> (usize, usize, usize) {
 }
 
 /// Σ of a row in f32 lanes (16 independent accumulators, so the loop vectorises), in f64.
-fn row_sum(row: &[f32]) -> f64 {
+/// This and the other row loops of batch norm and ReLU below are compiled for AVX-512 too
+/// (`multiversion!`): the crate builds for baseline x86-64, 4-lane SSE. The same operations in
+/// the same order either way, so the same bits.
+#[inline(always)]
+fn row_sum_impl(row: &[f32]) -> f64 {
     let mut acc = [0.0f32; 16];
     let chunks = row.chunks_exact(16);
     let rest: f64 = chunks.remainder().iter().map(|&v| f64::from(v)).sum();
@@ -167,8 +209,11 @@ fn row_sum(row: &[f32]) -> f64 {
     acc.iter().map(|&v| f64::from(v)).sum::<f64>() + rest
 }
 
+multiversion!(fn row_sum => row_sum_impl(row: &[f32]) -> f64);
+
 /// Σ (v − m)² of a row, in f32 lanes.
-fn row_sq(row: &[f32], m: f32) -> f64 {
+#[inline(always)]
+fn row_sq_impl(row: &[f32], m: f32) -> f64 {
     let mut acc = [0.0f32; 16];
     let chunks = row.chunks_exact(16);
     let rest: f64 = chunks.remainder().iter().map(|&v| f64::from((v - m) * (v - m))).sum();
@@ -180,8 +225,11 @@ fn row_sq(row: &[f32], m: f32) -> f64 {
     acc.iter().map(|&v| f64::from(v)).sum::<f64>() + rest
 }
 
+multiversion!(fn row_sq => row_sq_impl(row: &[f32], m: f32) -> f64);
+
 /// Σ dy and Σ dy·(x − m) of two rows, in f32 lanes.
-fn row_dot(dy: &[f32], x: &[f32], m: f32) -> [f64; 2] {
+#[inline(always)]
+fn row_dot_impl(dy: &[f32], x: &[f32], m: f32) -> [f64; 2] {
     let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
     let (dc, xc) = (dy.chunks_exact(16), x.chunks_exact(16));
     let (dr, xr) = (dc.remainder(), xc.remainder());
@@ -198,6 +246,26 @@ fn row_dot(dy: &[f32], x: &[f32], m: f32) -> [f64; 2] {
     }
     out
 }
+
+multiversion!(fn row_dot => row_dot_impl(dy: &[f32], x: &[f32], m: f32) -> [f64; 2]);
+
+/// `dst = src·k + m`.
+#[inline(always)]
+fn scale_shift_impl(dst: &mut [f32], src: &[f32], k: f32, m: f32) {
+    dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * k + m);
+}
+
+multiversion!(fn scale_shift => scale_shift_impl(dst: &mut [f32], src: &[f32], k: f32, m: f32));
+
+/// `dst = dy·k + x·a + b`.
+#[inline(always)]
+fn bn_dx_row_impl(dst: &mut [f32], x: &[f32], dy: &[f32], k: f32, a: f32, b: f32) {
+    for ((d, &xv), &g) in dst.iter_mut().zip(x).zip(dy) {
+        *d = g * k + xv * a + b;
+    }
+}
+
+multiversion!(fn bn_dx_row => bn_dx_row_impl(dst: &mut [f32], x: &[f32], dy: &[f32], k: f32, a: f32, b: f32));
 
 /// Per channel of NC… `x`: Σ f(x) over batch and space, in f64.
 fn channel_sums<F: Fn(usize, usize) -> [f64; 2] + Sync + Send>(n: usize, c: usize, f: F) -> Vec<[f64; 2]> {
@@ -264,8 +332,7 @@ fn normalize(
         for ch in 0..c {
             let src = &xs[(b * c + ch) * s..(b * c + ch + 1) * s];
             let dst = &mut chunk[ch * s..(ch + 1) * s];
-            let (k, m) = (scale[ch], shift[ch]);
-            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * k + m);
+            scale_shift(dst, src, scale[ch], shift[ch]);
         }
     })
 }
@@ -329,10 +396,7 @@ pub(crate) fn batch_norm_train_backward(
         for ch in 0..c {
             let at = (b * c + ch) * s..(b * c + ch + 1) * s;
             let [k, a, bb] = coef[ch];
-            let dst = &mut chunk[ch * s..(ch + 1) * s];
-            for ((d, &xv), &g) in dst.iter_mut().zip(&xs[at.clone()]).zip(&dys[at]) {
-                *d = g * k + xv * a + bb;
-            }
+            bn_dx_row(&mut chunk[ch * s..(ch + 1) * s], &xs[at.clone()], &dys[at], k, a, bb);
         }
     });
     let gamma_grad = sums.iter().map(|v| v[1] as f32).collect();
@@ -457,8 +521,9 @@ impl Same3x3 {
 }
 
 /// Where a 3×3 "same" convolution goes: Winograd from [`winograd_min`] channels on either
-/// side, the direct kernel below that on CPUs that run it (`PARE_DIRECT=0` turns it off, for
-/// comparisons), else im2col + GEMM (neither).
+/// side, the direct kernel below that on CPUs that run it (`PARE_DIRECT=0` turns it off,
+/// `PARE_DIRECT=no-weight-grad` leaves the weight gradient to im2col + GEMM, for comparisons),
+/// else im2col + GEMM (neither).
 enum Route {
     Winograd(Same3x3),
     Direct(Same3x3),
@@ -484,6 +549,8 @@ struct Thresholds {
     winograd_min: usize,
     /// The direct kernel, unless `PARE_DIRECT=0`.
     direct: bool,
+    /// … for the weight gradient too, unless `PARE_DIRECT=0` or `no-weight-grad`.
+    direct_weight_grad: bool,
 }
 
 fn thresholds() -> Thresholds {
@@ -496,6 +563,10 @@ fn thresholds() -> Thresholds {
         direct: !std::env::var("PARE_DIRECT").is_ok_and(|v| v == "0"),
         #[cfg(not(feature = "std"))]
         direct: true,
+        #[cfg(feature = "std")]
+        direct_weight_grad: !std::env::var("PARE_DIRECT").is_ok_and(|v| v == "0" || v == "no-weight-grad"),
+        #[cfg(not(feature = "std"))]
+        direct_weight_grad: true,
     };
     #[cfg(feature = "std")]
     {
@@ -735,11 +806,55 @@ fn chunk_of(g: &Geometry) -> usize {
 }
 
 /// `len` floats (`per` per sample) computed by `f(scratch, first sample, samples, chunk)` over
-/// chunks of `nb` samples, in parallel under rayon with a scratch value per worker. Each chunk
-/// is zeroed by the worker that fills it, just before `f` runs: a zeroed output allocated on
-/// the calling thread was a serial memset of the whole tensor while the workers waited (8 % of
-/// a pruned ResNet-56 training step's samples, BENCHMARKS.md).
+/// chunks of `nb` samples, in parallel under rayon with a scratch value per worker. `f` must
+/// write every element of its chunk before reading any: the output is not zeroed (zeroing it
+/// was a pass over memory as large as the output that the kernels then overwrite — on the
+/// calling thread before session 14, a serial memset while the workers waited, 8 % of a pruned
+/// ResNet-56 step; per worker since, still 4–8 % of a training step's samples, BENCHMARKS.md).
+/// Kernels that add into their output use [`sample_chunks_zeroed`]. With [`poison_outputs`] on
+/// (the kernel tests), chunks start as NaN, so that an element a kernel leaves unwritten shows.
 pub(super) fn sample_chunks<S, I, F>(len: usize, per: usize, nb: usize, init: I, f: F) -> Vec<f32>
+where
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize, usize, &mut [f32]) + Sync + Send,
+{
+    chunks_of_samples(len, per, nb, POISON.load(Ordering::Relaxed).then_some(f32::NAN), init, f)
+}
+
+/// [`sample_chunks`] with each chunk zeroed (by the worker that fills it) before `f` runs.
+pub(super) fn sample_chunks_zeroed<S, I, F>(len: usize, per: usize, nb: usize, init: I, f: F) -> Vec<f32>
+where
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize, usize, &mut [f32]) + Sync + Send,
+{
+    chunks_of_samples(len, per, nb, Some(0.0), init, f)
+}
+
+/// Kernel outputs start as NaN instead of uninitialised while this is on: for tests, which then
+/// see any element a kernel fails to write. Off by default.
+static POISON: AtomicBool = AtomicBool::new(false);
+
+/// Turns [`POISON`] on or off (the kernel tests turn it on).
+pub fn poison_outputs(on: bool) {
+    POISON.store(on, Ordering::Relaxed);
+}
+
+/// A kernel's scratch buffer of `len` floats, not zeroed: every kernel that takes one writes
+/// each element before it reads it (the Winograd and GEMM work buffers, padded planes; zeroing
+/// them was a memset of up to tens of MB per call, with the kernel's first-touch page faults).
+/// NaN-filled while [`POISON`] is on, so that a kernel test sees a read before a write.
+pub(super) fn scratch(len: usize) -> Vec<f32> {
+    if POISON.load(Ordering::Relaxed) {
+        return vec![f32::NAN; len];
+    }
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    // SAFETY: f32 has no invalid bit patterns, and the callers write every element before
+    // reading it (the contract above; the kernel tests check it with `poison_outputs`).
+    unsafe { v.set_len(len) };
+    v
+}
+
+fn chunks_of_samples<S, I, F>(len: usize, per: usize, nb: usize, fill: Option<f32>, init: I, f: F) -> Vec<f32>
 where
     I: Fn() -> S + Sync + Send,
     F: Fn(&mut S, usize, usize, &mut [f32]) + Sync + Send,
@@ -748,9 +863,14 @@ where
     let size = (per * nb).max(1);
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let run = |st: &mut S, i: usize, c: &mut [MaybeUninit<f32>]| {
-        c.fill(MaybeUninit::new(0.0));
-        // SAFETY: every element of `c` was initialised on the line above, and `MaybeUninit<f32>`
-        // has the layout of `f32`.
+        if let Some(v) = fill {
+            c.fill(MaybeUninit::new(v));
+        }
+        // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and `f` writes every element of
+        // the chunk before it reads any (the contract of `sample_chunks`; with `fill` the
+        // elements are initialised already). No value is read uninitialised: f32 has no
+        // invalid bit patterns, and every element is written before the vector's length
+        // covers it below.
         let c = unsafe { &mut *(c as *mut [MaybeUninit<f32>] as *mut [f32]) };
         f(st, i * nb, c.len() / per.max(1), c)
     };
@@ -762,7 +882,8 @@ where
         let mut st = init();
         spare.chunks_mut(size).enumerate().for_each(|(i, c)| run(&mut st, i, c));
     }
-    // SAFETY: the chunks cover `0..len`, and each was initialised in `run`.
+    // SAFETY: the chunks cover `0..len`, and each element was written in `run` (by `f`, or by
+    // the fill).
     unsafe { out.set_len(len) };
     out
 }
@@ -790,7 +911,7 @@ pub(crate) fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>
     let (xs, ws): (&[f32], &[f32]) = (x.storage(), w.storage());
     let bs: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
     let routed = match route(&g) {
-        Some(Route::Winograd(s)) => Some(pare_winograd::forward(xs, ws, bs, &s)),
+        Some(Route::Winograd(s)) => Some(pare_winograd::forward::<F2>(xs, ws, bs, &s)),
         Some(Route::Direct(s)) => pare_direct::forward(xs, ws, bs, &s),
         None => None,
     };
@@ -800,7 +921,7 @@ pub(crate) fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let nb = chunk_of(&g);
     let per_out = g.cout * p;
-    let init = || (vec![0.0f32; k * nb * p], vec![0.0f32; if nb > 1 { og * nb * p } else { 0 }]);
+    let init = || (scratch(k * nb * p), scratch(if nb > 1 { og * nb * p } else { 0 }));
     let out = sample_chunks(g.n * per_out, per_out, nb, init, |(col, tmp), first, nbc, on| {
         let ld = nbc * p;
         for grp in 0..g.groups {
@@ -863,8 +984,14 @@ pub(crate) fn conv2d_weight_backward(
     let g = Geometry::of(&x.shape(), &wshape, &output_grad.shape(), options);
     let (x, dy) = (f32_of(x), f32_of(output_grad));
     let (xs, dys): (&[f32], &[f32]) = (x.storage(), dy.storage());
-    if let Some(Route::Winograd(s)) = route(&g) {
-        return tensor(pare_winograd::weight_backward(xs, dys, &s), wshape, dtype);
+    let routed = match route(&g) {
+        Some(Route::Winograd(s)) => Some(pare_winograd::weight_backward::<F2>(xs, dys, &s)),
+        Some(Route::Direct(s)) if thresholds().direct_weight_grad => pare_direct::weight_backward(xs, dys, &s),
+        Some(Route::Direct(_)) => None,
+        None => None,
+    };
+    if let Some(dw) = routed {
+        return tensor(dw, wshape, dtype);
     }
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let nb = chunk_of(&g);
@@ -888,7 +1015,7 @@ pub(crate) fn conv2d_weight_backward(
         }
     };
     let dwt = fixed_split_sum(chunks, size, |range| {
-        let (mut acc, mut col, mut dyt) = (vec![0.0f32; size], vec![0.0f32; k * nb * p], vec![0.0f32; og * nb * p]);
+        let (mut acc, mut col, mut dyt) = (vec![0.0f32; size], scratch(k * nb * p), scratch(og * nb * p));
         range.for_each(|c| partial(c * nb, &mut acc, &mut col, &mut dyt));
         acc
     });
@@ -912,7 +1039,7 @@ pub(crate) fn conv2d_x_backward(
     let (w, dy) = (f32_of(weight), f32_of(output_grad));
     let (ws, dys): (&[f32], &[f32]) = (w.storage(), dy.storage());
     let routed = match route(&g) {
-        Some(Route::Winograd(s)) => Some(pare_winograd::x_backward(dys, ws, &s)),
+        Some(Route::Winograd(s)) => Some(pare_winograd::x_backward::<F2>(dys, ws, &s)),
         Some(Route::Direct(s)) => pare_direct::x_backward(dys, ws, &s),
         None => None,
     };
@@ -922,8 +1049,9 @@ pub(crate) fn conv2d_x_backward(
     let (k, p, og, cg) = (g.k(), g.p(), g.og(), g.cg());
     let nb = chunk_of(&g);
     let per_x = g.cin * g.h * g.w;
-    let init = || (vec![0.0f32; k * nb * p], vec![0.0f32; og * nb * p]);
-    let dx = sample_chunks(g.n * per_x, per_x, nb, init, |(col, dyc), first, nbc, dxc| {
+    let init = || (scratch(k * nb * p), scratch(og * nb * p));
+    // col2im adds into the chunk (the 1×1 path overwrites it).
+    let dx = sample_chunks_zeroed(g.n * per_x, per_x, nb, init, |(col, dyc), first, nbc, dxc| {
         let ld = nbc * p;
         for grp in 0..g.groups {
             let wg = &ws[grp * og * k..][..og * k];
