@@ -31,7 +31,6 @@ use rayon::prelude::*;
 
 use super::pare_direct;
 use super::pare_winograd;
-use super::pare_winograd::F2;
 use crate::{FlexTensor, Layout};
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -911,7 +910,7 @@ pub(crate) fn conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>
     let (xs, ws): (&[f32], &[f32]) = (x.storage(), w.storage());
     let bs: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
     let routed = match route(&g) {
-        Some(Route::Winograd(s)) => Some(pare_winograd::forward::<F2>(xs, ws, bs, &s)),
+        Some(Route::Winograd(s)) => Some(pare_winograd::forward(xs, ws, bs, &s)),
         Some(Route::Direct(s)) => pare_direct::forward(xs, ws, bs, &s),
         None => None,
     };
@@ -985,7 +984,7 @@ pub(crate) fn conv2d_weight_backward(
     let (x, dy) = (f32_of(x), f32_of(output_grad));
     let (xs, dys): (&[f32], &[f32]) = (x.storage(), dy.storage());
     let routed = match route(&g) {
-        Some(Route::Winograd(s)) => Some(pare_winograd::weight_backward::<F2>(xs, dys, &s)),
+        Some(Route::Winograd(s)) => Some(pare_winograd::weight_backward(xs, dys, &s)),
         Some(Route::Direct(s)) if thresholds().direct_weight_grad => pare_direct::weight_backward(xs, dys, &s),
         Some(Route::Direct(_)) => None,
         None => None,
@@ -1039,7 +1038,7 @@ pub(crate) fn conv2d_x_backward(
     let (w, dy) = (f32_of(weight), f32_of(output_grad));
     let (ws, dys): (&[f32], &[f32]) = (w.storage(), dy.storage());
     let routed = match route(&g) {
-        Some(Route::Winograd(s)) => Some(pare_winograd::x_backward::<F2>(dys, ws, &s)),
+        Some(Route::Winograd(s)) => Some(pare_winograd::x_backward(dys, ws, &s)),
         Some(Route::Direct(s)) => pare_direct::x_backward(dys, ws, &s),
         None => None,
     };

@@ -20,63 +20,15 @@ use alloc::vec::Vec;
 use super::pare_train::{Same3x3, fixed_split_sum, multiversion, scratch, threads};
 
 impl Same3x3 {
-    /// Tile rows and columns for output tiles of `m × m` (an odd plane's last tile hangs over).
-    pub(super) fn tiles(&self, m: usize) -> (usize, usize) {
-        (self.h.div_ceil(m), self.w.div_ceil(m))
+    /// Tile rows and columns (a 2×2 output tile each; an odd plane's last tile hangs over).
+    fn tiles(&self) -> (usize, usize) {
+        (self.h.div_ceil(2), self.w.div_ceil(2))
     }
 
     /// Samples per chunk: at least 256 tiles per GEMM, without leaving a thread idle.
-    fn chunk(&self, m: usize) -> usize {
-        let (th, tw) = self.tiles(m);
+    fn chunk(&self) -> usize {
+        let (th, tw) = self.tiles();
         256usize.div_ceil((th * tw).max(1)).min(self.n.div_ceil(threads())).max(1)
-    }
-}
-
-/// One Winograd algorithm F(m×m, 3×3): its transforms, over the layouts the driver below uses
-/// (`A = m + 2`, `A²` GEMMs per chunk, ξ = row·A + column of the transformed tile). F(2×2, 3×3)
-/// is the one in use: F(4×4, 3×3) through the same driver (2.25 multiplications per output
-/// instead of 4) measured slower on VGG-16 and ten times less accurate (BENCHMARKS.md).
-pub(super) trait Transforms {
-    /// Output tile side.
-    const M: usize;
-    /// Transformed tile side, `M + 2`.
-    const A: usize = Self::M + 2;
-    /// `U_ξ`: `u[(ξ·o + oi)·c + ci]`.
-    fn weight(w: &[f32], o: usize, c: usize) -> Vec<f32>;
-    /// `V_ξ` of the chunk's samples: `v[(ξ·c + ci)·ld + t]`.
-    fn input(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]);
-    /// The chunk's output from `M_ξ` (`m[(ξ·o + oi)·ld + t]`), plus the bias.
-    fn output(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>, scratch: &mut [f32]);
-    /// The output gradient's transform, tile-major: `e[(ξ·ld + t)·o + oi]`.
-    fn grad(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]);
-    /// `dW` from `dU_ξ` accumulated column-major: `du[(ξ·c + ci)·o + oi]`.
-    fn weight_grad(du: &[f32], o: usize, c: usize) -> Vec<f32>;
-    /// Scratch floats the three data transforms need.
-    fn scratch_len(s: &Same3x3) -> usize;
-}
-
-/// F(2×2, 3×3), this file's transforms.
-pub(super) struct F2;
-
-impl Transforms for F2 {
-    const M: usize = 2;
-    fn weight(w: &[f32], o: usize, c: usize) -> Vec<f32> {
-        weight_transform(w, o, c)
-    }
-    fn input(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]) {
-        input_transform(v, ld, x, nb, s, scratch)
-    }
-    fn output(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>, scratch: &mut [f32]) {
-        output_transform(out, m, ld, nb, s, bias, scratch)
-    }
-    fn grad(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]) {
-        grad_transform(e, ld, dy, nb, s, scratch)
-    }
-    fn weight_grad(du: &[f32], o: usize, c: usize) -> Vec<f32> {
-        weight_grad_transform(du, o, c)
-    }
-    fn scratch_len(s: &Same3x3) -> usize {
-        scratch_len(s).max(8 * s.tiles(2).1).max(grad_scratch_len(s))
     }
 }
 
@@ -115,7 +67,7 @@ multiversion!(fn weight_transform => weight_transform_impl(w: &[f32], o: usize, 
 /// Scratch floats [`input_transform`] needs: one plane with a zero border, the row pass of a
 /// tile row and its even and odd columns.
 fn scratch_len(s: &Same3x3) -> usize {
-    let (th, tw) = s.tiles(2);
+    let (th, tw) = s.tiles();
     let pw = 2 * tw + 2;
     (2 * th + 2) * pw + 4 * pw + 2 * (tw + 1)
 }
@@ -126,7 +78,7 @@ fn scratch_len(s: &Same3x3) -> usize {
 /// loop over the row's tiles that the compiler vectorises.
 #[inline(always)]
 fn input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]) {
-    let (th, tw) = s.tiles(2);
+    let (th, tw) = s.tiles();
     let (h, w) = (s.h, s.w);
     let (pw, half) = (2 * tw + 2, tw + 1);
     let cl = s.c * ld;
@@ -190,7 +142,7 @@ multiversion!(fn input_transform => input_transform_impl(v: &mut [f32], ld: usiz
 /// overhang: `m[(ξ·o + oi)·ld + t]`. A tile row at a time, vectorised over its tiles.
 #[inline(always)]
 fn output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>, scratch: &mut [f32]) {
-    let (th, tw) = s.tiles(2);
+    let (th, tw) = s.tiles();
     let (h, w) = (s.h, s.w);
     let ol = s.o * ld;
     let sr = &mut scratch[..8 * tw];
@@ -241,13 +193,13 @@ multiversion!(fn output_transform => output_transform_impl(out: &mut [f32], m: &
 /// tile row of every channel at a time: computed vectorised over the row's tiles, then stored
 /// with the channels innermost (each store run contiguous).
 fn grad_scratch_len(s: &Same3x3) -> usize {
-    let tw = s.tiles(2).1;
+    let tw = s.tiles().1;
     4 * tw + 16 * tw * s.o
 }
 
 #[inline(always)]
 fn grad_transform_impl(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]) {
-    let (th, tw) = s.tiles(2);
+    let (th, tw) = s.tiles();
     let (h, w) = (s.h, s.w);
     let o = s.o;
     let (cols, sr) = scratch.split_at_mut(4 * tw);
@@ -348,52 +300,52 @@ fn weight_grad_transform_impl(du: &[f32], o: usize, c: usize) -> Vec<f32> {
 multiversion!(fn weight_grad_transform => weight_grad_transform_impl(du: &[f32], o: usize, c: usize) -> Vec<f32>);
 
 /// The forward convolution: `x` (n × c × h × w), `w` (o × c × 3 × 3), padding 1, stride 1.
-pub(super) fn forward<T: Transforms>(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Same3x3) -> Vec<f32> {
-    let xis = T::A * T::A;
-    let u = T::weight(w, s.o, s.c);
-    let (th, tw) = s.tiles(T::M);
-    let nb = s.chunk(T::M);
+pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Same3x3) -> Vec<f32> {
+    let u = weight_transform(w, s.o, s.c);
+    let (th, tw) = s.tiles();
+    let nb = s.chunk();
     let per_out = s.o * s.h * s.w;
-    let init = || (scratch(xis * s.c * nb * th * tw), scratch(xis * s.o * nb * th * tw), scratch(T::scratch_len(s)));
+    let pad_len = scratch_len(s).max(8 * tw);
+    let init = || (scratch(16 * s.c * nb * th * tw), scratch(16 * s.o * nb * th * tw), scratch(pad_len));
     super::pare_train::sample_chunks(s.n * per_out, per_out, nb, init, |(v, m, pad), first, nbc, on| {
         let ld = nbc * th * tw;
-        T::input(v, ld, &x[first * s.c * s.h * s.w..], nbc, s, pad);
-        for xi in 0..xis {
+        input_transform(v, ld, &x[first * s.c * s.h * s.w..], nbc, s, pad);
+        for xi in 0..16 {
             let uxi = &u[xi * s.o * s.c..][..s.o * s.c];
             let vxi = &v[xi * s.c * ld..][..s.c * ld];
             let mxi = &mut m[xi * s.o * ld..][..s.o * ld];
             super::pare_train::gemm(s.o, ld, s.c, mxi, false, uxi, s.c, 1, vxi, ld, 1, false);
         }
-        T::output(on, m, ld, nbc, s, bias, pad);
+        output_transform(on, m, ld, nbc, s, bias, pad);
     })
 }
 
 /// The input gradient: the forward of `dy` with the kernel flipped and its channels swapped.
-pub(super) fn x_backward<T: Transforms>(dy: &[f32], w: &[f32], s: &Same3x3) -> Vec<f32> {
+pub(crate) fn x_backward(dy: &[f32], w: &[f32], s: &Same3x3) -> Vec<f32> {
     let (t, wt) = s.input_gradient(w);
-    forward::<T>(dy, &wt, None, &t)
+    forward(dy, &wt, None, &t)
 }
 
 /// The weight gradient, summed over a fixed split of the chunks in a fixed order (the same bits
 /// on every run).
-pub(super) fn weight_backward<T: Transforms>(x: &[f32], dy: &[f32], s: &Same3x3) -> Vec<f32> {
-    let xis = T::A * T::A;
-    let (th, tw) = s.tiles(T::M);
-    let nb = s.chunk(T::M);
+pub(crate) fn weight_backward(x: &[f32], dy: &[f32], s: &Same3x3) -> Vec<f32> {
+    let (th, tw) = s.tiles();
+    let nb = s.chunk();
     let chunks = s.n.div_ceil(nb);
-    let size = xis * s.o * s.c;
+    let size = 16 * s.o * s.c;
+    let pad_len = scratch_len(s).max(grad_scratch_len(s));
     let du = fixed_split_sum(chunks, size, |range| {
         let mut du = vec![0.0f32; size];
-        let mut v = scratch(xis * s.c * nb * th * tw);
-        let mut e = scratch(xis * s.o * nb * th * tw);
-        let mut pad = scratch(T::scratch_len(s));
+        let mut v = scratch(16 * s.c * nb * th * tw);
+        let mut e = scratch(16 * s.o * nb * th * tw);
+        let mut pad = scratch(pad_len);
         for ch in range {
             let first = ch * nb;
             let nbc = nb.min(s.n - first);
             let ld = nbc * th * tw;
-            T::input(&mut v, ld, &x[first * s.c * s.h * s.w..], nbc, s, &mut pad);
-            T::grad(&mut e, ld, &dy[first * s.o * s.h * s.w..], nbc, s, &mut pad);
-            for xi in 0..xis {
+            input_transform(&mut v, ld, &x[first * s.c * s.h * s.w..], nbc, s, &mut pad);
+            grad_transform(&mut e, ld, &dy[first * s.o * s.h * s.w..], nbc, s, &mut pad);
+            for xi in 0..16 {
                 let exi = &e[xi * ld * s.o..][..ld * s.o];
                 let vxi = &v[xi * s.c * ld..][..s.c * ld];
                 let dxi = &mut du[xi * s.o * s.c..][..s.o * s.c];
@@ -402,5 +354,5 @@ pub(super) fn weight_backward<T: Transforms>(x: &[f32], dy: &[f32], s: &Same3x3)
         }
         du
     });
-    T::weight_grad(&du, s.o, s.c)
+    weight_grad_transform(&du, s.o, s.c)
 }
