@@ -32,10 +32,26 @@ impl Same3x3 {
     }
 }
 
+/// Channels per vector block of the transforms (one AVX-512 register of f32).
+const L: usize = 16;
+
+/// `K` values from `src[at..]` as an array (the transforms' vector of channels).
+#[inline(always)]
+fn load<const K: usize>(src: &[f32], at: usize) -> [f32; K] {
+    let s = &src[at..at + K];
+    core::array::from_fn(|l| s[l])
+}
+
+/// Lane-wise `f(a, b)`.
+#[inline(always)]
+fn zip2<const K: usize>(a: [f32; K], b: [f32; K], f: impl Fn(f32, f32) -> f32) -> [f32; K] {
+    core::array::from_fn(|l| f(a[l], b[l]))
+}
+
 /// `U_ξ` for every ξ: `u[(ξ·o + oi)·c + ci] = (G g Gᵀ)_ξ` with `g = w[oi][ci]` (3×3).
 #[inline(always)]
 fn weight_transform_impl(w: &[f32], o: usize, c: usize) -> Vec<f32> {
-    let mut u = vec![0.0f32; 16 * o * c];
+    let mut u = scratch(16 * o * c);
     let oc = o * c;
     for oi in 0..o {
         for ci in 0..c {
@@ -64,74 +80,87 @@ fn weight_transform_impl(w: &[f32], o: usize, c: usize) -> Vec<f32> {
 
 multiversion!(fn weight_transform => weight_transform_impl(w: &[f32], o: usize, c: usize) -> Vec<f32>);
 
-/// Scratch floats [`input_transform`] needs: one plane with a zero border, the row pass of a
-/// tile row and its even and odd columns.
+/// Scratch floats [`input_transform`] needs: one sample's channels-last planes inside a zero
+/// frame as large as the tiles read.
 fn scratch_len(s: &Same3x3) -> usize {
     let (th, tw) = s.tiles();
-    let pw = 2 * tw + 2;
-    (2 * th + 2) * pw + 4 * pw + 2 * (tw + 1)
+    (2 * th + 2) * (2 * tw + 2) * s.c
 }
 
-/// `V_ξ` for the chunk's samples: `v[(ξ·c + ci)·ld + t] = (Bᵀ d B)_ξ` for tile `t` (samples
-/// one after the other, tiles row by row) of channel `ci`. A tile row at a time: the row pass
-/// `Bᵀ d` over whole padded rows, then the column pass over even and odd columns, each a
-/// loop over the row's tiles that the compiler vectorises.
+/// One sample's planes `x` (`c × h × w`) channels-last into `dst` at (`top`, `left`) of rows
+/// `pw` pixels wide: `dst[((top + y)·pw + left + x)·c + ci]`. A block of channels at a time,
+/// so each store run is a block's length.
+#[inline(always)]
+fn to_channels_last(dst: &mut [f32], x: &[f32], c: usize, h: usize, w: usize, pw: usize, top: usize, left: usize) {
+    let hw = h * w;
+    let run = |ci: usize, k: usize, dst: &mut [f32]| {
+        for y in 0..h {
+            for xx in 0..w {
+                let p = y * w + xx;
+                let d = &mut dst[((top + y) * pw + left + xx) * c + ci..][..k];
+                for (l, d) in d.iter_mut().enumerate() {
+                    *d = x[(ci + l) * hw + p];
+                }
+            }
+        }
+    };
+    let full = c - c % L;
+    for ci in (0..full).step_by(L) {
+        run(ci, L, dst);
+    }
+    if full < c {
+        run(full, c - full, dst);
+    }
+}
+
+/// `V_ξ` for the chunk's samples, tile-major with the channels innermost:
+/// `v[(ξ·ld + t)·c + ci] = (Bᵀ d B)_ξ` for tile `t` (samples one after the other, tiles row by
+/// row) of channel `ci`. A sample at a time: its planes channels-last inside a zero frame,
+/// then each tile's 4×4 patch transformed vectorised across channels.
 #[inline(always)]
 fn input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]) {
     let (th, tw) = s.tiles();
-    let (h, w) = (s.h, s.w);
-    let (pw, half) = (2 * tw + 2, tw + 1);
-    let cl = s.c * ld;
-    let (pad, rest) = scratch.split_at_mut((2 * th + 2) * pw);
-    let (t, eo) = rest.split_at_mut(4 * pw);
-    let (e, o) = eo.split_at_mut(half);
-    // Channel-major, then samples: each row of `v` is written front to back.
-    for ci in 0..s.c {
-        for b in 0..nb {
-            let plane = &x[(b * s.c + ci) * h * w..][..h * w];
-            // The plane at (1, 1) of a zero frame as large as the tiles read.
-            pad[..pw].fill(0.0);
-            for (r, row) in plane.chunks_exact(w).enumerate() {
-                let dst = &mut pad[(r + 1) * pw..][..pw];
-                dst[0] = 0.0;
-                dst[1..=w].copy_from_slice(row);
-                dst[w + 1..].fill(0.0);
-            }
-            pad[(h + 1) * pw..].fill(0.0);
-            for ty in 0..th {
-                let r = |k: usize| &pad[(2 * ty + k) * pw..][..pw];
-                let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-                // Bᵀ d: rows (d0 − d2, d1 + d2, d2 − d1, d1 − d3).
-                let (t0, rest) = t.split_at_mut(pw);
-                let (t1, rest) = rest.split_at_mut(pw);
-                let (t2, t3) = rest.split_at_mut(pw);
-                for x in 0..pw {
-                    t0[x] = r0[x] - r2[x];
-                    t1[x] = r1[x] + r2[x];
-                    t2[x] = r2[x] - r1[x];
-                    t3[x] = r1[x] - r3[x];
+    let (c, pw) = (s.c, 2 * tw + 2);
+    let xp = &mut scratch[..scratch_len(s)];
+    // The frame (and an odd plane's overhang) is never written below: zero it all once.
+    xp.fill(0.0);
+    for b in 0..nb {
+        to_channels_last(xp, &x[b * c * s.h * s.w..], c, s.h, s.w, pw, 1, 1);
+        for ty in 0..th {
+            for tx in 0..tw {
+                let t = b * th * tw + ty * tw + tx;
+                let base = (2 * ty * pw + 2 * tx) * c;
+                let full = c - c % L;
+                for ci in (0..full).step_by(L) {
+                    input_tile::<L>(v, ld, xp, base, pw, c, ci, t);
                 }
-                let at = ci * ld + b * th * tw + ty * tw;
-                for i in 0..4 {
-                    let ti = &t[i * pw..][..pw];
-                    for k in 0..half {
-                        e[k] = ti[2 * k];
-                        o[k] = ti[2 * k + 1];
-                    }
-                    // Columns of tile tx: (e[tx], o[tx], e[tx+1], o[tx+1]); B on the right:
-                    // (c0 − c2, c1 + c2, c2 − c1, c1 − c3).
-                    let (e0, e1, o0, o1) = (&e[..tw], &e[1..=tw], &o[..tw], &o[1..=tw]);
-                    let row = |j: usize| (i * 4 + j) * cl + at;
-                    let d = &mut v[row(0)..][..tw];
-                    d.iter_mut().zip(e0.iter().zip(e1)).for_each(|(d, (a, c))| *d = a - c);
-                    let d = &mut v[row(1)..][..tw];
-                    d.iter_mut().zip(o0.iter().zip(e1)).for_each(|(d, (b, c))| *d = b + c);
-                    let d = &mut v[row(2)..][..tw];
-                    d.iter_mut().zip(o0.iter().zip(e1)).for_each(|(d, (b, c))| *d = c - b);
-                    let d = &mut v[row(3)..][..tw];
-                    d.iter_mut().zip(o0.iter().zip(o1)).for_each(|(d, (b, dd))| *d = b - dd);
+                for ci in full..c {
+                    input_tile::<1>(v, ld, xp, base, pw, c, ci, t);
                 }
             }
+        }
+    }
+}
+
+/// `Bᵀ d B` of tile `t` for channels `ci..ci + K`: the 4×4 patch at `base` of `xp`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn input_tile<const K: usize>(v: &mut [f32], ld: usize, xp: &[f32], base: usize, pw: usize, c: usize, ci: usize, t: usize) {
+    let d = |r: usize, q: usize| load::<K>(xp, base + (r * pw + q) * c + ci);
+    // Bᵀ d: rows (d0 − d2, d1 + d2, d2 − d1, d1 − d3), per column q.
+    let mut rows = [[[0.0f32; K]; 4]; 4];
+    for q in 0..4 {
+        let (d0, d1, d2, d3) = (d(0, q), d(1, q), d(2, q), d(3, q));
+        rows[0][q] = zip2(d0, d2, |a, b| a - b);
+        rows[1][q] = zip2(d1, d2, |a, b| a + b);
+        rows[2][q] = zip2(d2, d1, |a, b| a - b);
+        rows[3][q] = zip2(d1, d3, |a, b| a - b);
+    }
+    // … then B on the right: columns (c0 − c2, c1 + c2, c2 − c1, c1 − c3).
+    for (i, [c0, c1, c2, c3]) in rows.into_iter().enumerate() {
+        let r = [zip2(c0, c2, |a, b| a - b), zip2(c1, c2, |a, b| a + b), zip2(c2, c1, |a, b| a - b), zip2(c1, c3, |a, b| a - b)];
+        for (j, val) in r.into_iter().enumerate() {
+            v[((i * 4 + j) * ld + t) * c + ci..][..K].copy_from_slice(&val);
         }
     }
 }
@@ -139,112 +168,118 @@ fn input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Same
 multiversion!(fn input_transform => input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]));
 
 /// `Aᵀ M A` per tile into the chunk's NCHW output (plus the bias), dropping an odd plane's
-/// overhang: `m[(ξ·o + oi)·ld + t]`. A tile row at a time, vectorised over its tiles.
+/// overhang: `m[(ξ·ld + t)·o + oi]` (the GEMM's column-major output). Vectorised across output
+/// channels; each output value is stored into its plane.
 #[inline(always)]
-fn output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>, scratch: &mut [f32]) {
+fn output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>) {
     let (th, tw) = s.tiles();
-    let (h, w) = (s.h, s.w);
-    let ol = s.o * ld;
-    let sr = &mut scratch[..8 * tw];
-    // Channel-major, then samples: each row of `m` is read front to back.
-    for oi in 0..s.o {
-        for b in 0..nb {
-            let plane = &mut out[(b * s.o + oi) * h * w..][..h * w];
-            let bv = bias.map_or(0.0, |bs| bs[oi]);
-            for ty in 0..th {
-                let at = oi * ld + b * th * tw + ty * tw;
-                let q = |xi: usize| &m[xi * ol + at..][..tw];
-                // Aᵀ M: rows (m0 + m1 + m2, m1 − m2 − m3), per column j.
-                for j in 0..4 {
-                    let (m0, m1, m2, m3) = (q(j), q(4 + j), q(8 + j), q(12 + j));
-                    let (s0, s1) = sr.split_at_mut(4 * tw);
-                    let (s0, s1) = (&mut s0[j * tw..][..tw], &mut s1[j * tw..][..tw]);
-                    for x in 0..tw {
-                        s0[x] = m0[x] + m1[x] + m2[x];
-                        s1[x] = m1[x] - m2[x] - m3[x];
-                    }
+    let o = s.o;
+    for b in 0..nb {
+        for ty in 0..th {
+            for tx in 0..tw {
+                let t = b * th * tw + ty * tw + tx;
+                let full = o - o % L;
+                for oi in (0..full).step_by(L) {
+                    output_tile::<L>(out, m, ld, s, bias, b, ty, tx, t, oi);
                 }
-                for i in 0..2 {
-                    let y = 2 * ty + i;
-                    if y >= h {
-                        break;
-                    }
-                    let c = |j: usize| &sr[(i * 4 + j) * tw..][..tw];
-                    let (a, bb, cc, d) = (c(0), c(1), c(2), c(3));
-                    let row = &mut plane[y * w..][..w];
-                    for (x, pair) in row.chunks_exact_mut(2).enumerate() {
-                        pair[0] = a[x] + bb[x] + cc[x] + bv;
-                        pair[1] = bb[x] - cc[x] - d[x] + bv;
-                    }
-                    if w % 2 == 1 {
-                        let x = w / 2;
-                        row[w - 1] = a[x] + bb[x] + cc[x] + bv;
-                    }
+                for oi in full..o {
+                    output_tile::<1>(out, m, ld, s, bias, b, ty, tx, t, oi);
                 }
             }
         }
     }
 }
 
-multiversion!(fn output_transform => output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>, scratch: &mut [f32]));
+/// [`output_transform`] of tile `t` (sample `b`, tile row `ty`, column `tx`) for output
+/// channels `oi..oi + K`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn output_tile<const K: usize>(out: &mut [f32], m: &[f32], ld: usize, s: &Same3x3, bias: Option<&[f32]>, b: usize, ty: usize, tx: usize, t: usize, oi: usize) {
+    let (o, h, w) = (s.o, s.h, s.w);
+    let q = |xi: usize| load::<K>(m, (xi * ld + t) * o + oi);
+    let bv: [f32; K] = bias.map_or([0.0; K], |bs| load::<K>(bs, oi));
+    // Aᵀ M: rows (m0 + m1 + m2, m1 − m2 − m3), per column j; then A on the right.
+    let mut rows = [[[0.0f32; K]; 4]; 2];
+    for j in 0..4 {
+        let (m0, m1, m2, m3) = (q(j), q(4 + j), q(8 + j), q(12 + j));
+        rows[0][j] = core::array::from_fn(|l| m0[l] + m1[l] + m2[l]);
+        rows[1][j] = core::array::from_fn(|l| m1[l] - m2[l] - m3[l]);
+    }
+    for (i, [a, bb, cc, d]) in rows.into_iter().enumerate() {
+        let y = 2 * ty + i;
+        if y >= h {
+            break;
+        }
+        let vals = [core::array::from_fn::<f32, K, _>(|l| a[l] + bb[l] + cc[l] + bv[l]), core::array::from_fn(|l| bb[l] - cc[l] - d[l] + bv[l])];
+        for (k, val) in vals.iter().enumerate() {
+            let x = 2 * tx + k;
+            if x >= w {
+                break;
+            }
+            for (l, val) in val.iter().enumerate() {
+                out[((b * o + oi + l) * h + y) * w + x] = *val;
+            }
+        }
+    }
+}
+
+multiversion!(fn output_transform => output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>));
+
+/// Scratch floats [`grad_transform`] needs: one sample's gradient channels-last, the planes
+/// rounded up to whole tiles.
+fn grad_scratch_len(s: &Same3x3) -> usize {
+    let (th, tw) = s.tiles();
+    4 * th * tw * s.o
+}
 
 /// `(A dY Aᵀ)_ξ` for the chunk's samples, tile-major for the weight-gradient GEMM:
 /// `e[(ξ·ld + t)·o + oi]`; gradient outside the plane (an odd plane's overhang) is zero. A
-/// tile row of every channel at a time: computed vectorised over the row's tiles, then stored
-/// with the channels innermost (each store run contiguous).
-fn grad_scratch_len(s: &Same3x3) -> usize {
-    let tw = s.tiles().1;
-    4 * tw + 16 * tw * s.o
-}
-
+/// sample at a time: its gradient channels-last, then each tile vectorised across channels.
 #[inline(always)]
 fn grad_transform_impl(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]) {
     let (th, tw) = s.tiles();
-    let (h, w) = (s.h, s.w);
-    let o = s.o;
-    let (cols, sr) = scratch.split_at_mut(4 * tw);
-    let sr = &mut sr[..16 * tw * o];
+    let (o, pw) = (s.o, 2 * tw);
+    let gp = &mut scratch[..grad_scratch_len(s)];
+    // An odd plane's overhang is never written below: zero it all once.
+    if s.h % 2 == 1 || s.w % 2 == 1 {
+        gp.fill(0.0);
+    }
     for b in 0..nb {
+        to_channels_last(gp, &dy[b * o * s.h * s.w..], o, s.h, s.w, pw, 0, 0);
         for ty in 0..th {
-            for oi in 0..o {
-                let plane = &dy[(b * o + oi) * h * w..][..h * w];
-                // Even and odd columns of the tile row's two rows (zero past the plane).
-                for (k, y) in [2 * ty, 2 * ty + 1].into_iter().enumerate() {
-                    let (ev, od) = cols[2 * k * tw..][..2 * tw].split_at_mut(tw);
-                    if y < h {
-                        let row = &plane[y * w..][..w];
-                        for x in 0..tw {
-                            ev[x] = row[2 * x];
-                            od[x] = if 2 * x + 1 < w { row[2 * x + 1] } else { 0.0 };
-                        }
-                    } else {
-                        ev.fill(0.0);
-                        od.fill(0.0);
-                    }
+            for tx in 0..tw {
+                let t = b * th * tw + ty * tw + tx;
+                let base = (2 * ty * pw + 2 * tx) * o;
+                let full = o - o % L;
+                for oi in (0..full).step_by(L) {
+                    grad_tile::<L>(e, ld, gp, base, pw, o, oi, t);
                 }
-                let (g00, g01, g10, g11) = (&cols[..tw], &cols[tw..2 * tw], &cols[2 * tw..3 * tw], &cols[3 * tw..]);
-                // A g Aᵀ: rows (r0, r0 + r1, r0 − r1, −r1), columns (c0, c0 + c1, c0 − c1, −c1);
-                // into sr[(ξ·tw + tx)·o + oi].
-                let so = &mut sr[..];
-                for x in 0..tw {
-                    let rows = [
-                        [g00[x], g01[x]],
-                        [g00[x] + g10[x], g01[x] + g11[x]],
-                        [g00[x] - g10[x], g01[x] - g11[x]],
-                        [-g10[x], -g11[x]],
-                    ];
-                    for (i, [a, bb]) in rows.into_iter().enumerate() {
-                        let q = [a, a + bb, a - bb, -bb];
-                        for (j, val) in q.into_iter().enumerate() {
-                            so[((i * 4 + j) * tw + x) * o + oi] = val;
-                        }
-                    }
+                for oi in full..o {
+                    grad_tile::<1>(e, ld, gp, base, pw, o, oi, t);
                 }
             }
-            let t0 = b * th * tw + ty * tw;
-            for xi in 0..16 {
-                e[(xi * ld + t0) * o..][..tw * o].copy_from_slice(&sr[xi * tw * o..][..tw * o]);
-            }
+        }
+    }
+}
+
+/// `A g Aᵀ` of tile `t` for output channels `oi..oi + K`: the 2×2 gradient at `base` of `gp`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn grad_tile<const K: usize>(e: &mut [f32], ld: usize, gp: &[f32], base: usize, pw: usize, o: usize, oi: usize, t: usize) {
+    let g = |r: usize, q: usize| load::<K>(gp, base + (r * pw + q) * o + oi);
+    let (g00, g01, g10, g11) = (g(0, 0), g(0, 1), g(1, 0), g(1, 1));
+    let neg = |a: [f32; K]| a.map(|x| -x);
+    // A g Aᵀ: rows (r0, r0 + r1, r0 − r1, −r1), columns (c0, c0 + c1, c0 − c1, −c1).
+    let rows = [
+        [g00, g01],
+        [zip2(g00, g10, |a, b| a + b), zip2(g01, g11, |a, b| a + b)],
+        [zip2(g00, g10, |a, b| a - b), zip2(g01, g11, |a, b| a - b)],
+        [neg(g10), neg(g11)],
+    ];
+    for (i, [a, bb]) in rows.into_iter().enumerate() {
+        let q = [a, zip2(a, bb, |x, y| x + y), zip2(a, bb, |x, y| x - y), neg(bb)];
+        for (j, val) in q.into_iter().enumerate() {
+            e[((i * 4 + j) * ld + t) * o + oi..][..K].copy_from_slice(&val);
         }
     }
 }
@@ -302,28 +337,39 @@ multiversion!(fn weight_grad_transform => weight_grad_transform_impl(du: &[f32],
 /// The forward convolution: `x` (n × c × h × w), `w` (o × c × 3 × 3), padding 1, stride 1.
 pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Same3x3) -> Vec<f32> {
     let u = weight_transform(w, s.o, s.c);
+    // U_ξ as a row-major o × c operand.
+    convolve(x, &u, |xi| xi, (s.c, 1), bias, s)
+}
+
+/// The input gradient: the forward of `dy` with the kernel flipped and its channels swapped.
+/// Flipping `g` reverses G's columns, and `G J = P G` for the permutation `P` that swaps the
+/// first and last rows, so `G flip(g) Gᵀ = P (G g Gᵀ) Pᵀ`: the forward's `U` with its positions
+/// permuted, each `U_ξ` read transposed (a column-major `c × o` operand) for the swap.
+pub(crate) fn x_backward(dy: &[f32], w: &[f32], s: &Same3x3) -> Vec<f32> {
+    const P: [usize; 4] = [3, 1, 2, 0];
+    let u = weight_transform(w, s.o, s.c);
+    let t = Same3x3 { c: s.o, o: s.c, ..*s };
+    convolve(dy, &u, |xi| P[xi / 4] * 4 + P[xi % 4], (1, s.c), None, &t)
+}
+
+/// `Aᵀ [U_ξ · V_ξ] A` over chunks of samples: `x` (n × c × h × w) into n × o × h × w, with
+/// `U_ξ` the `o × c` block `pos(ξ)` of `u`, read with the strides `(rows, columns)`.
+fn convolve(x: &[f32], u: &[f32], pos: impl Fn(usize) -> usize + Sync + Send, (rs, cs): (usize, usize), bias: Option<&[f32]>, s: &Same3x3) -> Vec<f32> {
     let (th, tw) = s.tiles();
     let nb = s.chunk();
     let per_out = s.o * s.h * s.w;
-    let pad_len = scratch_len(s).max(8 * tw);
-    let init = || (scratch(16 * s.c * nb * th * tw), scratch(16 * s.o * nb * th * tw), scratch(pad_len));
+    let init = || (scratch(16 * s.c * nb * th * tw), scratch(16 * s.o * nb * th * tw), scratch(scratch_len(s)));
     super::pare_train::sample_chunks(s.n * per_out, per_out, nb, init, |(v, m, pad), first, nbc, on| {
         let ld = nbc * th * tw;
         input_transform(v, ld, &x[first * s.c * s.h * s.w..], nbc, s, pad);
         for xi in 0..16 {
-            let uxi = &u[xi * s.o * s.c..][..s.o * s.c];
+            let uxi = &u[pos(xi) * s.o * s.c..][..s.o * s.c];
             let vxi = &v[xi * s.c * ld..][..s.c * ld];
             let mxi = &mut m[xi * s.o * ld..][..s.o * ld];
-            super::pare_train::gemm(s.o, ld, s.c, mxi, false, uxi, s.c, 1, vxi, ld, 1, false);
+            super::pare_train::gemm(s.o, ld, s.c, mxi, false, uxi, rs, cs, vxi, 1, s.c, true);
         }
-        output_transform(on, m, ld, nbc, s, bias, pad);
+        output_transform(on, m, ld, nbc, s, bias);
     })
-}
-
-/// The input gradient: the forward of `dy` with the kernel flipped and its channels swapped.
-pub(crate) fn x_backward(dy: &[f32], w: &[f32], s: &Same3x3) -> Vec<f32> {
-    let (t, wt) = s.input_gradient(w);
-    forward(dy, &wt, None, &t)
 }
 
 /// The weight gradient, summed over a fixed split of the chunks in a fixed order (the same bits
@@ -349,7 +395,7 @@ pub(crate) fn weight_backward(x: &[f32], dy: &[f32], s: &Same3x3) -> Vec<f32> {
                 let exi = &e[xi * ld * s.o..][..ld * s.o];
                 let vxi = &v[xi * s.c * ld..][..s.c * ld];
                 let dxi = &mut du[xi * s.o * s.c..][..s.o * s.c];
-                super::pare_train::gemm(s.o, s.c, ld, dxi, true, exi, 1, s.o, vxi, 1, ld, true);
+                super::pare_train::gemm(s.o, s.c, ld, dxi, true, exi, 1, s.o, vxi, s.c, 1, true);
             }
         }
         du
