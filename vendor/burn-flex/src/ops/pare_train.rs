@@ -540,24 +540,32 @@ fn route(g: &Geometry) -> Option<Route> {
 
 /// The routing settings, read from the environment once.
 #[derive(Clone, Copy)]
-struct Thresholds {
+pub(super) struct Thresholds {
     /// The fewest input and output channels for Winograd: 128 (measured, BENCHMARKS.md: against
     /// the direct kernel, 64-channel layers lose with it — ResNet-56 trains 10 % faster without,
     /// VGG-16 8 % — and against im2col + GEMM wider ones win: VGG-16 trains 14 % faster);
     /// `PARE_WINOGRAD_MIN` overrides it (a huge value turns Winograd off, for comparisons).
     winograd_min: usize,
+    /// The most tiles (samples × 2×2 output tiles per plane) for which Winograd runs its 16
+    /// GEMMs once over the whole batch, split by position between the workers, instead of once
+    /// per chunk of samples: `PARE_WINOGRAD_BATCH_TILES` (0 turns it off).
+    pub(super) winograd_batch_tiles: usize,
     /// The direct kernel, unless `PARE_DIRECT=0`.
     direct: bool,
     /// … for the weight gradient too, unless `PARE_DIRECT=0` or `no-weight-grad`.
     direct_weight_grad: bool,
 }
 
-fn thresholds() -> Thresholds {
+pub(super) fn thresholds() -> Thresholds {
     let read = || Thresholds {
         #[cfg(feature = "std")]
         winograd_min: std::env::var("PARE_WINOGRAD_MIN").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
         #[cfg(not(feature = "std"))]
         winograd_min: 128,
+        #[cfg(feature = "std")]
+        winograd_batch_tiles: std::env::var("PARE_WINOGRAD_BATCH_TILES").ok().and_then(|v| v.parse().ok()).unwrap_or(1024),
+        #[cfg(not(feature = "std"))]
+        winograd_batch_tiles: 1024,
         #[cfg(feature = "std")]
         direct: !std::env::var("PARE_DIRECT").is_ok_and(|v| v == "0"),
         #[cfg(not(feature = "std"))]

@@ -114,11 +114,11 @@ fn to_channels_last(dst: &mut [f32], x: &[f32], c: usize, h: usize, w: usize, pw
 }
 
 /// `V_ξ` for the chunk's samples, tile-major with the channels innermost:
-/// `v[(ξ·ld + t)·c + ci] = (Bᵀ d B)_ξ` for tile `t` (samples one after the other, tiles row by
-/// row) of channel `ci`. A sample at a time: its planes channels-last inside a zero frame,
+/// `v[ξ][t·c + ci] = (Bᵀ d B)_ξ` for tile `t` (samples one after the other, tiles row by row)
+/// of channel `ci`. A sample at a time: its planes channels-last inside a zero frame,
 /// then each tile's 4×4 patch transformed vectorised across channels.
 #[inline(always)]
-fn input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]) {
+fn input_transform_impl(v: &mut [&mut [f32]], x: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]) {
     let (th, tw) = s.tiles();
     let (c, pw) = (s.c, 2 * tw + 2);
     let xp = &mut scratch[..scratch_len(s)];
@@ -132,10 +132,10 @@ fn input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Same
                 let base = (2 * ty * pw + 2 * tx) * c;
                 let full = c - c % L;
                 for ci in (0..full).step_by(L) {
-                    input_tile::<L>(v, ld, xp, base, pw, c, ci, t);
+                    input_tile::<L>(v, xp, base, pw, c, ci, t);
                 }
                 for ci in full..c {
-                    input_tile::<1>(v, ld, xp, base, pw, c, ci, t);
+                    input_tile::<1>(v, xp, base, pw, c, ci, t);
                 }
             }
         }
@@ -145,7 +145,7 @@ fn input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Same
 /// `Bᵀ d B` of tile `t` for channels `ci..ci + K`: the 4×4 patch at `base` of `xp`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn input_tile<const K: usize>(v: &mut [f32], ld: usize, xp: &[f32], base: usize, pw: usize, c: usize, ci: usize, t: usize) {
+fn input_tile<const K: usize>(v: &mut [&mut [f32]], xp: &[f32], base: usize, pw: usize, c: usize, ci: usize, t: usize) {
     let d = |r: usize, q: usize| load::<K>(xp, base + (r * pw + q) * c + ci);
     // Bᵀ d: rows (d0 − d2, d1 + d2, d2 − d1, d1 − d3), per column q.
     let mut rows = [[[0.0f32; K]; 4]; 4];
@@ -160,24 +160,25 @@ fn input_tile<const K: usize>(v: &mut [f32], ld: usize, xp: &[f32], base: usize,
     for (i, [c0, c1, c2, c3]) in rows.into_iter().enumerate() {
         let r = [zip2(c0, c2, |a, b| a - b), zip2(c1, c2, |a, b| a + b), zip2(c2, c1, |a, b| a - b), zip2(c1, c3, |a, b| a - b)];
         for (j, val) in r.into_iter().enumerate() {
-            v[((i * 4 + j) * ld + t) * c + ci..][..K].copy_from_slice(&val);
+            v[i * 4 + j][t * c + ci..][..K].copy_from_slice(&val);
         }
     }
 }
 
-multiversion!(fn input_transform => input_transform_impl(v: &mut [f32], ld: usize, x: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]));
+multiversion!(fn input_transform => input_transform_impl(v: &mut [&mut [f32]], x: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]));
 
 /// `Aᵀ M A` per tile into the chunk's NCHW output (plus the bias), dropping an odd plane's
-/// overhang: `m[(ξ·ld + t)·o + oi]` (the GEMM's column-major output). Vectorised across output
+/// overhang: `m[(ξ·ld + t0 + t)·o + oi]` (the GEMM's column-major output) for the chunk's
+/// tile `t`. Vectorised across output
 /// channels; each output value is stored into its plane.
 #[inline(always)]
-fn output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>) {
+fn output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, t0: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>) {
     let (th, tw) = s.tiles();
     let o = s.o;
     for b in 0..nb {
         for ty in 0..th {
             for tx in 0..tw {
-                let t = b * th * tw + ty * tw + tx;
+                let t = t0 + b * th * tw + ty * tw + tx;
                 let full = o - o % L;
                 for oi in (0..full).step_by(L) {
                     output_tile::<L>(out, m, ld, s, bias, b, ty, tx, t, oi);
@@ -223,7 +224,7 @@ fn output_tile<const K: usize>(out: &mut [f32], m: &[f32], ld: usize, s: &Same3x
     }
 }
 
-multiversion!(fn output_transform => output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>));
+multiversion!(fn output_transform => output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, t0: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>));
 
 /// Scratch floats [`grad_transform`] needs: one sample's gradient channels-last, the planes
 /// rounded up to whole tiles.
@@ -233,10 +234,10 @@ fn grad_scratch_len(s: &Same3x3) -> usize {
 }
 
 /// `(A dY Aᵀ)_ξ` for the chunk's samples, tile-major for the weight-gradient GEMM:
-/// `e[(ξ·ld + t)·o + oi]`; gradient outside the plane (an odd plane's overhang) is zero. A
+/// `e[ξ][t·o + oi]`; gradient outside the plane (an odd plane's overhang) is zero. A
 /// sample at a time: its gradient channels-last, then each tile vectorised across channels.
 #[inline(always)]
-fn grad_transform_impl(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]) {
+fn grad_transform_impl(e: &mut [&mut [f32]], dy: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]) {
     let (th, tw) = s.tiles();
     let (o, pw) = (s.o, 2 * tw);
     let gp = &mut scratch[..grad_scratch_len(s)];
@@ -252,10 +253,10 @@ fn grad_transform_impl(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Same
                 let base = (2 * ty * pw + 2 * tx) * o;
                 let full = o - o % L;
                 for oi in (0..full).step_by(L) {
-                    grad_tile::<L>(e, ld, gp, base, pw, o, oi, t);
+                    grad_tile::<L>(e, gp, base, pw, o, oi, t);
                 }
                 for oi in full..o {
-                    grad_tile::<1>(e, ld, gp, base, pw, o, oi, t);
+                    grad_tile::<1>(e, gp, base, pw, o, oi, t);
                 }
             }
         }
@@ -265,7 +266,7 @@ fn grad_transform_impl(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Same
 /// `A g Aᵀ` of tile `t` for output channels `oi..oi + K`: the 2×2 gradient at `base` of `gp`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn grad_tile<const K: usize>(e: &mut [f32], ld: usize, gp: &[f32], base: usize, pw: usize, o: usize, oi: usize, t: usize) {
+fn grad_tile<const K: usize>(e: &mut [&mut [f32]], gp: &[f32], base: usize, pw: usize, o: usize, oi: usize, t: usize) {
     let g = |r: usize, q: usize| load::<K>(gp, base + (r * pw + q) * o + oi);
     let (g00, g01, g10, g11) = (g(0, 0), g(0, 1), g(1, 0), g(1, 1));
     let neg = |a: [f32; K]| a.map(|x| -x);
@@ -279,12 +280,12 @@ fn grad_tile<const K: usize>(e: &mut [f32], ld: usize, gp: &[f32], base: usize, 
     for (i, [a, bb]) in rows.into_iter().enumerate() {
         let q = [a, zip2(a, bb, |x, y| x + y), zip2(a, bb, |x, y| x - y), neg(bb)];
         for (j, val) in q.into_iter().enumerate() {
-            e[((i * 4 + j) * ld + t) * o + oi..][..K].copy_from_slice(&val);
+            e[i * 4 + j][t * o + oi..][..K].copy_from_slice(&val);
         }
     }
 }
 
-multiversion!(fn grad_transform => grad_transform_impl(e: &mut [f32], ld: usize, dy: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]));
+multiversion!(fn grad_transform => grad_transform_impl(e: &mut [&mut [f32]], dy: &[f32], nb: usize, s: &Same3x3, scratch: &mut [f32]));
 
 /// `dW[oi][ci] = Gᵀ dU G` (3×3) from `dU_ξ` accumulated column-major: `du[(ξ·c + ci)·o + oi]`.
 /// An input channel at a time, vectorised over the output channels (contiguous in `du`).
@@ -352,33 +353,130 @@ pub(crate) fn x_backward(dy: &[f32], w: &[f32], s: &Same3x3) -> Vec<f32> {
     convolve(dy, &u, |xi| P[xi / 4] * 4 + P[xi % 4], (1, s.c), None, &t)
 }
 
+/// `buf` as its 16 blocks of `each` floats, one per position ξ.
+fn by_position(buf: &mut [f32], each: usize) -> Vec<&mut [f32]> {
+    buf.chunks_mut(each.max(1)).take(16).collect()
+}
+
+/// Whether the 16 GEMMs run once over the whole batch, split between the workers by position
+/// ξ, rather than once per chunk of samples: where the planes are small, a chunk has few tiles
+/// and each of its GEMMs packs the whole `U_ξ` (or `dY`'s transform) for little work.
+fn whole_batch(s: &Same3x3) -> bool {
+    let (th, tw) = s.tiles();
+    s.n * th * tw <= super::pare_train::thresholds().winograd_batch_tiles
+}
+
+/// The transforms of [`whole_batch`]: `v` and `e` (`16 × tiles × channels`, by position) filled
+/// in parallel over chunks of samples, `fill(v's parts, e's parts, first sample, samples,
+/// scratch)` on each chunk's share of every position.
+fn fill_by_chunks<F>(v: &mut [f32], vc: usize, e: &mut [f32], ec: usize, s: &Same3x3, fill: F)
+where
+    F: Fn(&mut [&mut [f32]], &mut [&mut [f32]], usize, usize, &mut [f32]) + Sync + Send,
+{
+    let (th, tw) = s.tiles();
+    let (tiles, nb) = (s.n * th * tw, s.chunk());
+    let chunks = s.n.div_ceil(nb);
+    let split = |buf, per| split_by_chunks(buf, tiles * per, nb * th * tw * per, chunks);
+    let jobs: Vec<(usize, (Vec<&mut [f32]>, Vec<&mut [f32]>))> = split(v, vc).into_iter().zip(split(e, ec)).enumerate().collect();
+    let len = scratch_len(s).max(grad_scratch_len(s));
+    let run = |pad: &mut Vec<f32>, (k, (mut vs, mut es)): (usize, (Vec<&mut [f32]>, Vec<&mut [f32]>))| {
+        fill(&mut vs, &mut es, k * nb, nb.min(s.n - k * nb), pad);
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        jobs.into_par_iter().for_each_init(|| scratch(len), run);
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let mut pad = scratch(len);
+        jobs.into_iter().for_each(|j| run(&mut pad, j));
+    }
+}
+
+/// Chunk `k`'s share of each position ξ: `parts[k][ξ]` is `buf[ξ·per_position..]`'s `k`-th
+/// run of `per_chunk` floats (the last may be shorter).
+fn split_by_chunks(buf: &mut [f32], per_position: usize, per_chunk: usize, chunks: usize) -> Vec<Vec<&mut [f32]>> {
+    let mut parts: Vec<Vec<&mut [f32]>> = (0..chunks).map(|_| Vec::with_capacity(16)).collect();
+    if per_chunk > 0 {
+        for block in buf.chunks_mut(per_position).take(16) {
+            for (k, part) in block.chunks_mut(per_chunk).enumerate() {
+                parts[k].push(part);
+            }
+        }
+    }
+    parts
+}
+
+/// `f(ξ, block ξ of out)` for the 16 blocks of `each` floats, in parallel under rayon.
+fn per_position<F: Fn(usize, &mut [f32]) + Sync + Send>(out: &mut [f32], each: usize, f: F) {
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(each.max(1)).take(16).enumerate().for_each(|(xi, b)| f(xi, b));
+    }
+    #[cfg(not(feature = "rayon"))]
+    out.chunks_mut(each.max(1)).take(16).enumerate().for_each(|(xi, b)| f(xi, b));
+}
+
 /// `Aᵀ [U_ξ · V_ξ] A` over chunks of samples: `x` (n × c × h × w) into n × o × h × w, with
 /// `U_ξ` the `o × c` block `pos(ξ)` of `u`, read with the strides `(rows, columns)`.
 fn convolve(x: &[f32], u: &[f32], pos: impl Fn(usize) -> usize + Sync + Send, (rs, cs): (usize, usize), bias: Option<&[f32]>, s: &Same3x3) -> Vec<f32> {
     let (th, tw) = s.tiles();
     let nb = s.chunk();
     let per_out = s.o * s.h * s.w;
+    let per_in = s.c * s.h * s.w;
+    if whole_batch(s) {
+        let ld = s.n * th * tw;
+        let mut v = scratch(16 * s.c * ld);
+        fill_by_chunks(&mut v, s.c, &mut [], 0, s, |vs, _, first, nbc, pad| input_transform(vs, &x[first * per_in..], nbc, s, pad));
+        let mut m = scratch(16 * s.o * ld);
+        per_position(&mut m, s.o * ld, |xi, mxi| {
+            let uxi = &u[pos(xi) * s.o * s.c..][..s.o * s.c];
+            let vxi = &v[xi * s.c * ld..][..s.c * ld];
+            super::pare_train::gemm(s.o, ld, s.c, mxi, false, uxi, rs, cs, vxi, 1, s.c, true);
+        });
+        return super::pare_train::sample_chunks(s.n * per_out, per_out, nb, || (), |_, first, nbc, on| {
+            output_transform(on, &m, ld, first * th * tw, nbc, s, bias);
+        });
+    }
     let init = || (scratch(16 * s.c * nb * th * tw), scratch(16 * s.o * nb * th * tw), scratch(scratch_len(s)));
     super::pare_train::sample_chunks(s.n * per_out, per_out, nb, init, |(v, m, pad), first, nbc, on| {
         let ld = nbc * th * tw;
-        input_transform(v, ld, &x[first * s.c * s.h * s.w..], nbc, s, pad);
+        input_transform(&mut by_position(v, s.c * ld), &x[first * per_in..], nbc, s, pad);
         for xi in 0..16 {
             let uxi = &u[pos(xi) * s.o * s.c..][..s.o * s.c];
             let vxi = &v[xi * s.c * ld..][..s.c * ld];
             let mxi = &mut m[xi * s.o * ld..][..s.o * ld];
             super::pare_train::gemm(s.o, ld, s.c, mxi, false, uxi, rs, cs, vxi, 1, s.c, true);
         }
-        output_transform(on, m, ld, nbc, s, bias);
+        output_transform(on, m, ld, 0, nbc, s, bias);
     })
 }
 
 /// The weight gradient, summed over a fixed split of the chunks in a fixed order (the same bits
-/// on every run).
+/// on every run); over the whole batch at once where [`whole_batch`] says so.
 pub(crate) fn weight_backward(x: &[f32], dy: &[f32], s: &Same3x3) -> Vec<f32> {
     let (th, tw) = s.tiles();
     let nb = s.chunk();
-    let chunks = s.n.div_ceil(nb);
     let size = 16 * s.o * s.c;
+    let (per_in, per_out) = (s.c * s.h * s.w, s.o * s.h * s.w);
+    if whole_batch(s) {
+        let ld = s.n * th * tw;
+        let (mut v, mut e) = (scratch(16 * s.c * ld), scratch(16 * s.o * ld));
+        fill_by_chunks(&mut v, s.c, &mut e, s.o, s, |vs, es, first, nbc, pad| {
+            input_transform(vs, &x[first * per_in..], nbc, s, pad);
+            grad_transform(es, &dy[first * per_out..], nbc, s, pad);
+        });
+        let mut du = scratch(size);
+        per_position(&mut du, s.o * s.c, |xi, dxi| {
+            let exi = &e[xi * ld * s.o..][..ld * s.o];
+            let vxi = &v[xi * s.c * ld..][..s.c * ld];
+            super::pare_train::gemm(s.o, s.c, ld, dxi, false, exi, 1, s.o, vxi, s.c, 1, true);
+        });
+        return weight_grad_transform(&du, s.o, s.c);
+    }
+    let chunks = s.n.div_ceil(nb);
     let pad_len = scratch_len(s).max(grad_scratch_len(s));
     let du = fixed_split_sum(chunks, size, |range| {
         let mut du = vec![0.0f32; size];
@@ -389,8 +487,8 @@ pub(crate) fn weight_backward(x: &[f32], dy: &[f32], s: &Same3x3) -> Vec<f32> {
             let first = ch * nb;
             let nbc = nb.min(s.n - first);
             let ld = nbc * th * tw;
-            input_transform(&mut v, ld, &x[first * s.c * s.h * s.w..], nbc, s, &mut pad);
-            grad_transform(&mut e, ld, &dy[first * s.o * s.h * s.w..], nbc, s, &mut pad);
+            input_transform(&mut by_position(&mut v, s.c * ld), &x[first * per_in..], nbc, s, &mut pad);
+            grad_transform(&mut by_position(&mut e, s.o * ld), &dy[first * per_out..], nbc, s, &mut pad);
             for xi in 0..16 {
                 let exi = &e[xi * ld * s.o..][..ld * s.o];
                 let vxi = &v[xi * s.c * ld..][..s.c * ld];
