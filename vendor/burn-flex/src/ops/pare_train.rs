@@ -196,39 +196,39 @@ fn ncs(shape: &Shape) -> (usize, usize, usize) {
 /// (`multiversion!`): the crate builds for baseline x86-64, 4-lane SSE. The same operations in
 /// the same order either way, so the same bits.
 #[inline(always)]
-fn row_sum_impl(row: &[f32]) -> f64 {
-    let mut acc = [0.0f32; 16];
+fn row_sum_impl(row: &[f32], acc: &mut Lanes) {
+    let mut a = [0.0f32; 16];
     let chunks = row.chunks_exact(16);
     let rest: f64 = chunks.remainder().iter().map(|&v| f64::from(v)).sum();
     for c in chunks {
         for i in 0..16 {
-            acc[i] += c[i];
+            a[i] += c[i];
         }
     }
-    acc.iter().map(|&v| f64::from(v)).sum::<f64>() + rest
+    acc.add(0, &a, rest);
 }
 
-multiversion!(fn row_sum => row_sum_impl(row: &[f32]) -> f64);
+multiversion!(fn row_sum => row_sum_impl(row: &[f32], acc: &mut Lanes));
 
 /// Σ (v − m)² of a row, in f32 lanes.
 #[inline(always)]
-fn row_sq_impl(row: &[f32], m: f32) -> f64 {
-    let mut acc = [0.0f32; 16];
+fn row_sq_impl(row: &[f32], m: f32, acc: &mut Lanes) {
+    let mut a = [0.0f32; 16];
     let chunks = row.chunks_exact(16);
     let rest: f64 = chunks.remainder().iter().map(|&v| f64::from((v - m) * (v - m))).sum();
     for c in chunks {
         for i in 0..16 {
-            acc[i] += (c[i] - m) * (c[i] - m);
+            a[i] += (c[i] - m) * (c[i] - m);
         }
     }
-    acc.iter().map(|&v| f64::from(v)).sum::<f64>() + rest
+    acc.add(0, &a, rest);
 }
 
-multiversion!(fn row_sq => row_sq_impl(row: &[f32], m: f32) -> f64);
+multiversion!(fn row_sq => row_sq_impl(row: &[f32], m: f32, acc: &mut Lanes));
 
 /// Σ dy and Σ dy·(x − m) of two rows, in f32 lanes.
 #[inline(always)]
-fn row_dot_impl(dy: &[f32], x: &[f32], m: f32) -> [f64; 2] {
+fn row_dot_impl(dy: &[f32], x: &[f32], m: f32, acc: &mut Lanes) {
     let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
     let (dc, xc) = (dy.chunks_exact(16), x.chunks_exact(16));
     let (dr, xr) = (dc.remainder(), xc.remainder());
@@ -238,15 +238,32 @@ fn row_dot_impl(dy: &[f32], x: &[f32], m: f32) -> [f64; 2] {
             b[i] += d[i] * (x[i] - m);
         }
     }
-    let mut out = [a.iter().map(|&v| f64::from(v)).sum::<f64>(), b.iter().map(|&v| f64::from(v)).sum::<f64>()];
+    let (mut ra, mut rb) = (0.0f64, 0.0f64);
     for (&d, &x) in dr.iter().zip(xr) {
-        out[0] += f64::from(d);
-        out[1] += f64::from(d) * f64::from(x - m);
+        ra += f64::from(d);
+        rb += f64::from(d) * f64::from(x - m);
     }
-    out
+    acc.add(0, &a, ra);
+    acc.add(1, &b, rb);
 }
 
-multiversion!(fn row_dot => row_dot_impl(dy: &[f32], x: &[f32], m: f32) -> [f64; 2]);
+multiversion!(fn row_dot => row_dot_impl(dy: &[f32], x: &[f32], m: f32, acc: &mut Lanes));
+
+/// Two per-channel sums kept as 16 f64 lanes each while the rows of a channel are added in
+/// (lane by lane, which vectorises: a row's f32 lanes were summed one after another in f64
+/// before, 16 dependent adds per sum that cost more than the row itself on an 8×8 plane), then
+/// added across the lanes once per channel. A fixed order: the same bits on every run.
+pub(super) struct Lanes([[f64; 16]; 2]);
+
+impl Lanes {
+    #[inline(always)]
+    fn add(&mut self, k: usize, lanes: &[f32; 16], rest: f64) {
+        for (a, &v) in self.0[k].iter_mut().zip(lanes) {
+            *a += f64::from(v);
+        }
+        self.0[k][0] += rest;
+    }
+}
 
 /// `dst = src·k + m`.
 #[inline(always)]
@@ -267,15 +284,13 @@ fn bn_dx_row_impl(dst: &mut [f32], x: &[f32], dy: &[f32], k: f32, a: f32, b: f32
 multiversion!(fn bn_dx_row => bn_dx_row_impl(dst: &mut [f32], x: &[f32], dy: &[f32], k: f32, a: f32, b: f32));
 
 /// Per channel of NC… `x`: Σ f(x) over batch and space, in f64.
-fn channel_sums<F: Fn(usize, usize) -> [f64; 2] + Sync + Send>(n: usize, c: usize, f: F) -> Vec<[f64; 2]> {
+fn channel_sums<F: Fn(usize, usize, &mut Lanes) + Sync + Send>(n: usize, c: usize, f: F) -> Vec<[f64; 2]> {
     map_range(c, |ch| {
-        let mut acc = [0.0f64; 2];
+        let mut acc = Lanes([[0.0; 16]; 2]);
         for b in 0..n {
-            let v = f(b, ch);
-            acc[0] += v[0];
-            acc[1] += v[1];
+            f(b, ch, &mut acc);
         }
-        acc
+        acc.0.map(|l| l.iter().sum())
     })
 }
 
@@ -292,15 +307,9 @@ pub(crate) fn batch_norm_train(
     let x = f32_of(x);
     let xs: &[f32] = x.storage();
     let count = (n * s).max(1) as f64;
-    let sums = channel_sums(n, c, |b, ch| {
-        let row = &xs[(b * c + ch) * s..(b * c + ch + 1) * s];
-        [row_sum(row), 0.0]
-    });
+    let sums = channel_sums(n, c, |b, ch, acc| row_sum(&xs[(b * c + ch) * s..(b * c + ch + 1) * s], acc));
     let mean: Vec<f64> = sums.iter().map(|v| v[0] / count).collect();
-    let sq = channel_sums(n, c, |b, ch| {
-        let row = &xs[(b * c + ch) * s..(b * c + ch + 1) * s];
-        [row_sq(row, mean[ch] as f32), 0.0]
-    });
+    let sq = channel_sums(n, c, |b, ch, acc| row_sq(&xs[(b * c + ch) * s..(b * c + ch + 1) * s], mean[ch] as f32, acc));
     let var: Vec<f64> = sq.iter().map(|v| v[0] / count).collect();
     let out = normalize(xs, &gamma, &beta, &mean, &var, epsilon, (n, c, s));
     let mean32 = mean.iter().map(|&v| v as f32).collect();
@@ -374,11 +383,14 @@ pub(crate) fn batch_norm_train_backward(
     let (g, m, v): (&[f32], &[f32], &[f32]) = (g.storage(), m.storage(), v.storage());
     let inv_std: Vec<f64> = v.iter().map(|&v| 1.0 / (f64::from(v) + epsilon).sqrt()).collect();
     // Σ dy and Σ dy·x̂ per channel.
-    let sums = channel_sums(n, c, |b, ch| {
+    let sums: Vec<[f64; 2]> = channel_sums(n, c, |b, ch, acc| {
         let at = (b * c + ch) * s..(b * c + ch + 1) * s;
-        let [d, dx] = row_dot(&dys[at.clone()], &xs[at], m[ch]);
-        [d, dx * inv_std[ch]]
-    });
+        row_dot(&dys[at.clone()], &xs[at], m[ch], acc);
+    })
+    .into_iter()
+    .zip(&inv_std)
+    .map(|([d, dx], is)| [d, dx * is])
+    .collect();
     let count = (n * s).max(1) as f64;
     // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂)), as dy·k + x·a + b per channel.
     let coef: Vec<[f32; 3]> = (0..c)
