@@ -596,6 +596,14 @@ pub(super) fn thresholds() -> Thresholds {
     read()
 }
 
+/// `f(k, parts[k])` for every part, in parallel under rayon.
+pub(super) fn for_each_part<T: Send, F: Fn(usize, T) + Sync + Send>(parts: Vec<T>, f: F) {
+    #[cfg(feature = "rayon")]
+    parts.into_par_iter().enumerate().for_each(|(k, p)| f(k, p));
+    #[cfg(not(feature = "rayon"))]
+    parts.into_iter().enumerate().for_each(|(k, p)| f(k, p));
+}
+
 /// Threads the chunks are spread over.
 pub(super) fn threads() -> usize {
     #[cfg(feature = "rayon")]

@@ -48,12 +48,24 @@ fn zip2<const K: usize>(a: [f32; K], b: [f32; K], f: impl Fn(f32, f32) -> f32) -
     core::array::from_fn(|l| f(a[l], b[l]))
 }
 
-/// `U_ξ` for every ξ: `u[(ξ·o + oi)·c + ci] = (G g Gᵀ)_ξ` with `g = w[oi][ci]` (3×3).
-#[inline(always)]
-fn weight_transform_impl(w: &[f32], o: usize, c: usize) -> Vec<f32> {
+/// `U_ξ` for every ξ: `u[(ξ·o + oi)·c + ci] = (G g Gᵀ)_ξ` with `g = w[oi][ci]` (3×3), the
+/// output channels split between the workers (each writes its rows of every `U_ξ`).
+fn weight_transform(w: &[f32], o: usize, c: usize) -> Vec<f32> {
     let mut u = scratch(16 * o * c);
-    let oc = o * c;
-    for oi in 0..o {
+    let per = o.div_ceil(threads()).max(1);
+    let parts = split_by_chunks(&mut u, o * c, per * c, o.div_ceil(per));
+    super::pare_train::for_each_part(parts, |k, mut rows| weight_rows(&mut rows, w, k * per, c));
+    u
+}
+
+/// [`weight_transform`]'s rows from output channel `o0` on: `u[ξ][(oi − o0)·c + ci]`.
+#[inline(always)]
+fn weight_rows_impl(u: &mut [&mut [f32]], w: &[f32], o0: usize, c: usize) {
+    let rows = u.first().map_or(0, |r| r.len() / c.max(1));
+    // One output channel's 16 rows at a time in `tmp`, then copied out row by row.
+    let mut tmp = vec![0.0f32; 16 * c];
+    for r in 0..rows {
+        let oi = o0 + r;
         for ci in 0..c {
             let g = &w[(oi * c + ci) * 9..][..9];
             // G g: 4×3, rows (g0, (g0+g1+g2)/2, (g0−g1+g2)/2, g2) over g's columns.
@@ -68,17 +80,20 @@ fn weight_transform_impl(w: &[f32], o: usize, c: usize) -> Vec<f32> {
             // (G g) Gᵀ: 4×4.
             for i in 0..4 {
                 let (a, b, d) = (t[i * 3], t[i * 3 + 1], t[i * 3 + 2]);
-                let r = [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d];
-                for (j, v) in r.into_iter().enumerate() {
-                    u[(i * 4 + j) * oc + oi * c + ci] = v;
+                let q = [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d];
+                for (j, v) in q.into_iter().enumerate() {
+                    tmp[(i * 4 + j) * c + ci] = v;
                 }
             }
         }
+        for (xi, row) in u.iter_mut().enumerate() {
+            row[r * c..][..c].copy_from_slice(&tmp[xi * c..][..c]);
+        }
     }
-    u
 }
 
-multiversion!(fn weight_transform => weight_transform_impl(w: &[f32], o: usize, c: usize) -> Vec<f32>);
+multiversion!(fn weight_rows => weight_rows_impl(u: &mut [&mut [f32]], w: &[f32], o0: usize, c: usize));
+
 
 /// Scratch floats [`input_transform`] needs: one sample's channels-last planes inside a zero
 /// frame as large as the tiles read.
@@ -289,21 +304,26 @@ multiversion!(fn grad_transform => grad_transform_impl(e: &mut [&mut [f32]], dy:
 
 /// `dW[oi][ci] = Gᵀ dU G` (3×3) from `dU_ξ` accumulated column-major: `du[(ξ·c + ci)·o + oi]`.
 /// An input channel at a time, vectorised over the output channels (contiguous in `du`).
+fn weight_grad_transform(du: &[f32], o: usize, c: usize) -> Vec<f32> {
+    let per = o.div_ceil(threads()).max(1);
+    super::pare_train::sample_chunks(o * c * 9, c * 9, per, || (), |_, o0, n, dw| weight_grad_rows(dw, du, o, c, o0, n))
+}
+
+/// [`weight_grad_transform`] for output channels `o0..o0 + n` into their rows of `dW`.
 #[inline(always)]
-fn weight_grad_transform_impl(du: &[f32], o: usize, c: usize) -> Vec<f32> {
-    let mut dw = vec![0.0f32; o * c * 9];
+fn weight_grad_rows_impl(dw: &mut [f32], du: &[f32], o: usize, c: usize, o0: usize, n: usize) {
     let oc = o * c;
-    let mut t = vec![0.0f32; 12 * o];
-    let mut g = vec![0.0f32; 9 * o];
+    let mut t = vec![0.0f32; 12 * n];
+    let mut g = vec![0.0f32; 9 * n];
     for ci in 0..c {
-        let q = |xi: usize| &du[xi * oc + ci * o..][..o];
+        let q = |xi: usize| &du[xi * oc + ci * o + o0..][..n];
         // Gᵀ m: rows (m0 + (m1 + m2)/2, (m1 − m2)/2, (m1 + m2)/2 + m3), per column j.
         for j in 0..4 {
             let (m0, m1, m2, m3) = (q(j), q(4 + j), q(8 + j), q(12 + j));
-            let (t0, rest) = t.split_at_mut(4 * o);
-            let (t1, t2) = rest.split_at_mut(4 * o);
-            let (t0, t1, t2) = (&mut t0[j * o..][..o], &mut t1[j * o..][..o], &mut t2[j * o..][..o]);
-            for x in 0..o {
+            let (t0, rest) = t.split_at_mut(4 * n);
+            let (t1, t2) = rest.split_at_mut(4 * n);
+            let (t0, t1, t2) = (&mut t0[j * n..][..n], &mut t1[j * n..][..n], &mut t2[j * n..][..n]);
+            for x in 0..n {
                 let (a, b) = (0.5 * (m1[x] + m2[x]), 0.5 * (m1[x] - m2[x]));
                 t0[x] = m0[x] + a;
                 t1[x] = b;
@@ -312,28 +332,27 @@ fn weight_grad_transform_impl(du: &[f32], o: usize, c: usize) -> Vec<f32> {
         }
         // … then G on the right, the same combination of the four columns.
         for i in 0..3 {
-            let r = |j: usize| &t[(i * 4 + j) * o..][..o];
+            let r = |j: usize| &t[(i * 4 + j) * n..][..n];
             let (m0, m1, m2, m3) = (r(0), r(1), r(2), r(3));
-            let (g0, rest) = g[i * 3 * o..][..3 * o].split_at_mut(o);
-            let (g1, g2) = rest.split_at_mut(o);
-            for x in 0..o {
+            let (g0, rest) = g[i * 3 * n..][..3 * n].split_at_mut(n);
+            let (g1, g2) = rest.split_at_mut(n);
+            for x in 0..n {
                 let (a, b) = (0.5 * (m1[x] + m2[x]), 0.5 * (m1[x] - m2[x]));
                 g0[x] = m0[x] + a;
                 g1[x] = b;
                 g2[x] = a + m3[x];
             }
         }
-        for oi in 0..o {
-            let dst = &mut dw[(oi * c + ci) * 9..][..9];
+        for r in 0..n {
+            let dst = &mut dw[(r * c + ci) * 9..][..9];
             for (k, d) in dst.iter_mut().enumerate() {
-                *d = g[k * o + oi];
+                *d = g[k * n + r];
             }
         }
     }
-    dw
 }
 
-multiversion!(fn weight_grad_transform => weight_grad_transform_impl(du: &[f32], o: usize, c: usize) -> Vec<f32>);
+multiversion!(fn weight_grad_rows => weight_grad_rows_impl(dw: &mut [f32], du: &[f32], o: usize, c: usize, o0: usize, n: usize));
 
 /// The forward convolution: `x` (n × c × h × w), `w` (o × c × 3 × 3), padding 1, stride 1.
 pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Same3x3) -> Vec<f32> {
