@@ -560,7 +560,9 @@ pub(super) struct Thresholds {
     winograd_min: usize,
     /// The most tiles (samples × 2×2 output tiles per plane) for which Winograd runs its 16
     /// GEMMs once over the whole batch, split by position between the workers, instead of once
-    /// per chunk of samples: `PARE_WINOGRAD_BATCH_TILES` (0 turns it off).
+    /// per chunk of samples: 1,024 (measured, BENCHMARKS.md session 16: VGG-16 trains ~9 %
+    /// faster with 256 or 1,024 than without, 4 % with 4,096); `PARE_WINOGRAD_BATCH_TILES`
+    /// overrides it (0 turns it off).
     pub(super) winograd_batch_tiles: usize,
     /// The direct kernel, unless `PARE_DIRECT=0`.
     direct: bool,

@@ -7,9 +7,14 @@
 //!
 //! - forward: `M_ξ (o × tiles) = U_ξ (o × c) · V_ξ (c × tiles)`, then `Aᵀ M A` per tile;
 //! - input gradient: the forward of `dY` with the kernel flipped and its channels swapped (the
-//!   input gradient of a stride-1 "same" 3×3 convolution is one);
+//!   input gradient of a stride-1 "same" 3×3 convolution is one), which reuses the forward's
+//!   `U` with its positions permuted and each `U_ξ` transposed (`x_backward`);
 //! - weight gradient: `dU_ξ (o × c) = Σ over tiles of (A dY Aᵀ)_ξ (o × tiles) · V_ξᵀ`, then
 //!   `dW = Gᵀ dU G` (the transpose of the forward's linear map in `g`).
+//!
+//! The transforms run per tile, vectorised across 16 channels of a channels-last copy of each
+//! sample; `V`, `M` and `A dY Aᵀ` are stored tile-major with the channels innermost. Small
+//! batches of tiles run each GEMM once over the whole batch (`whole_batch`).
 //!
 //! The transforms' coefficients are 0, ±1 and ±½, so the results differ from the direct
 //! convolution by rounding only (checked against f64 loops by `host/tests/flex_kernels.rs`).
