@@ -2,7 +2,7 @@
 //! convolution, as single kernels (PARE-PATCH.md).
 //!
 //! - `batch_norm_train` / `batch_norm_train_backward` / `batch_norm`: per-channel statistics and
-//!   the normalisation in two passes over NCHW memory, where the composite swaps dims (a copy),
+//!   the normalisation in two passes over NCHW memory (statistics in one, about a shift), where the composite swaps dims (a copy),
 //!   reduces, broadcasts and multiplies in ~15 tensor passes;
 //! - `conv2d`: per chunk of samples, NCHW im2col and one GEMM `W · col`, where the release
 //!   transposes to NHWC and hands GEMM a patch matrix it must repack element by element;
@@ -191,40 +191,32 @@ fn ncs(shape: &Shape) -> (usize, usize, usize) {
     (n, c, s)
 }
 
-/// Σ of a row in f32 lanes (16 independent accumulators, so the loop vectorises), in f64.
-/// This and the other row loops of batch norm and ReLU below are compiled for AVX-512 too
-/// (`multiversion!`): the crate builds for baseline x86-64, 4-lane SSE. The same operations in
-/// the same order either way, so the same bits.
+/// Σ (v − k) and Σ (v − k)² of a row in f32 lanes (16 independent accumulators, so the loop
+/// vectorises), into f64 lanes ([`Lanes`]). This and the other row loops of batch norm and ReLU
+/// below are compiled for AVX-512 too (`multiversion!`): the crate builds for baseline x86-64,
+/// 4-lane SSE. The same operations in the same order either way, so the same bits.
 #[inline(always)]
-fn row_sum_impl(row: &[f32], acc: &mut Lanes) {
-    let mut a = [0.0f32; 16];
+fn row_moments_impl(row: &[f32], k: f32, acc: &mut Lanes) {
+    let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
     let chunks = row.chunks_exact(16);
-    let rest: f64 = chunks.remainder().iter().map(|&v| f64::from(v)).sum();
+    let (mut ra, mut rb) = (0.0f64, 0.0f64);
+    for &v in chunks.remainder() {
+        let d = f64::from(v - k);
+        ra += d;
+        rb += d * d;
+    }
     for c in chunks {
         for i in 0..16 {
-            a[i] += c[i];
+            let d = c[i] - k;
+            a[i] += d;
+            b[i] += d * d;
         }
     }
-    acc.add(0, &a, rest);
+    acc.add(0, &a, ra);
+    acc.add(1, &b, rb);
 }
 
-multiversion!(fn row_sum => row_sum_impl(row: &[f32], acc: &mut Lanes));
-
-/// Σ (v − m)² of a row, in f32 lanes.
-#[inline(always)]
-fn row_sq_impl(row: &[f32], m: f32, acc: &mut Lanes) {
-    let mut a = [0.0f32; 16];
-    let chunks = row.chunks_exact(16);
-    let rest: f64 = chunks.remainder().iter().map(|&v| f64::from((v - m) * (v - m))).sum();
-    for c in chunks {
-        for i in 0..16 {
-            a[i] += (c[i] - m) * (c[i] - m);
-        }
-    }
-    acc.add(0, &a, rest);
-}
-
-multiversion!(fn row_sq => row_sq_impl(row: &[f32], m: f32, acc: &mut Lanes));
+multiversion!(fn row_moments => row_moments_impl(row: &[f32], k: f32, acc: &mut Lanes));
 
 /// Σ dy and Σ dy·(x − m) of two rows, in f32 lanes.
 #[inline(always)]
@@ -307,10 +299,13 @@ pub(crate) fn batch_norm_train(
     let x = f32_of(x);
     let xs: &[f32] = x.storage();
     let count = (n * s).max(1) as f64;
-    let sums = channel_sums(n, c, |b, ch, acc| row_sum(&xs[(b * c + ch) * s..(b * c + ch + 1) * s], acc));
-    let mean: Vec<f64> = sums.iter().map(|v| v[0] / count).collect();
-    let sq = channel_sums(n, c, |b, ch, acc| row_sq(&xs[(b * c + ch) * s..(b * c + ch + 1) * s], mean[ch] as f32, acc));
-    let var: Vec<f64> = sq.iter().map(|v| v[0] / count).collect();
+    // One pass: Σ (x − k) and Σ (x − k)² about a value of the channel, k = its first element
+    // (shifted so that the difference of the two moments does not cancel: |mean − k| is of the
+    // order of the channel's spread, not of its mean).
+    let shift: Vec<f32> = (0..c).map(|ch| xs.get(ch * s).copied().unwrap_or(0.0)).collect();
+    let sums = channel_sums(n, c, |b, ch, acc| row_moments(&xs[(b * c + ch) * s..(b * c + ch + 1) * s], shift[ch], acc));
+    let mean: Vec<f64> = sums.iter().zip(&shift).map(|(v, &k)| f64::from(k) + v[0] / count).collect();
+    let var: Vec<f64> = sums.iter().map(|v| (v[1] / count - (v[0] / count).powi(2)).max(0.0)).collect();
     let out = normalize(xs, &gamma, &beta, &mean, &var, epsilon, (n, c, s));
     let mean32 = mean.iter().map(|&v| v as f32).collect();
     let var32 = var.iter().map(|&v| v as f32).collect();
