@@ -67,5 +67,13 @@ for i, key in enumerate(keys):
         row += [cell(a), cell(b), cell(c), ratio(a, c), ratio(b, c)]
     print("| " + " | ".join(row) + " |")
 print(f"\nMedians of {repeats} interleaved rounds; threads: 2 (pare: burn's default on this machine, PyTorch: set_num_threads(2)).")
+# Each round runs the frameworks back to back, so its ratio pairs measurements taken moments
+# apart: the spread of these shows how far a slow spell of the machine moves the medians above.
+print("\nPer round, flex/PyTorch training (inference) ratio, and PyTorch's training range:")
+for i, key in enumerate(keys):
+    f, p = runs(key, "flex"), runs(key, "pytorch")
+    pairs = ", ".join(f"{a['train_img_s'] / b['train_img_s']:.2f}× ({a['infer_img_s'] / b['infer_img_s']:.2f}×)" for a, b in zip(f, p))
+    lo, hi = min(r["train_img_s"] for r in p), max(r["train_img_s"] for r in p)
+    print(f"- {'pruned resnet56' if i == 2 else f[0]['model']}: {pairs}; PyTorch {lo:.1f}–{hi:.1f} img/s")
 PY
 rm -rf "$OUT"
