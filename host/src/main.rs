@@ -24,7 +24,13 @@ fn main() {
     pare::progress::set_sink(|line| eprintln!("{line}"));
     // Before any thread exists (setting the environment later races with C code reading it).
     pare::gpu::quiet_window_system();
-    if let Err(e) = pare::cli::run(cli) {
+    // The whole command on a worker of the CPU backend's thread pool (8 MiB stacks, as the main
+    // thread's): each parallel kernel is then split from inside the pool, where calling it from
+    // outside parked this thread and woke a worker per call, hundreds of times per training step
+    // (BENCHMARKS.md, session 16).
+    let pool = rayon::ThreadPoolBuilder::new().stack_size(8 << 20).build_global();
+    let result = if pool.is_ok() { rayon::scope(|_| pare::cli::run(cli)) } else { pare::cli::run(cli) };
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(pare::cli::common::exit_status(&e));
     }
