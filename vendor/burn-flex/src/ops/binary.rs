@@ -284,7 +284,7 @@ pub fn scalar_op<F32Op, F64Op>(
 ) -> FlexTensor
 where
     F32Op: Fn(f32, f32) -> f32 + Copy + Sync + Send,
-    F64Op: Fn(f64, f64) -> f64 + Copy + Sync + Send,
+    F64Op: Fn(f64, f64) -> f64 + Copy,
 {
     let dtype = tensor.dtype();
 

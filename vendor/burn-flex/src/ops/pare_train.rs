@@ -2,8 +2,9 @@
 //! convolution, as single kernels (PARE-PATCH.md).
 //!
 //! - `batch_norm_train` / `batch_norm_train_backward` / `batch_norm`: per-channel statistics and
-//!   the normalisation in two passes over NCHW memory (statistics in one, about a shift), where the composite swaps dims (a copy),
-//!   reduces, broadcasts and multiplies in ~15 tensor passes;
+//!   the normalisation in two passes over NCHW memory (the statistics in one, about a shift),
+//!   where the composite swaps dims (a copy), reduces, broadcasts and multiplies in ~15 tensor
+//!   passes;
 //! - `conv2d`: per chunk of samples, NCHW im2col and one GEMM `W · col`, where the release
 //!   transposes to NHWC and hands GEMM a patch matrix it must repack element by element;
 //! - `conv2d_weight_backward`: per chunk, im2col and one GEMM into the weight gradient
@@ -245,7 +246,7 @@ multiversion!(fn row_dot => row_dot_impl(dy: &[f32], x: &[f32], m: f32, acc: &mu
 /// (lane by lane, which vectorises: a row's f32 lanes were summed one after another in f64
 /// before, 16 dependent adds per sum that cost more than the row itself on an 8×8 plane), then
 /// added across the lanes once per channel. A fixed order: the same bits on every run.
-pub(super) struct Lanes([[f64; 16]; 2]);
+struct Lanes([[f64; 16]; 2]);
 
 impl Lanes {
     #[inline(always)]

@@ -99,7 +99,6 @@ fn weight_rows_impl(u: &mut [&mut [f32]], w: &[f32], o0: usize, c: usize) {
 
 multiversion!(fn weight_rows => weight_rows_impl(u: &mut [&mut [f32]], w: &[f32], o0: usize, c: usize));
 
-
 /// Scratch floats [`input_transform`] needs: one sample's channels-last planes inside a zero
 /// frame as large as the tiles read.
 fn scratch_len(s: &Same3x3) -> usize {
@@ -189,8 +188,7 @@ multiversion!(fn input_transform => input_transform_impl(v: &mut [&mut [f32]], x
 
 /// `Aᵀ M A` per tile into the chunk's NCHW output (plus the bias), dropping an odd plane's
 /// overhang: `m[(ξ·ld + t0 + t)·o + oi]` (the GEMM's column-major output) for the chunk's
-/// tile `t`. Vectorised across output
-/// channels; each output value is stored into its plane.
+/// tile `t`. Vectorised across output channels; each output value is stored into its plane.
 #[inline(always)]
 fn output_transform_impl(out: &mut [f32], m: &[f32], ld: usize, t0: usize, nb: usize, s: &Same3x3, bias: Option<&[f32]>) {
     let (th, tw) = s.tiles();
@@ -432,17 +430,6 @@ fn split_by_chunks(buf: &mut [f32], per_position: usize, per_chunk: usize, chunk
     parts
 }
 
-/// `f(ξ, block ξ of out)` for the 16 blocks of `each` floats, in parallel under rayon.
-fn per_position<F: Fn(usize, &mut [f32]) + Sync + Send>(out: &mut [f32], each: usize, f: F) {
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        out.par_chunks_mut(each.max(1)).take(16).enumerate().for_each(|(xi, b)| f(xi, b));
-    }
-    #[cfg(not(feature = "rayon"))]
-    out.chunks_mut(each.max(1)).take(16).enumerate().for_each(|(xi, b)| f(xi, b));
-}
-
 /// `Aᵀ [U_ξ · V_ξ] A` over chunks of samples: `x` (n × c × h × w) into n × o × h × w, with
 /// `U_ξ` the `o × c` block `pos(ξ)` of `u`, read with the strides `(rows, columns)`.
 fn convolve(x: &[f32], u: &[f32], pos: impl Fn(usize) -> usize + Sync + Send, (rs, cs): (usize, usize), bias: Option<&[f32]>, s: &Same3x3) -> Vec<f32> {
@@ -455,7 +442,7 @@ fn convolve(x: &[f32], u: &[f32], pos: impl Fn(usize) -> usize + Sync + Send, (r
         let mut v = scratch(16 * s.c * ld);
         fill_by_chunks(&mut v, s.c, &mut [], 0, s, |vs, _, first, nbc, pad| input_transform(vs, &x[first * per_in..], nbc, s, pad));
         let mut m = scratch(16 * s.o * ld);
-        per_position(&mut m, s.o * ld, |xi, mxi| {
+        super::pare_train::for_each_part(by_position(&mut m, s.o * ld), |xi, mxi| {
             let uxi = &u[pos(xi) * s.o * s.c..][..s.o * s.c];
             let vxi = &v[xi * s.c * ld..][..s.c * ld];
             super::pare_train::gemm(s.o, ld, s.c, mxi, false, uxi, rs, cs, vxi, 1, s.c, true);
@@ -493,7 +480,7 @@ pub(crate) fn weight_backward(x: &[f32], dy: &[f32], s: &Same3x3) -> Vec<f32> {
             grad_transform(es, &dy[first * per_out..], nbc, s, pad);
         });
         let mut du = scratch(size);
-        per_position(&mut du, s.o * s.c, |xi, dxi| {
+        super::pare_train::for_each_part(by_position(&mut du, s.o * s.c), |xi, dxi| {
             let exi = &e[xi * ld * s.o..][..ld * s.o];
             let vxi = &v[xi * s.c * ld..][..s.c * ld];
             super::pare_train::gemm(s.o, s.c, ld, dxi, false, exi, 1, s.o, vxi, s.c, 1, true);
