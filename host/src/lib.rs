@@ -10,6 +10,7 @@ pub mod export;
 pub mod flash;
 pub mod gpu;
 pub mod hash;
+pub mod input;
 pub mod libtorch;
 pub mod model;
 pub mod pare_file;
