@@ -27,7 +27,7 @@ fn three_layers() -> Arch {
             conv("b", Src::Node(0), 4),
             conv("c", Src::Node(1), 4),
             Node::GlobalAvgPool { input: Src::Node(2) },
-            Node::Dense { name: "fc".into(), input: Src::Node(3), out: 2 },
+            Node::Dense { name: "fc".into(), input: Src::Node(3), out: 2, relu: false },
         ],
         mean: vec![0.0; 3],
         std: vec![1.0; 3],

@@ -34,7 +34,7 @@ fn arch() -> Arch {
             conv("a", Src::Input, 3, 1, None),
             conv("b", Src::Node(0), 2, 2, Some([0, 0, 1, 1])),
             Node::GlobalAvgPool { input: Src::Node(1) },
-            Node::Dense { name: "fc".into(), input: Src::Node(2), out: 2 },
+            Node::Dense { name: "fc".into(), input: Src::Node(2), out: 2, relu: false },
         ],
         mean: vec![0.5, 0.4],
         std: vec![0.25, 0.3],

@@ -54,7 +54,7 @@ pub fn features(arch: &Arch, shapes: &[Shape], node: Option<usize>) -> Vec<f64> 
             vec![1.0, kp, co, pairs * kp, pairs, tail, tail * pairs, tail * kp]
         }
         Node::Dense { input, .. } => {
-            let ci = cin(*input);
+            let ci = arch.dense_inputs(shapes, *input) as f64;
             vec![1.0, ci, co, ci * co]
         }
         Node::MaxPool { .. } | Node::AvgPool { .. } | Node::GlobalAvgPool { .. } | Node::Add { .. } => {

@@ -17,12 +17,12 @@ pub enum BenchCommand {
         /// architecture is trained from a fresh initialisation.
         #[arg(long, default_value = "resnet56")]
         model: String,
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = super::common::positive, allow_negative_numbers = true)]
         batch: usize,
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceKind,
         /// Timed training steps (after 2 warm-up steps).
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = super::common::positive, allow_negative_numbers = true)]
         steps: usize,
     },
 }
@@ -42,15 +42,20 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     let mut net = Net::init(&arch, &ad).map_err(anyhow::Error::msg)?;
     let mut optim =
         SgdConfig::new().with_momentum(Some(MomentumConfig { momentum: 0.9, dampening: 0.0, nesterov: true })).init();
-    let labels: Vec<i64> = (0..batch as i64).map(|i| i % 10).collect();
+    // Labels within the model's classes, images at its input size.
+    let classes = crate::train::classes_of(&arch).max(1) as i64;
+    let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes).collect();
+    let shape = [batch, arch.input.c, arch.input.h, arch.input.w];
     let y: Tensor<1, Int> = Tensor::from_data(TensorData::new(labels, [batch]), &ad);
     let mut step = |net: Net| {
-        let x: Tensor<4> = Tensor::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &ad);
+        let x: Tensor<4> = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &ad);
         let loss = cross_entropy(net.forward(x), y.clone(), 0.0);
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         let net = optim.step(0.01, net, grads);
         // Reading a parameter back forces the step to complete before the clock stops.
-        let _ = net.linear.bias.val().into_data();
+        if let Some(d) = net.dense.last() {
+            let _ = d.bias.val().into_data();
+        }
         net
     };
     for _ in 0..2 {
@@ -62,7 +67,7 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     }
     let train = (steps * batch) as f64 / t.elapsed().as_secs_f64();
     let eval = net.valid().folded();
-    let x: Tensor<4> = Tensor::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
+    let x: Tensor<4> = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &dev);
     let _ = eval.forward(x.clone()).into_data();
     let t = std::time::Instant::now();
     for _ in 0..steps {

@@ -69,6 +69,8 @@ pub enum ExportError {
     FoldOverflow { conv: String, bn: String },
     #[error("int8 export needs calibration images")]
     NoCalibration,
+    #[error("int8 export needs calibration images: {0} has none (at least one; a few hundred give good ranges)")]
+    EmptyCalibration(String),
     #[error("architecture: {0}")]
     Arch(String),
     #[error("the model has no nodes")]
@@ -119,6 +121,9 @@ pub fn export_with(
         Quant::F32 => None,
         Quant::Int8 => {
             let ds = calibration.ok_or(ExportError::NoCalibration)?;
+            if ds.is_empty() {
+                return Err(ExportError::EmptyCalibration(ds.source.clone()));
+            }
             // Calibrated on burn-flex whatever device trained the net, so the ranges (and the
             // int8 model) do not depend on the backend; the net is rebuilt there from its tensors.
             let flex = burn::tensor::Device::flex();
@@ -175,12 +180,32 @@ pub fn export_with(
                 });
                 b.push(&op)?;
             }
-            Node::Dense { name, input: src, .. } => {
+            Node::Dense { name, input: src, relu, .. } => {
                 let (shape, w) = &t[&format!("{name}.weight")];
-                let f = Folded { weights: w.clone(), bias: t[&format!("{name}.bias")].1.clone(), out: shape[0] };
-                let (x, y) = (bi(*src)?, info(&b, out)?);
+                let mut x = bi(*src)?;
+                let mut input = id(*src, &ids);
+                let mut w = w.clone();
+                if (x.h, x.w) != (1, 1) {
+                    // The device's maps are (h, w, c): flatten there, and reorder the weight's
+                    // columns from pare's (c, h, w) order to match.
+                    let (c, hw) = (x.c as usize, (x.h * x.w) as usize);
+                    let flat = x.h * x.w * x.c;
+                    let fb = match q {
+                        None => Buffer::f32(1, 1, flat),
+                        Some(_) => Buffer::i8(1, 1, flat, x.scale, x.zero_point),
+                    };
+                    let f = b.buffer(fb);
+                    b.push(&Op::Flatten(Unary { input, output: f }))?;
+                    w = w
+                        .chunks(c * hw)
+                        .flat_map(|row| (0..hw).flat_map(move |p| (0..c).map(move |ch| row[ch * hw + p])))
+                        .collect();
+                    (input, x) = (f, info(&b, f)?);
+                }
+                let f = Folded { weights: w, bias: t[&format!("{name}.bias")].1.clone(), out: shape[0] };
+                let y = info(&b, out)?;
                 let enc = quantize::layer(&f, &x, &y, q.is_some());
-                b.push(&Op::Dense(Dense { input: id(*src, &ids), output: out, relu: false, params: enc.params() }))?;
+                b.push(&Op::Dense(Dense { input, output: out, relu: *relu, params: enc.params() }))?;
             }
             Node::MaxPool { input: src, kernel, stride, .. } | Node::AvgPool { input: src, kernel, stride } => {
                 let pad = match node {

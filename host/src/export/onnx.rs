@@ -221,7 +221,7 @@ pub fn export_onnx(net: &crate::model::Net) -> Result<Vec<u8>, ExportError> {
                 let attrs = [Attr::Ints("kernel_shape", vec![1, 1]), Attr::Ints("strides", vec![s, s])];
                 g.msg(1, node("Conv", &format!("place{i}"), &[&value(*input), &wname], &[&out], &attrs));
             }
-            Node::Dense { name, input, .. } => {
+            Node::Dense { name, input, relu, .. } => {
                 let (ws, w) = tensor_of(&format!("{name}.weight"))?;
                 let (bs, b) = tensor_of(&format!("{name}.bias"))?;
                 inits.push(tensor(&format!("{name}.weight"), ws, w));
@@ -233,7 +233,13 @@ pub fn export_onnx(net: &crate::model::Net) -> Result<Vec<u8>, ExportError> {
                 );
                 let ins = [flat.as_str(), &format!("{name}.weight"), &format!("{name}.bias")].map(str::to_string);
                 let refs: Vec<&str> = ins.iter().map(String::as_str).collect();
-                g.msg(1, node("Gemm", name, &refs, &[&out], &[Attr::Int("transB", 1)]));
+                if *relu {
+                    let pre = format!("{out}.pre");
+                    g.msg(1, node("Gemm", name, &refs, &[&pre], &[Attr::Int("transB", 1)]));
+                    g.msg(1, node("Relu", &format!("{name}.relu"), &[&pre], &[&out], &[]));
+                } else {
+                    g.msg(1, node("Gemm", name, &refs, &[&out], &[Attr::Int("transB", 1)]));
+                }
             }
         }
     }
@@ -253,7 +259,7 @@ pub fn export_onnx(net: &crate::model::Net) -> Result<Vec<u8>, ExportError> {
     opset.str(1, "");
     opset.int(2, 13);
     m.msg(8, opset);
-    for (key, v) in [("pare.mean", &arch.mean), ("pare.std", &arch.std)] {
+    for (key, v) in [(crate::model::MEAN_KEY, &arch.mean), (crate::model::STD_KEY, &arch.std)] {
         let mut p = Pb::default();
         p.str(1, key);
         p.str(2, &v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","));

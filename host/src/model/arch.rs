@@ -63,12 +63,16 @@ pub enum Node {
         out: usize,
         channels: Vec<Option<usize>>,
     },
-    /// The classifier; its input must be `(c, 1, 1)`.
+    /// A fully connected layer over its input map flattened in `(c, h, w)` order (PyTorch's
+    /// `x.view(N, -1)`): weight `[out, c·h·w]`, output `(out, 1, 1)`. The last node is the
+    /// classifier; earlier ones (an MLP head) end in a ReLU.
     #[serde(alias = "Linear")]
     Dense {
         name: String,
         input: Src,
         out: usize,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        relu: bool,
     },
 }
 
@@ -193,10 +197,7 @@ impl Arch {
                     Shape { c: *out, h: x.h.div_ceil(*stride), w: x.w.div_ceil(*stride) }
                 }
                 Node::Dense { input, out, .. } => {
-                    let x = get(*input, &shapes, i)?;
-                    if (x.h, x.w) != (1, 1) {
-                        return Err(format!("node {i}: linear input must be 1×1, is {}×{}", x.h, x.w));
-                    }
+                    get(*input, &shapes, i)?;
                     Shape { c: *out, h: 1, w: 1 }
                 }
             };
@@ -211,6 +212,15 @@ impl Arch {
             Src::Input => self.input.c,
             Src::Node(j) => shapes[j].c,
         }
+    }
+
+    /// Inputs of a dense layer reading `src`: its map's `c·h·w` values.
+    pub fn dense_inputs(&self, shapes: &[Shape], src: Src) -> usize {
+        let s = match src {
+            Src::Input => self.input,
+            Src::Node(j) => shapes[j],
+        };
+        s.c * s.h * s.w
     }
 
     /// Indices of the conv nodes, in order (conv `k` of [`crate::model::Net::convs`] is node
@@ -233,7 +243,7 @@ impl Arch {
                     params += w + 2 * s.c as u64;
                 }
                 Node::Dense { input, out, .. } => {
-                    let cin = self.in_channels(&shapes, *input) as u64;
+                    let cin = self.dense_inputs(&shapes, *input) as u64;
                     macs += cin * *out as u64;
                     params += (cin + 1) * *out as u64;
                 }

@@ -1,4 +1,5 @@
-//! The burn module that executes an [`Arch`]: one conv+BN pair per conv node and a classifier.
+//! The burn module that executes an [`Arch`]: one conv+BN pair per conv node and one weight
+//! and bias per dense node (the classifier last).
 
 use super::arch::{Arch, Node, Src};
 use burn::module::{Module, Param};
@@ -15,7 +16,7 @@ pub struct ConvBn {
     pub bn: BatchNorm,
 }
 
-/// The classifier, PyTorch layout `[out, in]`.
+/// A dense layer, PyTorch layout `[out, in]`.
 #[derive(Module, Debug)]
 pub struct Dense {
     pub weight: Param<Tensor<2>>,
@@ -26,7 +27,8 @@ pub struct Dense {
 #[derive(Module, Debug)]
 pub struct Net {
     pub convs: Vec<ConvBn>,
-    pub linear: Dense,
+    /// One per dense node, in order; the last is the classifier.
+    pub dense: Vec<Dense>,
     #[module(skip)]
     pub arch: Arch,
 }
@@ -39,7 +41,7 @@ impl Net {
     pub fn init(arch: &Arch, device: &Device) -> Result<Self, String> {
         let shapes = arch.shapes()?;
         let mut convs = Vec::new();
-        let mut linear = None;
+        let mut dense = Vec::new();
         for node in &arch.nodes {
             match node {
                 Node::Conv { input, out, kernel, .. } => {
@@ -49,9 +51,9 @@ impl Net {
                     convs.push(ConvBn { weight: Param::from_tensor(w), bn: BatchNormConfig::new(*out).init(device) });
                 }
                 Node::Dense { input, out, .. } => {
-                    let cin = arch.in_channels(&shapes, *input);
+                    let cin = arch.dense_inputs(&shapes, *input);
                     let k = (1.0 / cin as f64).sqrt();
-                    linear = Some(Dense {
+                    dense.push(Dense {
                         weight: Param::from_tensor(Tensor::random([*out, cin], Distribution::Uniform(-k, k), device)),
                         bias: Param::from_tensor(Tensor::random([*out], Distribution::Uniform(-k, k), device)),
                     });
@@ -63,8 +65,10 @@ impl Net {
                 | Node::ChannelPlace { .. } => {}
             }
         }
-        let linear = linear.ok_or("no classifier")?;
-        Ok(Self { convs, linear, arch: arch.clone() })
+        if dense.is_empty() {
+            return Err("no classifier".into());
+        }
+        Ok(Self { convs, dense, arch: arch.clone() })
     }
 
     /// Names the classes after the data a fresh model is about to learn (a zoo model comes
@@ -86,7 +90,8 @@ impl Net {
             let cb = &self.convs[i];
             cb.bn.forward(conv2d(x, cb.weight.val(), None, opts))
         };
-        walk(&self.arch, x, &conv, (self.linear.weight.val(), self.linear.bias.val()), hook)
+        let dense: Vec<_> = self.dense.iter().map(|d| (d.weight.val(), d.bias.val())).collect();
+        walk(&self.arch, x, &conv, &dense, hook)
     }
 
     /// The model for inference only: every BatchNorm (running statistics) folded into its
@@ -104,16 +109,17 @@ impl Net {
                 (cb.weight.val() * scale.reshape([o, 1, 1, 1]), bias)
             })
             .collect();
-        Folded { convs, linear: (self.linear.weight.val(), self.linear.bias.val()), arch: self.arch.clone() }
+        let dense = self.dense.iter().map(|d| (d.weight.val(), d.bias.val())).collect();
+        Folded { convs, dense, arch: self.arch.clone() }
     }
 }
 
 /// A [`Net`] for inference with its BatchNorms folded ([`Net::folded`]): per conv `(weight,
-/// bias)`, then the classifier's.
+/// bias)`, then per dense layer.
 #[derive(Debug, Clone)]
 pub struct Folded {
     convs: Vec<(Tensor<4>, Tensor<1>)>,
-    linear: (Tensor<2>, Tensor<1>),
+    dense: Vec<(Tensor<2>, Tensor<1>)>,
     pub arch: Arch,
 }
 
@@ -124,18 +130,18 @@ impl Folded {
             let (w, b) = &self.convs[i];
             conv2d(x, w.clone(), Some(b.clone()), opts)
         };
-        walk(&self.arch, x, &conv, self.linear.clone(), &mut |_, t| t)
+        walk(&self.arch, x, &conv, &self.dense, &mut |_, t| t)
     }
 }
 
 /// Runs `arch` on `x`: `conv(i, input, options)` computes the `i`-th convolution with its
-/// normalisation (ReLU is applied here), `(weight, bias)` is the classifier; `hook` sees every
+/// normalisation (ReLU is applied here), `dense` the dense layers' `(weight, bias)`; `hook` sees every
 /// node's output and returns what flows on.
 fn walk(
     arch: &Arch,
     x: Tensor<4>,
     conv: &dyn Fn(usize, Tensor<4>, ConvOptions<2>) -> Tensor<4>,
-    (weight, bias): (Tensor<2>, Tensor<1>),
+    dense: &[(Tensor<2>, Tensor<1>)],
     hook: &mut Hook<'_>,
 ) -> Tensor<2> {
     // Every value is let go by its last reader, so a tensor nobody else holds can be updated in
@@ -154,7 +160,7 @@ fn walk(
         Src::Node(j) if last[j] == i => values[j].take().expect("validated architectures read earlier nodes"),
         Src::Node(j) => values[j].clone().expect("validated architectures read earlier nodes"),
     };
-    let mut conv_index = 0;
+    let (mut conv_index, mut dense_index) = (0, 0);
     for (i, node) in arch.nodes.iter().enumerate() {
         let y = match node {
             Node::Conv { input, stride, padding, relu: r, pads, .. } => {
@@ -193,11 +199,14 @@ fn walk(
             Node::ChannelPlace { input, stride, out, channels } => {
                 place(get(*input, i, &mut values), *stride, *out, channels)
             }
-            Node::Dense { input, .. } => {
+            Node::Dense { input, relu: r, .. } => {
                 let v = get(*input, i, &mut values);
-                let [n, c, _, _] = v.dims();
-                let flat: Tensor<2> = v.reshape([n, c]);
+                let [n, c, h, w] = v.dims();
+                let flat: Tensor<2> = v.reshape([n, c * h * w]);
+                let (weight, bias) = &dense[dense_index];
+                dense_index += 1;
                 let y = flat.matmul(weight.clone().transpose()) + bias.clone().unsqueeze_dim(0);
+                let y = if *r { relu(y) } else { y };
                 let [n, k] = y.dims();
                 y.reshape([n, k, 1, 1])
             }

@@ -83,6 +83,9 @@ pub enum WeightsError {
     BadArch { path: PathBuf, reason: String },
     #[error("{path}: metadata `{key}` is malformed: {reason}")]
     BadMeta { path: PathBuf, key: String, reason: String },
+    /// Not a regular file, larger than [`crate::input::MAX_FILE_BYTES`], or unreadable.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
 }
 
 fn list(what: &str, names: &[String]) -> String {
@@ -107,8 +110,8 @@ pub fn expected(arch: &Arch) -> Result<BTreeMap<String, Vec<usize>>, String> {
                     out.insert(format!("{bn}.{t}"), vec![c]);
                 }
             }
-            Node::Dense { name, input, out: o } => {
-                let cin = arch.in_channels(&shapes, *input);
+            Node::Dense { name, input, out: o, .. } => {
+                let cin = arch.dense_inputs(&shapes, *input);
                 out.insert(format!("{name}.weight"), vec![*o, cin]);
                 out.insert(format!("{name}.bias"), vec![*o]);
             }
@@ -129,7 +132,7 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 /// All tensors of a model by name.
 pub fn to_tensors(net: &Net) -> Tensors {
     let mut out = Tensors::new();
-    let mut convs = net.convs.iter();
+    let (mut convs, mut dense) = (net.convs.iter(), net.dense.iter());
     for node in &net.arch.nodes {
         match node {
             Node::Conv { name, bn, .. } => {
@@ -142,11 +145,9 @@ pub fn to_tensors(net: &Net) -> Tensors {
                 out.insert(format!("{bn}.running_var"), (c, values(cb.bn.running_var.value())));
             }
             Node::Dense { name, .. } => {
-                out.insert(
-                    format!("{name}.weight"),
-                    (net.linear.weight.dims().to_vec(), values(net.linear.weight.val())),
-                );
-                out.insert(format!("{name}.bias"), (net.linear.bias.dims().to_vec(), values(net.linear.bias.val())));
+                let Some(d) = dense.next() else { break };
+                out.insert(format!("{name}.weight"), (d.weight.dims().to_vec(), values(d.weight.val())));
+                out.insert(format!("{name}.bias"), (d.bias.dims().to_vec(), values(d.bias.val())));
             }
             Node::MaxPool { .. }
             | Node::AvgPool { .. }
@@ -167,7 +168,7 @@ fn tensor<const D: usize>(t: &Tensors, name: &str, device: &Device) -> Tensor<D>
 pub fn from_tensors(arch: &Arch, t: &Tensors, device: &Device) -> Result<Net, String> {
     arch.shapes()?;
     let mut convs = vec![];
-    let mut linear = None;
+    let mut dense = vec![];
     for node in &arch.nodes {
         match node {
             Node::Conv { name, bn, out, .. } => {
@@ -179,7 +180,7 @@ pub fn from_tensors(arch: &Arch, t: &Tensors, device: &Device) -> Result<Net, St
                 convs.push(ConvBn { weight: Param::from_tensor(tensor(t, &format!("{name}.weight"), device)), bn: b });
             }
             Node::Dense { name, .. } => {
-                linear = Some(Dense {
+                dense.push(Dense {
                     weight: Param::from_tensor(tensor(t, &format!("{name}.weight"), device)),
                     bias: Param::from_tensor(tensor(t, &format!("{name}.bias"), device)),
                 });
@@ -191,7 +192,10 @@ pub fn from_tensors(arch: &Arch, t: &Tensors, device: &Device) -> Result<Net, St
             | Node::ChannelPlace { .. } => {}
         }
     }
-    Ok(Net { convs, linear: linear.ok_or("no classifier")?, arch: arch.clone() })
+    if dense.is_empty() {
+        return Err("no classifier".into());
+    }
+    Ok(Net { convs, dense, arch: arch.clone() })
 }
 
 /// Compares tensors with what `arch` expects; BatchNorm's `num_batches_tracked` is ignored.
@@ -214,9 +218,10 @@ pub fn check(arch: &Arch, t: &Tensors, path: &Path) -> Result<(), WeightsError> 
     }
 }
 
-/// Reads a safetensors file: its f32 tensors and its metadata.
+/// Reads a safetensors file: its f32 tensors and its metadata. Only a regular file of at most
+/// [`crate::input::MAX_FILE_BYTES`] is read (`/dev/zero` is an error, not an endless read).
 pub fn read(path: &Path) -> Result<(Tensors, BTreeMap<String, String>), WeightsError> {
-    let bytes = std::fs::read(path).map_err(|e| WeightsError::Io { path: path.into(), cause: e })?;
+    let bytes = crate::input::read_regular(path, "checkpoint", crate::input::MAX_FILE_BYTES)?;
     let format = |reason: String| WeightsError::Format { path: path.into(), reason };
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;

@@ -151,7 +151,7 @@ pub fn tiny(classes: usize) -> Arch {
     let x = b.push(Node::MaxPool { input: x, kernel: 2, stride: 2, padding: 0 });
     let x = b.conv("conv3", "bn3", x, 32, 3, 1, true);
     let x = b.push(Node::GlobalAvgPool { input: x });
-    b.push(Node::Dense { name: "linear".into(), input: x, out: classes });
+    b.push(Node::Dense { name: "linear".into(), input: x, out: classes, relu: false });
     b.finish("tiny", classes, &[0.5, 0.5, 0.5], &[0.25, 0.25, 0.25])
 }
 
@@ -180,7 +180,7 @@ pub fn resnet_cifar(depth: usize, classes: usize) -> Arch {
         }
     }
     let x = b.push(Node::GlobalAvgPool { input: x });
-    b.push(Node::Dense { name: "linear".into(), input: x, out: classes });
+    b.push(Node::Dense { name: "linear".into(), input: x, out: classes, relu: false });
     b.finish(&format!("resnet{depth}"), classes, &IMAGENET_MEAN, &IMAGENET_STD)
 }
 
@@ -203,7 +203,7 @@ pub fn resnet8(classes: usize) -> Arch {
         planes_in = planes;
     }
     let x = b.push(Node::AvgPool { input: x, kernel: 8, stride: 8 });
-    b.push(Node::Dense { name: "linear".into(), input: x, out: classes });
+    b.push(Node::Dense { name: "linear".into(), input: x, out: classes, relu: false });
     b.finish("resnet8", classes, &[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])
 }
 
@@ -238,7 +238,7 @@ pub fn resnet_projection(bottleneck: bool, blocks: [usize; 4], classes: usize) -
         }
     }
     let x = b.push(Node::GlobalAvgPool { input: x });
-    b.push(Node::Dense { name: "linear".into(), input: x, out: classes });
+    b.push(Node::Dense { name: "linear".into(), input: x, out: classes, relu: false });
     let name = if bottleneck { "resnet50" } else { "resnet18" };
     b.finish(name, classes, &[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])
 }
@@ -257,7 +257,7 @@ pub fn vgg16(classes: usize) -> Arch {
             k += 3;
         }
     }
-    b.push(Node::Dense { name: "classifier".into(), input: x, out: classes });
+    b.push(Node::Dense { name: "classifier".into(), input: x, out: classes, relu: false });
     b.finish("vgg16", classes, &[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])
 }
 

@@ -115,7 +115,8 @@ pub fn reconstruct(
                 t.insert(key, (shape, sol));
             }
             Node::Dense { name, .. } => {
-                let [_, c, _, _] = xp.dims();
+                let [_, c, h, w] = xp.dims();
+                let c = c * h * w;
                 let ones: Tensor<2> = Tensor::ones([n, 1], device);
                 let p = Tensor::cat(vec![xp.reshape([n, c]), ones], 1);
                 let wk = format!("{name}.weight");
@@ -123,8 +124,8 @@ pub fn reconstruct(
                 let (ws, wv) = &orig_t[&wk];
                 let w: Tensor<2> = Tensor::from_data(TensorData::new(wv.clone(), ws.clone()), device);
                 let b: Tensor<1> = Tensor::from_data(TensorData::new(orig_t[&bk].1.clone(), [ws[0]]), device);
-                let [_, oc, _, _] = xo.dims();
-                let y = xo.reshape([n, oc]).matmul(w.transpose()) + b.unsqueeze_dim(0);
+                let [_, oc, oh, ow] = xo.dims();
+                let y = xo.reshape([n, oc * oh * ow]).matmul(w.transpose()) + b.unsqueeze_dim(0);
                 let sol = solve_rows(p, y, cfg.ridge, name)?;
                 // Rows of `sol` are [out][c weights, bias].
                 let out = ws[0];

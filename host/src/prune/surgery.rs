@@ -59,12 +59,16 @@ pub fn prune(net: &Net, groups: &Groups, keep: &[Vec<usize>], device: &Device) -
                     out_t.insert(format!("{bn}.{p}"), (vec![ko.len()], ko.iter().map(|&o| v[o]).collect()));
                 }
             }
-            Node::Dense { name, input, out } => {
+            Node::Dense { name, input, out, .. } => {
+                // Columns in (c, h, w) order: a channel's h·w columns go together.
                 let ki = &keep[groups.space_of(*input)];
-                let cin = arch.in_channels(&shapes, *input);
+                let cin = arch.dense_inputs(&shapes, *input);
+                let hw = cin / arch.in_channels(&shapes, *input).max(1);
                 let w = &t[&format!("{name}.weight")].1;
-                let nw: Vec<f32> = (0..*out).flat_map(|o| ki.iter().map(move |&c| w[o * cin + c])).collect();
-                out_t.insert(format!("{name}.weight"), (vec![*out, ki.len()], nw));
+                let nw: Vec<f32> = (0..*out)
+                    .flat_map(|o| ki.iter().flat_map(move |&c| (0..hw).map(move |p| w[o * cin + c * hw + p])))
+                    .collect();
+                out_t.insert(format!("{name}.weight"), (vec![*out, ki.len() * hw], nw));
                 out_t.insert(format!("{name}.bias"), t[&format!("{name}.bias")].clone());
             }
             Node::MaxPool { .. }

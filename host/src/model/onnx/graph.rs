@@ -5,9 +5,9 @@
 //! placement (what `pare export --format onnx` writes for option-A shortcuts); MaxPool and
 //! AveragePool (`ceil_mode` where it does not change the output size, symmetric pads for max,
 //! none for average); GlobalAveragePool and ReduceMean over height and width; Add (optional
-//! Relu); Flatten, Reshape to `(N, -1)` or Squeeze of a 1×1 map, then Gemm (any `alpha`, `beta`,
-//! `transB`) or MatMul (+ Add) as the classifier; Identity and Dropout pass through, a trailing
-//! Softmax is dropped; constant subgraphs fold. [`ATTRIBUTES`] lists what each op may carry;
+//! Relu); Flatten or Reshape to `(N, -1)` of any map, Squeeze of a 1×1 map, then dense layers:
+//! Gemm (any `alpha`, `beta`, `transB`) or MatMul (+ Add), a Relu after each but the classifier
+//! (an MLP head); Identity and Dropout pass through, a trailing Softmax is dropped; constant subgraphs fold. [`ATTRIBUTES`] lists what each op may carry;
 //! anything else is refused before any work, naming the op, the node and its position.
 
 use super::fold::eval;
@@ -427,9 +427,7 @@ impl Importer<'_> {
                 self.src.insert(out, s);
                 Ok(())
             }
-            "Relu" => Err(at.refuse(
-                "a Relu not after a conv's BatchNormalization or an Add (a ReLU between dense layers is not supported)",
-            )),
+            "Relu" => Err(at.refuse("a Relu not after a conv's BatchNormalization, an Add or a dense layer")),
             "BatchNormalization" => Err(at.refuse("a BatchNormalization not after a Conv whose only reader it is")),
             _ => Err(at.refuse("this op is not supported")),
         }
@@ -556,6 +554,14 @@ impl Importer<'_> {
         let before = n.inputs.first().and_then(|x| self.spatial.get(x)).map_or([0; 4], |(_, p)| *p);
         let own = at.window_pads(kh, s, x.h + before[0] + before[2], x.w + before[1] + before[3])?;
         let pads4: [usize; 4] = [0, 1, 2, 3].map(|k| own[k] + before[k]);
+        if pads4.iter().any(|&p| p >= kh) {
+            return Err(at.refuse_attr(
+                "pads",
+                &format!(
+                    "padding {pads4:?} reaches the kernel size {kh}: whole windows in the padding are not supported"
+                ),
+            ));
+        }
         let conv_pads = pads4.iter().any(|&p| p != pads4[0]).then_some(pads4);
         let bn_next = self.only_consumer(&out, "BatchNormalization");
         let one_hot = bias.is_none()
@@ -717,7 +723,7 @@ impl Importer<'_> {
         Ok(())
     }
 
-    /// Flatten, Reshape or Squeeze of a 1×1 map to `(N, C)` before the classifier: the same
+    /// Flatten, Reshape or Squeeze of a map to `(N, C·H·W)` before a dense layer: the same
     /// values, so the value name just aliases its source.
     fn flatten(&mut self, at: &At, out: String) -> Result<(), OnnxError> {
         let input = self.get(at, 0)?;
@@ -754,17 +760,13 @@ impl Importer<'_> {
                 };
                 let mut axes: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
                 axes.sort_unstable();
-                if axes != [2, 3] {
-                    return Err(at.refuse_attr("axes", "only squeezing height and width is supported"));
+                if axes != [2, 3] || (x.h, x.w) != (1, 1) {
+                    return Err(at.refuse_attr("axes", "only squeezing a 1×1 height and width is supported"));
                 }
             }
         }
-        if (x.h, x.w) != (1, 1) {
-            return Err(at.refuse(format!(
-                "flattens a {}×{} map into a dense layer (only a 1×1 map, after a global pool, is supported)",
-                x.h, x.w
-            )));
-        }
+        // The flattened value is the map itself to pare: a dense layer reads it in (c, h, w)
+        // order, as ONNX's Flatten writes it.
         self.src.insert(out, input);
         Ok(())
     }
@@ -843,11 +845,8 @@ impl Importer<'_> {
     ) -> Result<(), OnnxError> {
         let input = self.get(at, 0)?;
         let x = self.shape(input)?;
-        if (x.c, x.h, x.w) != (cin, 1, 1) {
-            return Err(at.refuse(format!(
-                "the weight reads {cin} inputs, the input is {}×{}×{} (a dense layer reads a 1×1 map)",
-                x.c, x.h, x.w
-            )));
+        if x.c * x.h * x.w != cin {
+            return Err(at.refuse(format!("the weight reads {cin} inputs, the input is {}×{}×{}", x.c, x.h, x.w)));
         }
         if co == 0 {
             return Err(at.refuse("no outputs"));
@@ -855,7 +854,9 @@ impl Importer<'_> {
         let name = if at.n.name.is_empty() { format!("gemm{}", at.i) } else { at.n.name.clone() };
         self.tensors.insert(format!("{name}.weight"), (vec![co, cin], w));
         self.tensors.insert(format!("{name}.bias"), (vec![co], b));
-        self.push(Node::Dense { name, input, out: co }, out);
+        // A ReLU after a hidden dense layer (an MLP head) fuses into it.
+        let (relu, last) = self.fuse_relu(&out)?;
+        self.push(Node::Dense { name, input, out: co, relu }, last);
         Ok(())
     }
 
