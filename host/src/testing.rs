@@ -5,15 +5,19 @@ use burn::tensor::Device;
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
 
-/// `../shared/<what>` beside the checkout, or `None` after a loud skip message.
-pub fn shared(what: &str) -> Option<PathBuf> {
+/// The `../shared` folder beside the checkout (real CIFAR-10, Flowers-102 and pretrained
+/// models), after checking that `../shared/<what>` is there. Panics, naming what is missing, when
+/// it is not: a test that needs the real data fails without it rather than passing unchecked.
+pub fn shared(what: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared");
-    if p.join(what).exists() {
-        Some(p)
-    } else {
-        eprintln!("\n!!!!!!!! SKIPPED: ../shared/{what} is absent; this test needs the real data !!!!!!!!\n");
-        None
-    }
+    assert!(
+        p.join(what).exists(),
+        "\n\n!!!!!!!! ../shared/{what} is missing ({}): this test needs the real data. The shared folder \
+         (data/cifar10, data/flowers102-64, models/resnet-cifar10) must sit beside the checkout, as \
+         ../shared from the repository root. !!!!!!!!\n",
+        p.join(what).display()
+    );
+    p
 }
 
 /// A zoo model with seeded random weights and non-trivial BatchNorm statistics (fresh BN would

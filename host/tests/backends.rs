@@ -1,8 +1,10 @@
 //! burn-wgpu and libtorch against burn-flex: the same weights and input give the same logits
 //! (within 1e-4), and one training step gives the same loss and weights. On a machine without a
-//! GPU wgpu runs on Mesa's lavapipe (`scripts/setup` installs it); `PARE_SKIP_GPU=1` skips it,
-//! loudly. libtorch runs in a pare built with `--features libtorch` (`scripts/test` does when
-//! `scripts/build-libtorch` has installed PyTorch); without the feature its tests say SKIPPED.
+//! GPU wgpu runs on Mesa's lavapipe (`scripts/setup` installs it); without any adapter its tests
+//! fail (`-- --skip wgpu_` leaves them out knowingly). In a build without the `gpu` feature they
+//! are ignored, as the libtorch ones are in a build without `--features libtorch` (`scripts/test`
+//! builds with it when `scripts/build-libtorch` has installed PyTorch): listed as ignored, with
+//! the reason, never passed without running.
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, SgdConfig};
@@ -11,31 +13,16 @@ use pare::model::weights;
 use pare::testing::random_net;
 use pare::train::cross_entropy;
 
-/// The GPU device, or `None` after a loud skip when the user asked to skip.
-fn gpu() -> Option<Device> {
-    if std::env::var_os("PARE_SKIP_GPU").is_some() {
-        eprintln!("\n!!!!!!!! SKIPPED: PARE_SKIP_GPU is set; burn-wgpu is not compared with burn-flex !!!!!!!!\n");
-        return None;
-    }
-    match pare::gpu::open() {
-        Ok(d) => Some(d),
-        Err(e @ pare::gpu::GpuError::NotBuilt) => {
-            eprintln!("\n!!!!!!!! SKIPPED: burn-wgpu is not compared with burn-flex: {e} !!!!!!!!\n");
-            None
-        }
-        Err(e) => panic!("{e}\n(set PARE_SKIP_GPU=1 to skip the GPU tests on this machine)"),
-    }
+/// The GPU device; panics, with the way out, where wgpu finds no adapter.
+fn gpu() -> Device {
+    pare::gpu::open().unwrap_or_else(|e| {
+        panic!("{e}\n(`cargo test -- --skip wgpu_` leaves the GPU comparisons out on this machine)")
+    })
 }
 
-/// libtorch's CPU device, or `None` after a loud skip in a build without it.
-fn libtorch() -> Option<Device> {
-    match pare::libtorch::open() {
-        Ok(d) => Some(d),
-        Err(e) => {
-            eprintln!("\n!!!!!!!! SKIPPED: libtorch is not compared with burn-flex: {e} !!!!!!!!\n");
-            None
-        }
-    }
+/// libtorch's CPU device.
+fn libtorch() -> Device {
+    pare::libtorch::open().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Largest |a − b| relative to the largest |a|.
@@ -70,37 +57,38 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "gpu"), ignore = "pare is built without the gpu feature (burn-wgpu)")]
 fn wgpu_forward_matches_flex_for_every_model_family() {
-    let Some(gpu) = gpu() else { return };
-    forward_matches_flex(gpu, "wgpu");
+    forward_matches_flex(gpu(), "wgpu");
 }
 
 #[test]
+#[cfg_attr(not(feature = "libtorch"), ignore = "needs pare built with --features libtorch (scripts/build-libtorch)")]
 fn libtorch_forward_matches_flex_for_every_model_family() {
-    let Some(torch) = libtorch() else { return };
-    forward_matches_flex(torch, "libtorch");
+    forward_matches_flex(libtorch(), "libtorch");
 }
 
 #[test]
+#[cfg_attr(not(feature = "gpu"), ignore = "pare is built without the gpu feature (burn-wgpu)")]
 fn wgpu_training_step_matches_flex() {
-    let Some(gpu) = gpu() else { return };
-    training_step_matches_flex(gpu, "wgpu");
+    training_step_matches_flex(gpu(), "wgpu");
 }
 
 /// Covers libtorch's patched kernels (vendor/burn-tch): ATen's convolution and batch-norm
 /// backward and `threshold_backward` for ReLU.
 #[test]
+#[cfg_attr(not(feature = "libtorch"), ignore = "needs pare built with --features libtorch (scripts/build-libtorch)")]
 fn libtorch_training_step_matches_flex() {
-    let Some(torch) = libtorch() else { return };
-    training_step_matches_flex(torch, "libtorch");
+    training_step_matches_flex(libtorch(), "libtorch");
 }
 
 /// An int8 export of a net held on libtorch is byte-identical to that of the same net on
 /// burn-flex: calibration runs on burn-flex whatever device trained the net (before, a libtorch
 /// net panicked there with "input tensor `weight` is on the wrong backend").
 #[test]
+#[cfg_attr(not(feature = "libtorch"), ignore = "needs pare built with --features libtorch (scripts/build-libtorch)")]
 fn libtorch_net_exports_like_flex() {
-    let Some(torch) = libtorch() else { return };
+    let torch = libtorch();
     let _one_at_a_time = serial();
     let on_flex = random_net("resnet8", 5, &Device::flex());
     let on_torch = weights::from_tensors(&on_flex.arch, &weights::to_tensors(&on_flex), &torch).unwrap();

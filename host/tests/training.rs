@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 #[test]
 fn resnet8_loss_falls_on_real_cifar() {
-    let Some(shared) = shared("data/cifar10") else { return };
+    let shared = shared("data/cifar10");
     let ds = pare::data::load_cifar(&shared.join("data/cifar10"), "train_lossless").unwrap().take(640);
     let device = Device::flex().autodiff();
     device.seed(0);

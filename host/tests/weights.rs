@@ -1,5 +1,5 @@
 //! Weight import errors, checkpoint round trip, and the published accuracy of the pretrained
-//! CIFAR ResNets (where ../shared is present).
+//! CIFAR ResNets (on ../shared, which must sit beside the checkout).
 
 use pare::testing::shared;
 
@@ -76,7 +76,7 @@ fn not_a_safetensors_file_is_a_clear_error() {
 /// (resnet56) on test_lossless.bin.
 #[test]
 fn pretrained_resnets_reach_their_published_accuracy() {
-    let Some(shared) = shared("models/resnet-cifar10") else { return };
+    let shared = shared("models/resnet-cifar10");
     let device = Device::flex();
     let ds = pare::data::load_cifar(&shared.join("data/cifar10"), "test_lossless").unwrap();
     for (name, want) in [("resnet20", 0.9161), ("resnet56", 0.9293)] {

@@ -81,7 +81,7 @@ fn qemu_board_agrees_with_host_emulation() {
     assert!(!r.layers.is_empty());
 
     // 2. With ../shared: pruned + int8 ResNet-20 on real CIFAR-10 test samples.
-    let Some(shared) = shared("models/resnet-cifar10") else { return };
+    let shared = shared("models/resnet-cifar10");
     let arch = pare::model::zoo::resnet_cifar(20, 10);
     let net =
         pare::model::weights::load_weights(&arch, &shared.join("models/resnet-cifar10/resnet20.safetensors"), &device)
@@ -122,21 +122,22 @@ fn real_boards_get_the_exact_probe_rs_command() {
 
 #[test]
 fn flashing_a_real_board_without_probe_rs_says_how_to_install_it() {
-    let on_path =
-        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("probe-rs").is_file()));
-    if on_path {
-        eprintln!("probe-rs is installed: skipping the missing-tool check");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny.pare");
     std::fs::write(&model, export(&random_net("tiny", 6, &Device::flex()), Quant::F32, None, None).unwrap()).unwrap();
-    let e = flash_model(&args(&model, "rp-pico2", 2, "synthetic", "test")).unwrap_err();
-    assert!(
-        matches!(e, FlashError::ToolMissing { .. }) && e.to_string().contains("cargo install probe-rs-tools"),
-        "{e}"
-    );
+    // The dry run prints the commands and needs no tool, installed or not.
     let mut dry = args(&model, "nucleo-h743zi", 2, "synthetic", "test");
     dry.dry_run = true;
     flash_model(&dry).unwrap();
+    // Where probe-rs is installed, a real run would flash whatever board is attached: the
+    // missing-tool error is checked only where it is missing.
+    if pare::flash::which("probe-rs").is_none() {
+        let e = flash_model(&args(&model, "rp-pico2", 2, "synthetic", "test")).unwrap_err();
+        assert!(
+            matches!(e, FlashError::ToolMissing { .. }) && e.to_string().contains("cargo install probe-rs-tools"),
+            "{e}"
+        );
+    } else {
+        eprintln!("probe-rs is installed: the missing-tool error is not checked here (the dry run was)");
+    }
 }

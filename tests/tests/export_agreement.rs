@@ -89,7 +89,7 @@ fn int8_export_stays_close_to_f32() {
 
 #[test]
 fn pretrained_resnet20_f32_matches_burn_within_1e4() {
-    let Some(shared) = shared("models/resnet-cifar10") else { return };
+    let shared = shared("models/resnet-cifar10");
     let device = Device::flex();
     let arch = pare::model::zoo::resnet_cifar(20, 10);
     let net =
@@ -106,25 +106,59 @@ fn pretrained_resnet20_f32_matches_burn_within_1e4() {
     }
 }
 
-/// The Python that has onnxruntime: `PARE_PYTHON`, the cached PyTorch venv, or `python3`;
-/// `None` after a loud skip message.
-fn onnx_python() -> Option<std::path::PathBuf> {
-    let cache = std::env::var_os("PARE_CACHE")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/pare")));
-    let candidates = std::env::var_os("PARE_PYTHON")
-        .map(std::path::PathBuf::from)
-        .into_iter()
-        .chain(cache.map(|c| c.join("torch-venv/bin/python")))
-        .chain([std::path::PathBuf::from("python3")]);
-    for p in candidates {
-        let ok = std::process::Command::new(&p).args(["-c", "import onnxruntime, numpy"]).output();
-        if ok.is_ok_and(|o| o.status.success()) {
-            return Some(p);
-        }
+/// The Python of the ONNX venv, `$PARE_ONNX_VENV/bin/python` (default
+/// `$PARE_CACHE/onnx-venv`, `$PARE_CACHE` defaulting to `~/.cache/pare`; `scripts/setup`
+/// installs onnx, onnxruntime and numpy there). Panics, saying how to install it, when it is
+/// missing or lacks onnxruntime: the ONNX export is never left unchecked.
+fn onnx_python() -> std::path::PathBuf {
+    let cache = || {
+        std::env::var_os("PARE_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME or PARE_CACHE is set")).join(".cache/pare")
+        })
+    };
+    let venv = std::env::var_os("PARE_ONNX_VENV").map_or_else(|| cache().join("onnx-venv"), std::path::PathBuf::from);
+    let python = venv.join("bin/python");
+    let ok = std::process::Command::new(&python).args(["-c", "import onnx, onnxruntime, numpy"]).output();
+    match ok {
+        Ok(o) if o.status.success() => python,
+        Ok(o) => panic!(
+            "\n\n!!!!!!!! {} cannot import onnx, onnxruntime and numpy: {}\n\
+             Run scripts/setup (it installs them into $PARE_ONNX_VENV), or point PARE_ONNX_VENV at a venv that has them. !!!!!!!!\n",
+            python.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => panic!(
+            "\n\n!!!!!!!! no ONNX venv at {} ({e}).\n\
+             Run scripts/setup (it installs onnx, onnxruntime and numpy into $PARE_ONNX_VENV), or point PARE_ONNX_VENV at one. !!!!!!!!\n",
+            venv.display()
+        ),
     }
-    eprintln!("\n!!!!!!!! SKIPPED: no Python with onnxruntime (pip install onnxruntime, or set PARE_PYTHON): the ONNX export is not checked !!!!!!!!\n");
-    None
+}
+
+/// A Python with PyTorch and `modules` for the PyTorch-exported models: `$PARE_PYTHON`, else
+/// `$PARE_CACHE/torch-venv/bin/python` (the benchmarks' venv). The tests that need it are ignored
+/// by default; run with `--ignored` where it exists, and they fail, saying what is missing,
+/// where it does not.
+fn torch_python(modules: &str) -> std::path::PathBuf {
+    let python = std::env::var_os("PARE_PYTHON").map_or_else(
+        || {
+            let cache = std::env::var_os("PARE_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|| {
+                std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME or PARE_CACHE is set"))
+                    .join(".cache/pare")
+            });
+            cache.join("torch-venv/bin/python")
+        },
+        std::path::PathBuf::from,
+    );
+    let ok = std::process::Command::new(&python).args(["-c", &format!("import {modules}")]).output();
+    assert!(
+        ok.as_ref().is_ok_and(|o| o.status.success()),
+        "\n\n!!!!!!!! {} cannot import {modules} ({}): set PARE_PYTHON to a Python that can (pip install torch onnx \
+         safetensors) !!!!!!!!\n",
+        python.display(),
+        ok.map_or_else(|e| e.to_string(), |o| String::from_utf8_lossy(&o.stderr).trim().to_string())
+    );
+    python
 }
 
 /// Runs `net`'s ONNX export in onnxruntime on random images and compares with pare's logits.
@@ -187,7 +221,7 @@ fn every_kind() -> Vec<(&'static str, pare::model::Net)> {
 
 #[test]
 fn onnx_export_runs_in_onnxruntime_with_pares_logits() {
-    let Some(python) = onnx_python() else { return };
+    let python = onnx_python();
     for (label, net) in every_kind() {
         ort_check(&python, &net, label);
     }
@@ -212,7 +246,7 @@ fn onnx_round_trip_imports_the_same_model_and_prunes_on() {
         }
     }
     // Import → prune → export ONNX → onnxruntime agrees with pare.
-    let Some(python) = onnx_python() else { return };
+    let python = onnx_python();
     let (_, r8) = every_kind().swap_remove(1);
     let imported = pare::model::onnx::import(&pare::export::onnx::export_onnx(&r8).unwrap(), &device).unwrap();
     let groups = pare::prune::groups::Groups::of(&imported.arch).unwrap();
@@ -240,27 +274,13 @@ fn onnx_import_refuses_an_unsupported_op_by_name_and_position() {
 }
 
 #[test]
+#[ignore = "needs a Python with torch, onnx and safetensors (PARE_PYTHON or $PARE_CACHE/torch-venv): run with --ignored"]
 fn pytorch_exported_resnet20_imports_to_the_builtin_models_logits() {
     // The pretrained ResNet-20 exported by PyTorch's own exporter, with and without constant
     // folding (BatchNorm folded into conv biases; the option-A pads computed by integer
     // subgraphs), imports to logits within 1e-4 of pare's built-in resnet20 on 50 CIFAR images.
-    let Some(shared) = shared("models/resnet-cifar10") else { return };
-    let python = std::env::var_os("PARE_PYTHON").map(std::path::PathBuf::from).or_else(|| {
-        let cache = std::env::var_os("PARE_CACHE")
-            .map(std::path::PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/pare")))?;
-        Some(cache.join("torch-venv/bin/python"))
-    });
-    let has_torch = python.as_ref().is_some_and(|p| {
-        std::process::Command::new(p)
-            .args(["-c", "import torch, onnx, safetensors"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let (Some(python), true) = (python, has_torch) else {
-        eprintln!("\n!!!!!!!! SKIPPED: no Python with torch and onnx (set PARE_PYTHON): the PyTorch-exported ONNX import is not checked !!!!!!!!\n");
-        return;
-    };
+    let shared = shared("models/resnet-cifar10");
+    let python = torch_python("torch, onnx, safetensors");
     let device = Device::flex();
     let weights = shared.join("models/resnet-cifar10/resnet20.safetensors");
     let builtin =
@@ -291,26 +311,22 @@ fn pytorch_exported_resnet20_imports_to_the_builtin_models_logits() {
 }
 
 #[test]
+#[ignore = "needs a Python with torch and onnx (PARE_PYTHON or $PARE_CACHE/torch-venv): run with --ignored"]
 fn keras_style_resnet8_from_pytorch_matches_onnxruntime() {
     // MLPerf Tiny's ResNet-8 as Keras builds it, in PyTorch with random weights: F.pad(x,
     // (0, 1, 0, 1)) before each stride-2 conv (asymmetric padding), 1×1 stride-2 shortcuts with
     // bias and no BatchNorm, raw 0..255 inputs (--mean 0 --std 1/255). Exported with and without
     // constant folding; pare's logits against onnxruntime's on 50 CIFAR images.
-    let Some(shared) = shared("data/cifar10") else { return };
-    let Some(ort) = onnx_python() else { return };
-    let has_torch =
-        std::process::Command::new(&ort).args(["-c", "import torch, onnx"]).output().is_ok_and(|o| o.status.success());
-    if !has_torch {
-        eprintln!("\n!!!!!!!! SKIPPED: the Python with onnxruntime has no torch: the Keras-style ResNet-8 is not checked !!!!!!!!\n");
-        return;
-    }
+    let shared = shared("data/cifar10");
+    let ort = onnx_python();
+    let torch = torch_python("torch, onnx");
     let device = Device::flex();
     let ds = load(shared.join("data/cifar10").to_str().unwrap(), "test_lossless").unwrap().take(50);
     let dir = tempfile::tempdir().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench");
     for mode in ["fold", "nofold"] {
         let onnx = dir.path().join(format!("k8-{mode}.onnx"));
-        let out = std::process::Command::new(&ort)
+        let out = std::process::Command::new(&torch)
             .arg(root.join("onnx_keras_resnet8.py"))
             .arg(&onnx)
             .arg(mode)
