@@ -1,5 +1,6 @@
 //! Data loading: CIFAR-10 folders and archives, strict validation with file and offset in the
-//! error, the synthetic set, and `pare data fetch` against a local HTTP server.
+//! error, the synthetic set, and `pare data fetch` against a local HTTP server; bounded reads
+//! and decompression, images checked before decoding, no empty split and no image left out.
 
 mod common;
 
@@ -305,4 +306,236 @@ fn spread_samples_cover_a_class_sorted_split() {
     assert_eq!(s.labels, vec![0, 1, 2, 3, 4]);
     assert_eq!(s.images, vec![0, 0, 0, 2, 2, 2, 4, 4, 4, 6, 6, 6, 8, 8, 8]);
     assert_eq!(ds.clone().spread(20).len(), 10);
+}
+
+/// A MATLAB level-5 file written from the format specification: a 128-byte header, then each
+/// variable as a 1×n uint16 matrix, `compress`ed ones inside an miCOMPRESSED (zlib) element.
+fn mat_file(vars: &[(&str, &[u16])], compress: bool) -> Vec<u8> {
+    fn el(ty: u32, data: &[u8]) -> Vec<u8> {
+        let mut v = ty.to_le_bytes().to_vec();
+        v.extend((data.len() as u32).to_le_bytes());
+        v.extend(data);
+        v.resize(v.len().next_multiple_of(8), 0);
+        v
+    }
+    let mut f = b"MATLAB 5.0 MAT-file, written by a test".to_vec();
+    f.resize(124, b' ');
+    f.extend([0x00, 0x01, b'I', b'M']);
+    for (name, values) in vars {
+        // Array flags (class 11: uint16), dimensions 1×n, name, then miUINT16 (type 4) data.
+        let mut m = el(6, &[11, 0, 0, 0, 0, 0, 0, 0]);
+        m.extend(el(5, &[1i32.to_le_bytes(), (values.len() as i32).to_le_bytes()].concat()));
+        m.extend(el(1, name.as_bytes()));
+        m.extend(el(4, &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()));
+        let matrix = el(14, &m);
+        if compress {
+            f.extend(zlib_element(&matrix));
+        } else {
+            f.extend(matrix);
+        }
+    }
+    f
+}
+
+/// An miCOMPRESSED element holding `inner` deflated.
+fn zlib_element(inner: &[u8]) -> Vec<u8> {
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(inner).unwrap();
+    let packed = z.finish().unwrap();
+    let mut v = 15u32.to_le_bytes().to_vec();
+    v.extend((packed.len() as u32).to_le_bytes());
+    v.extend(packed);
+    v
+}
+
+/// A Flowers-102 layout of two 8×8 JPEGs: image 1 is class 1, image 2 class 2; train is
+/// image 1, val image 2, test `test` (ids).
+fn flowers(root: &std::path::Path, test: &[u16]) {
+    std::fs::create_dir_all(root.join("jpg")).unwrap();
+    for id in [1, 2] {
+        image::RgbImage::from_pixel(8, 8, image::Rgb([40 * id, 80, 120]))
+            .save(root.join("jpg").join(format!("image_{id:05}.jpg")))
+            .unwrap();
+    }
+    std::fs::write(root.join("imagelabels.mat"), mat_file(&[("labels", &[1, 2])], true)).unwrap();
+    std::fs::write(root.join("setid.mat"), mat_file(&[("trnid", &[1]), ("valid", &[2]), ("tstid", test)], false))
+        .unwrap();
+}
+
+#[test]
+fn an_empty_split_is_an_error_naming_it() {
+    // Flowers-102 whose test ids list is empty, and a CIFAR index list with no lines: loading
+    // them gave 0 images, and `pare eval` reported "top-1 0.00 %" with exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("flowers");
+    flowers(&root, &[]);
+    let data = root.to_str().unwrap();
+    let train = pare::data::load_sized(data, "train", Some(8)).unwrap();
+    assert_eq!((train.len(), train.labels.clone()), (1, vec![0]), "the layout itself loads");
+    match pare::data::load_sized(data, "test", Some(8)) {
+        Err(e @ DataError::Empty { .. }) => assert!(e.to_string().contains("split 'test'"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let cifar = dir.path().join("cifar");
+    std::fs::create_dir(&cifar).unwrap();
+    std::fs::write(cifar.join("test_batch.bin"), common::cifar_records(3)).unwrap();
+    std::fs::write(cifar.join("test_none_indices.txt"), "\n\n").unwrap();
+    match pare::data::load(cifar.to_str().unwrap(), "test_none") {
+        Err(e @ DataError::Empty { .. }) => assert!(e.to_string().contains("split 'test_none'"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_mat_file_bomb_is_refused_before_it_inflates() {
+    // setid.mat whose compressed element declares a 4 GB matrix and inflates 20 MiB of zeros
+    // from 20 kB (the real one of this shape inflated 6 MB into 4.8 GB).
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("flowers");
+    flowers(&root, &[2]);
+    assert_eq!(pare::data::load_sized(root.to_str().unwrap(), "test", Some(8)).unwrap().labels, vec![1]);
+    let mut inner = 14u32.to_le_bytes().to_vec();
+    inner.extend(0xffff_fff0u32.to_le_bytes());
+    inner.resize(8 + (20 << 20), 0);
+    let mut bomb = mat_file(&[], false);
+    bomb.extend(zlib_element(&inner));
+    assert!(bomb.len() < 64 << 10);
+    std::fs::write(root.join("setid.mat"), &bomb).unwrap();
+    match pare::data::load_sized(root.to_str().unwrap(), "test", Some(8)) {
+        Err(DataError::Mat { path, cause: pare::data::mat5::MatError::TooLarge { size, .. } }) => {
+            assert!(path.ends_with("setid.mat"), "{path:?}");
+            assert_eq!(size, 0xffff_fff0 + 8);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_archive_entry_larger_than_the_cap_is_refused_unread() {
+    // A 1 kB .tar.gz whose test_batch.bin declares 2 GiB: refused from its header, naming the
+    // archive, the entry and the size, before anything is allocated for it.
+    let mut h = tar::Header::new_gnu();
+    h.set_path("cifar-10-batches-bin/test_batch.bin").unwrap();
+    h.set_size(2 << 30);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut raw = h.as_bytes().to_vec();
+    raw.extend(common::cifar_records(1));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("cifar-10-binary.tar.gz");
+    std::fs::write(&archive, gz.finish().unwrap()).unwrap();
+    match load_cifar(&archive, "test") {
+        Err(e @ DataError::Inflated { .. }) => {
+            let DataError::Inflated { ref path, ref what, size, limit } = e else { unreachable!() };
+            assert_eq!((path, what.as_str(), size, limit), (&archive, "test_batch.bin", 2 << 30, 1 << 30));
+            assert!(e.to_string().contains("cifar-10-binary.tar.gz"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn files_read_whole_must_be_regular() {
+    // A class-names file that is /dev/zero: it was read until memory ran out.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("test_batch.bin"), common::cifar_records(2)).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("batches.meta.txt")).unwrap();
+    match load_cifar(dir.path(), "test") {
+        Err(DataError::Input(pare::input::InputError::NotRegular { path, .. })) => {
+            assert!(path.ends_with("batches.meta.txt"), "{path:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A 128×128 JPEG of noise: tens of kB, nearly all of it scan data, so a cut to a third falls
+/// inside the scan.
+fn jpeg(path: &std::path::Path) -> Vec<u8> {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let noise =
+        |x: u32, y: u32, c: u32| ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729) ^ c.wrapping_mul(31)) >> 3) as u8;
+    image::RgbImage::from_fn(128, 128, |x, y| image::Rgb([noise(x, y, 0), noise(x, y, 1), noise(x, y, 2)]))
+        .save(path)
+        .unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    assert!(bytes.len() > 6000, "{} bytes", bytes.len());
+    bytes
+}
+
+#[test]
+fn truncated_images_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pool");
+    jpeg(&root.join("cat").join("0.jpg"));
+    let whole = jpeg(&root.join("dog").join("0.jpg"));
+    png(&root.join("dog").join("1.png"), 8, 8, [1, 2, 3]);
+    let data = root.to_str().unwrap();
+    assert_eq!(pare::data::load_sized(data, "all", Some(8)).unwrap().len(), 3, "whole files load");
+    // The JPEG cut to a third of its length: the decoder fills the rest with gray, silently.
+    std::fs::write(root.join("dog").join("0.jpg"), &whole[..whole.len() / 3]).unwrap();
+    match pare::data::load_sized(data, "all", Some(8)) {
+        Err(e @ DataError::Truncated { .. }) => {
+            assert!(e.to_string().contains("dog/0.jpg") && e.to_string().contains("JPEG"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // A PNG without its closing IEND chunk (the last 12 bytes).
+    std::fs::write(root.join("dog").join("0.jpg"), &whole).unwrap();
+    let p = std::fs::read(root.join("dog").join("1.png")).unwrap();
+    std::fs::write(root.join("dog").join("1.png"), &p[..p.len() - 12]).unwrap();
+    match pare::data::load_sized(data, "all", Some(8)) {
+        Err(e @ DataError::Truncated { .. }) => assert!(e.to_string().contains("dog/1.png"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn image_dimensions_are_checked_before_decoding() {
+    // A 16,777,216 × 1 PNG (a few kB to a few hundred): resizing its shorter side to 64 made a 1,073,741,824 × 64
+    // image (8.6 GB). Refused from the header, naming the file and the dimensions.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pool");
+    let wide = root.join("line").join("wide.png");
+    std::fs::create_dir_all(wide.parent().unwrap()).unwrap();
+    image::GrayImage::new(1 << 24, 1).save(&wide).unwrap();
+    assert!(std::fs::metadata(&wide).unwrap().len() < 1 << 20, "a small file");
+    match pare::data::load_sized(root.to_str().unwrap(), "all", Some(64)) {
+        Err(e @ DataError::ImageSize { .. }) => {
+            let DataError::ImageSize { ref path, width, height, pixels, resized, .. } = e else { unreachable!() };
+            assert_eq!((path, width, height, pixels, resized), (&wide, 1 << 24, 1, (1 << 30) * 64, true));
+            assert!(e.to_string().contains("wide.png") && e.to_string().contains("16777216×1"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn class_folders_with_non_utf8_names_stay_distinct() {
+    // Three class folders, two named with bytes that are not UTF-8 (a lossy conversion makes
+    // both "a\u{fffd}"), five images each: three classes and fifteen images, each labelled by its
+    // own folder (the red channel says which).
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pool");
+    let names: [&[u8]; 3] = [b"a\xfe", b"a\xff", b"b"];
+    for (k, n) in names.iter().enumerate() {
+        for i in 0..5 {
+            let class = root.join(std::ffi::OsStr::from_bytes(n));
+            png(&class.join(format!("{i}.png")), 4, 4, [50 * k as u8, i as u8, 0]);
+        }
+    }
+    let ds = pare::data::load_sized(root.to_str().unwrap(), "all", Some(4)).unwrap();
+    assert_eq!((ds.len(), ds.classes), (15, 3));
+    assert_eq!(ds.class_names, vec!["a\\xFE".to_string(), "a\\xFF".to_string(), "b".to_string()]);
+    for i in 0..15 {
+        assert_eq!((ds.labels[i], ds.image(i)[0]), ((i / 5) as u8, 50 * (i / 5) as u8), "image {i}");
+    }
+    // An image beside the class folders has no class: an error naming it, not left out.
+    png(&root.join("stray.png"), 4, 4, [0, 0, 0]);
+    let e = pare::data::load_sized(root.to_str().unwrap(), "all", Some(4)).unwrap_err().to_string();
+    assert!(e.contains("stray.png"), "{e}");
 }

@@ -72,6 +72,21 @@ fn not_a_safetensors_file_is_a_clear_error() {
     assert!(err.contains("missing.safetensors"), "{err}");
 }
 
+/// `--weights /dev/zero` was read until memory ran out; a directory gave an OS error only.
+#[cfg(unix)]
+#[test]
+fn weights_must_be_a_regular_file() {
+    use pare::input::InputError;
+    for p in ["/dev/zero", "/tmp"] {
+        match weights::read(std::path::Path::new(p)) {
+            Err(weights::WeightsError::Input(e @ InputError::NotRegular { .. })) => {
+                assert!(e.to_string().starts_with(p) && e.to_string().contains("not a regular file"), "{e}")
+            }
+            other => panic!("{p}: {other:?}"),
+        }
+    }
+}
+
 /// Published reference: an independent NumPy forward measured 91.61 % (resnet20) and 92.93 %
 /// (resnet56) on test_lossless.bin.
 #[test]

@@ -3,13 +3,23 @@
 //! where `NAME.bin` is absent but `NAME_indices.txt` lists original indices (one per line), the
 //! split is those images of the split named before the first `_` (e.g. `train_lossless`: the
 //! bit-exact training images of `../shared/data/cifar10`).
-//! Reads a folder or the official `cifar-10-binary.tar.gz` directly.
+//! Reads a folder or the official `cifar-10-binary.tar.gz` directly, its decompressed stream
+//! capped at [`MAX_ARCHIVE_BYTES`].
 
 use super::Dataset;
+use crate::input::{read_regular, InputError, MAX_FILE_BYTES};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 const RECORD: usize = 3073;
+
+/// The most a `.tar.gz` dataset archive may decompress to: 1 GiB (the official CIFAR-10 archive
+/// holds 184 MB), so a small archive that inflates without end is an error, not a full memory
+/// or disk.
+pub const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
+
+/// The largest text file read beside the data (split index lists, class names): 64 MiB.
+const MAX_TEXT_BYTES: u64 = 64 << 20;
 
 /// Why data could not be loaded; every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +46,25 @@ pub enum DataError {
     UnknownNamedSplit { path: PathBuf, split: String, known: String },
     #[error("{path}: {reason}")]
     Layout { path: PathBuf, reason: String },
+    /// Not a regular file, too large, or unreadable (every file read whole goes through
+    /// [`crate::input::read_regular`]).
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Compressed data that would decompress past its cap.
+    #[error("{path}: {what} needs {size} bytes or more once decompressed, over the {limit}-byte cap")]
+    Inflated { path: PathBuf, what: String, size: u64, limit: u64 },
+    /// A split with no images where images are needed (an accuracy over nothing is not 0 %).
+    #[error("split '{split}' of {data} has no images")]
+    Empty { data: String, split: String },
+    /// An image whose file ends before its data does.
+    #[error("{path}: truncated {format} (no {marker} after the image data): the file is cut short")]
+    Truncated { path: PathBuf, format: &'static str, marker: &'static str },
+    /// An image too large to decode or to resize to the input size.
+    #[error(
+        "{path}: a {width}×{height} image needs {pixels} pixels{at}, more than the {limit} an image may have",
+        at = if *resized { " once resized to the input size" } else { "" }
+    )]
+    ImageSize { path: PathBuf, width: u32, height: u32, pixels: u64, resized: bool, limit: u64 },
 }
 
 fn split_files(split: &str) -> (Vec<String>, String) {
@@ -80,9 +109,16 @@ pub fn load_cifar(path: &Path, split: &str) -> Result<Dataset, DataError> {
     load_files(path, split)
 }
 
+/// Reads a text file beside the data (an index list, class names): regular, at most
+/// [`MAX_TEXT_BYTES`], UTF-8.
+fn read_text(path: &Path) -> Result<String, DataError> {
+    let bytes = read_regular(path, "text file", MAX_TEXT_BYTES)?;
+    String::from_utf8(bytes).map_err(|e| DataError::Layout { path: path.into(), reason: format!("not UTF-8: {e}") })
+}
+
 /// The images of `ds` listed in `index_file`, in file order.
 fn select(ds: Dataset, index_file: &Path, split: &str) -> Result<Dataset, DataError> {
-    let text = std::fs::read_to_string(index_file).map_err(|e| DataError::Io { path: index_file.into(), cause: e })?;
+    let text = read_text(index_file)?;
     let n = ds.image_bytes();
     let mut out = Dataset {
         images: vec![],
@@ -99,6 +135,9 @@ fn select(ds: Dataset, index_file: &Path, split: &str) -> Result<Dataset, DataEr
         out.labels.push(ds.labels[i]);
         out.images.extend_from_slice(&ds.images[i * n..(i + 1) * n]);
     }
+    if out.is_empty() {
+        return Err(DataError::Empty { data: index_file.display().to_string(), split: split.into() });
+    }
     Ok(out)
 }
 
@@ -110,23 +149,10 @@ fn load_files(path: &Path, split: &str) -> Result<Dataset, DataError> {
         shape: [3, 32, 32],
         classes: 10,
         source: format!("{}:{split}", path.display()),
-        class_names: class_names(path),
+        class_names: class_names(path)?,
     };
-    let io = |e| DataError::Io { path: path.into(), cause: e };
     if path.is_file() {
-        // The official archive: cifar-10-batches-bin/<name>.bin inside a gzipped tar.
-        let file = std::fs::File::open(path).map_err(io)?;
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-        let mut found: Vec<(String, Vec<u8>)> = vec![];
-        for entry in archive.entries().map_err(io)? {
-            let mut entry = entry.map_err(io)?;
-            let name = entry.path().map_err(io)?.file_name().map(|s| s.to_string_lossy().into_owned());
-            if let Some(name) = name.filter(|n| names.contains(n)) {
-                let mut bytes = vec![];
-                entry.read_to_end(&mut bytes).map_err(io)?;
-                found.push((name, bytes));
-            }
-        }
+        let mut found = archive_files(path, &names, MAX_ARCHIVE_BYTES)?;
         found.sort_by_key(|(n, _)| names.iter().position(|x| x == n));
         let missing: Vec<String> = names.iter().filter(|n| !found.iter().any(|(f, _)| f == *n)).cloned().collect();
         if !found.is_empty() && !missing.is_empty() {
@@ -149,7 +175,7 @@ fn load_files(path: &Path, split: &str) -> Result<Dataset, DataError> {
         for name in &names {
             let file = dir.join(name);
             if file.is_file() {
-                let bytes = std::fs::read(&file).map_err(|e| DataError::Io { path: file.clone(), cause: e })?;
+                let bytes = read_regular(&file, "CIFAR batch", MAX_FILE_BYTES)?;
                 parse(&file, &bytes, &mut ds)?;
             }
         }
@@ -160,14 +186,92 @@ fn load_files(path: &Path, split: &str) -> Result<Dataset, DataError> {
     Ok(ds)
 }
 
+/// The files of the gzipped tar at `path` whose names are in `names` (the official archive:
+/// `cifar-10-batches-bin/<name>.bin`), the whole stream decompressing to at most `limit` bytes.
+fn archive_files(path: &Path, names: &[String], limit: u64) -> Result<Vec<(String, Vec<u8>)>, DataError> {
+    let (file, _) = crate::input::open_regular(path, "dataset archive", MAX_FILE_BYTES)?;
+    let (stream, cap) = crate::input::Capped::new(flate2::read::GzDecoder::new(file), limit);
+    let inflated = |what: &str, size: u64| DataError::Inflated { path: path.into(), what: what.into(), size, limit };
+    // A read error after the cap was hit is the cap's doing, however the tar reader words it.
+    let io = |cause: std::io::Error| {
+        if cap.exceeded() {
+            inflated("the archive", limit.saturating_add(1))
+        } else {
+            DataError::Io { path: path.into(), cause }
+        }
+    };
+    let mut archive = tar::Archive::new(stream);
+    let mut found: Vec<(String, Vec<u8>)> = vec![];
+    let mut kept = 0u64;
+    for entry in archive.entries().map_err(io)? {
+        let mut entry = entry.map_err(io)?;
+        let name = entry.path().map_err(io)?.file_name().map(|s| s.to_string_lossy().into_owned());
+        if let Some(name) = name.filter(|n| names.contains(n)) {
+            // The size the entry declares, checked before anything is allocated for it.
+            let size = entry.header().size().map_err(io)?;
+            kept = kept.saturating_add(size);
+            if kept > limit {
+                return Err(inflated(&name, size));
+            }
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            entry.read_to_end(&mut bytes).map_err(io)?;
+            found.push((name, bytes));
+        }
+    }
+    Ok(found)
+}
+
 /// Class names from `batches.meta.txt` beside the batches (one per line), or CIFAR-10's.
-fn class_names(path: &Path) -> Vec<String> {
-    let from_file = path.is_dir().then(|| std::fs::read_to_string(path.join("batches.meta.txt")).ok()).flatten();
+fn class_names(path: &Path) -> Result<Vec<String>, DataError> {
+    let file = path.join("batches.meta.txt");
+    let from_file = if path.is_dir() && file.exists() { Some(read_text(&file)?) } else { None };
     let names: Vec<String> =
         from_file.iter().flat_map(|t| t.lines()).map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
-    if names.len() == 10 {
+    Ok(if names.len() == 10 {
         names
     } else {
         crate::model::zoo::CIFAR10_LABELS.iter().map(|s| s.to_string()).collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gzipped tar of one `name` holding `bytes`.
+    fn tar_gz(name: &str, bytes: &[u8]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, format!("cifar-10-batches-bin/{name}"), bytes).unwrap();
+        tar.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn archives_stop_at_the_decompression_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar.gz");
+        // 4 MiB of zeros in a file that is not read (the stream still inflates through it):
+        // under a 1 MiB cap, an error naming the archive; under 8 MiB, read through.
+        std::fs::write(&path, tar_gz("readme.html", &vec![0u8; 4 << 20])).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() < 64 << 10, "the test archive is a small bomb");
+        let names = vec!["test_batch.bin".to_string()];
+        match archive_files(&path, &names, 1 << 20) {
+            Err(DataError::Inflated { path: p, size, limit, .. }) => {
+                assert_eq!((p, size, limit), (path.clone(), (1 << 20) + 1, 1 << 20))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(archive_files(&path, &names, 8 << 20).unwrap().is_empty());
+        // A kept file larger than the cap is refused by its declared size.
+        std::fs::write(&path, tar_gz("test_batch.bin", &vec![0u8; 2 << 20])).unwrap();
+        match archive_files(&path, &names, 1 << 20) {
+            Err(DataError::Inflated { what, size, .. }) => {
+                assert_eq!((what.as_str(), size), ("test_batch.bin", 2 << 20))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -12,7 +12,7 @@ pub fn is_flowers(root: &Path) -> bool {
 }
 
 fn mat(path: &Path) -> Result<std::collections::BTreeMap<String, mat5::Matrix>, DataError> {
-    let bytes = std::fs::read(path).map_err(|cause| DataError::Io { path: path.into(), cause })?;
+    let bytes = crate::input::read_regular(path, "MAT-file", mat5::MAX_BYTES)?;
     mat5::read(&bytes).map_err(|cause| DataError::Mat { path: path.into(), cause })
 }
 

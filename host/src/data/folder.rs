@@ -2,26 +2,54 @@
 //! `root/<class>/*` (one pool: split `all` is everything, `train` every image but each class's
 //! every fifth, `test`/`val` those fifths: a fixed 80/20 split). Classes are the sorted folder
 //! names (over all split folders, so labels agree between splits); files are read in name order.
+//! A folder name need not be UTF-8: every distinct folder is a distinct class (its report name
+//! shows bytes that are not UTF-8 as `\xNN`).
 
 use super::{images, DataError, Dataset};
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-fn dirs(p: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let rd = std::fs::read_dir(p).map_err(|cause| DataError::Io { path: p.into(), cause })?;
-    let mut v: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+/// The entries of folder `p` passing `keep`, sorted; an entry that cannot be read is an error,
+/// never a silent gap.
+fn entries(p: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>, DataError> {
+    let io = |cause| DataError::Io { path: p.into(), cause };
+    let mut v = vec![];
+    for e in std::fs::read_dir(p).map_err(io)? {
+        let path = e.map_err(io)?.path();
+        if keep(&path) {
+            v.push(path);
+        }
+    }
     v.sort();
     Ok(v)
+}
+
+fn dirs(p: &Path) -> Result<Vec<PathBuf>, DataError> {
+    entries(p, |p| p.is_dir())
 }
 
 fn files(p: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let rd = std::fs::read_dir(p).map_err(|cause| DataError::Io { path: p.into(), cause })?;
-    let mut v: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_file() && images::is_image(p)).collect();
-    v.sort();
-    Ok(v)
+    entries(p, |p| p.is_file() && images::is_image(p))
 }
 
-fn name(p: &Path) -> String {
-    p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned())
+fn name(p: &Path) -> OsString {
+    p.file_name().map_or_else(OsString::new, OsStr::to_os_string)
+}
+
+/// A folder name for reports: as is when it is UTF-8, else its valid parts with every other byte
+/// as `\xNN` (distinct names stay distinct, where a lossy conversion would make them all `�`).
+pub fn display_name(name: &OsStr) -> String {
+    if let Some(s) = name.to_str() {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for chunk in name.as_encoded_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Whether `root` looks like an image folder (a sub-folder holding images, one or two levels down).
@@ -37,7 +65,7 @@ pub fn load_folder(root: &Path, split: &str, size: usize) -> Result<Dataset, Dat
     let split_dir = root.join(split);
     let pooled = !split_dir.is_dir();
     // Class names: the class folders of the pool, or the union over every split folder.
-    let mut classes: Vec<String> = if pooled {
+    let mut classes: Vec<OsString> = if pooled {
         dirs(root)?.iter().map(|d| name(d)).collect()
     } else {
         let mut all = vec![];
@@ -53,6 +81,24 @@ pub fn load_folder(root: &Path, split: &str, size: usize) -> Result<Dataset, Dat
     }
     if classes.len() > 256 {
         return Err(DataError::Layout { path: root.into(), reason: format!("{} classes; at most 256", classes.len()) });
+    }
+    let class_names: Vec<String> = classes.iter().map(|c| display_name(c)).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(twice) = class_names.iter().find(|n| !seen.insert(n.as_str())) {
+        // Two folders whose names differ only in how they are shown (`a\xFF` spelled out and an
+        // actual 0xFF byte): the reports could not tell them apart.
+        return Err(DataError::Layout {
+            path: root.into(),
+            reason: format!("two class folders both read as `{twice}`"),
+        });
+    }
+    // Images beside the class folders have no class: refused, not left out.
+    let top = if pooled { root.to_path_buf() } else { split_dir.clone() };
+    if let Some(stray) = files(&top)?.first() {
+        return Err(DataError::Layout {
+            path: stray.clone(),
+            reason: "an image outside any class folder (each image goes in <class>/)".into(),
+        });
     }
     let mut list = vec![];
     for (label, class) in classes.iter().enumerate() {
@@ -84,5 +130,5 @@ pub fn load_folder(root: &Path, split: &str, size: usize) -> Result<Dataset, Dat
         });
     }
     let n = classes.len();
-    images::load(&list, size, n, classes, format!("{} {split} ({size}×{size})", root.display()))
+    images::load(&list, size, n, class_names, format!("{} {split} ({size}×{size})", root.display()))
 }

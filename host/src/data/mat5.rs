@@ -3,6 +3,8 @@
 //! `miMATRIX` or an `miCOMPRESSED` (zlib) wrapper around one. Only real, non-sparse numeric
 //! arrays are read; anything else is skipped by name. Layout per MathWorks' "MAT-File Format"
 //! (level 5): 8-byte tags (type, byte count) or 4-byte "small" tags, payloads padded to 8.
+//! A compressed element inflates to at most the size its inner tag declares, and all of them
+//! together to at most [`MAX_BYTES`]: a small file cannot ask for gigabytes.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -20,7 +22,16 @@ pub enum MatError {
     Type { name: String, ty: u32 },
     #[error("variable `{0}` is missing")]
     Missing(String),
+    #[error("compressed element at byte {at} asks for {size} bytes once inflated, more than the {limit} allowed")]
+    TooLarge { at: usize, size: u64, limit: u64 },
+    #[error("compressed element at byte {at} inflates past the {declared} bytes its tag declares")]
+    Overlong { at: usize, declared: u64 },
 }
+
+/// The most a MAT-file, or its compressed elements once inflated, may hold: 16 MiB (Flowers-102's
+/// `setid.mat` and `imagelabels.mat` are 15 kB and 0.5 kB; their largest variable inflates
+/// to 65 kB).
+pub const MAX_BYTES: u64 = 16 << 20;
 
 const MI_MATRIX: u32 = 14;
 const MI_COMPRESSED: u32 = 15;
@@ -39,13 +50,13 @@ pub fn read(bytes: &[u8]) -> Result<BTreeMap<String, Matrix>, MatError> {
         return Err(MatError::NotMat5);
     }
     let mut out = BTreeMap::new();
+    // What the compressed elements may inflate to, together.
+    let mut budget = MAX_BYTES;
     for (at, ty, payload) in elements(bytes, 128)? {
         let inflated;
         let (ty, payload) = if ty == MI_COMPRESSED {
-            let mut z = flate2::read::ZlibDecoder::new(payload);
-            let mut buf = Vec::new();
-            z.read_to_end(&mut buf).map_err(|_| MatError::Inflate(at))?;
-            inflated = buf;
+            inflated = inflate(payload, at, budget)?;
+            budget -= inflated.len() as u64;
             match elements(&inflated, 0)?.first() {
                 Some(&(_, t, p)) => (t, p),
                 None => continue,
@@ -60,6 +71,28 @@ pub fn read(bytes: &[u8]) -> Result<BTreeMap<String, Matrix>, MatError> {
         }
     }
     Ok(out)
+}
+
+/// Inflates the compressed element at byte `at`: its inner tag first, then exactly the bytes that
+/// tag declares (tag included, at most `limit`); more data than declared is an error, not a
+/// longer read.
+fn inflate(payload: &[u8], at: usize, limit: u64) -> Result<Vec<u8>, MatError> {
+    let mut z = flate2::read::ZlibDecoder::new(payload);
+    let mut tag = [0u8; 8];
+    z.read_exact(&mut tag).map_err(|_| MatError::Inflate(at))?;
+    let word = |i: usize| u32::from_le_bytes([tag[i], tag[i + 1], tag[i + 2], tag[i + 3]]);
+    // A small element keeps its data in the tag; a full one declares its byte count, padded to 8.
+    let declared = if word(0) >> 16 != 0 { 0 } else { u64::from(word(4)).next_multiple_of(8) };
+    if declared + 8 > limit {
+        return Err(MatError::TooLarge { at, size: declared + 8, limit });
+    }
+    let mut buf = tag.to_vec();
+    // One byte more than declared, to notice a stream that goes on.
+    z.take(declared + 1).read_to_end(&mut buf).map_err(|_| MatError::Inflate(at))?;
+    if buf.len() as u64 > declared + 8 {
+        return Err(MatError::Overlong { at, declared });
+    }
+    Ok(buf)
 }
 
 /// One data element: its byte offset, type and payload.
@@ -172,5 +205,49 @@ mod tests {
         let mut cut = handmade();
         cut.truncate(150);
         assert!(matches!(read(&cut), Err(MatError::Truncated(_))));
+    }
+
+    /// A MAT header and one miCOMPRESSED element holding `inner` zlib-compressed.
+    fn compressed(inner: &[u8]) -> Vec<u8> {
+        let mut f = b"MATLAB 5.0 MAT-file, bomb".to_vec();
+        f.resize(124, b' ');
+        f.extend([0x00, 0x01, b'I', b'M']);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut z, inner).unwrap();
+        let packed = z.finish().unwrap();
+        f.extend(15u32.to_le_bytes());
+        f.extend((packed.len() as u32).to_le_bytes());
+        f.extend(packed);
+        f
+    }
+
+    #[test]
+    fn compressed_elements_inflate_no_further_than_declared() {
+        // A matrix tag declaring 4 GB, then 20 MiB of zeros: refused from the tag, before any
+        // of it is inflated.
+        let mut inner = 14u32.to_le_bytes().to_vec();
+        inner.extend(0xffff_fff0u32.to_le_bytes());
+        inner.resize(8 + (20 << 20), 0);
+        let bomb = compressed(&inner);
+        assert!(bomb.len() < 64 << 10, "a small file");
+        assert_eq!(read(&bomb), Err(MatError::TooLarge { at: 128, size: 0xffff_fff0 + 8, limit: MAX_BYTES }));
+        // A tag declaring 16 bytes followed by 1 MiB: refused once past the 16.
+        let mut inner = 14u32.to_le_bytes().to_vec();
+        inner.extend(16u32.to_le_bytes());
+        inner.resize(8 + (1 << 20), 0);
+        assert_eq!(read(&compressed(&inner)), Err(MatError::Overlong { at: 128, declared: 16 }));
+        // Sixteen elements of 1 MiB and an 8-byte tag each, every one as declared: the last one
+        // takes the total past 16 MiB, with 1 MiB − 15 × 8 bytes left for it.
+        let mut inner = 14u32.to_le_bytes().to_vec();
+        inner.extend((1u32 << 20).to_le_bytes());
+        inner.resize(8 + (1 << 20), 0);
+        let one = compressed(&inner);
+        let mut many = one.clone();
+        for _ in 1..16 {
+            many.extend(&one[128..]);
+        }
+        let last = 128 + 15 * (one.len() - 128);
+        assert_eq!(read(&many), Err(MatError::TooLarge { at: last, size: (1 << 20) + 8, limit: (1 << 20) - 15 * 8 }));
+        assert_eq!(read(&many[..last]).map(|v| v.len()), Ok(0), "fifteen fit (none is a numeric matrix)");
     }
 }

@@ -12,7 +12,7 @@ pub mod mat5;
 mod synthetic;
 
 pub use batch::{batch, Augment};
-pub use cifar::{load_cifar, DataError};
+pub use cifar::{load_cifar, DataError, MAX_ARCHIVE_BYTES};
 pub use synthetic::synthetic;
 
 /// Images as `u8`, channel-planar per image (`[n][c][h][w]`, the CIFAR record order).
@@ -115,8 +115,16 @@ pub fn load(data: &str, split: &str) -> Result<Dataset, DataError> {
 }
 
 /// [`load`] at `size`×`size` (image datasets are resized and centre-cropped to it; the 32×32
-/// sets refuse any other size).
+/// sets refuse any other size). A split without images is an error naming it, never a dataset
+/// that every command would take for a real one (an accuracy of 0 % over nothing).
 pub fn load_sized(data: &str, split: &str, size: Option<usize>) -> Result<Dataset, DataError> {
+    match load_any(data, split, size)? {
+        ds if ds.is_empty() => Err(DataError::Empty { data: data.into(), split: split.into() }),
+        ds => Ok(ds),
+    }
+}
+
+fn load_any(data: &str, split: &str, size: Option<usize>) -> Result<Dataset, DataError> {
     let path = std::path::Path::new(data);
     let fixed = |ds: Result<Dataset, DataError>| match (ds, size) {
         (Ok(ds), Some(s)) if s != ds.shape[1] => Err(DataError::Layout {
