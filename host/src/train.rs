@@ -199,7 +199,51 @@ pub struct TrainConfig {
     pub span: (f64, f64),
 }
 
+/// Settings or data that training cannot run with; every variant names what to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainError {
+    #[error("the batch size must be at least 1")]
+    ZeroBatchSize,
+    #[error(
+        "the model classifies {model} classes but {data} has {dataset}: train a model built for this data \
+         (--model NAME without --weights builds one) or use data with {model} classes"
+    )]
+    Classes { model: usize, dataset: usize, data: String },
+}
+
+/// The number of classes `arch`'s classifier outputs (its labels' count when it has no
+/// classifier yet).
+pub fn classes_of(arch: &crate::model::Arch) -> usize {
+    match arch.nodes.last() {
+        Some(crate::model::Node::Dense { out, .. }) => *out,
+        _ => arch.labels.len(),
+    }
+}
+
+/// Refuses data whose classes are not the model's: a label past the classifier's outputs makes
+/// the loss index out of bounds, and an evaluation would count nothing right.
+pub fn check_classes(arch: &crate::model::Arch, ds: &Dataset) -> Result<(), TrainError> {
+    check_class_count(classes_of(arch), ds)
+}
+
+/// [`check_classes`] for a model known by its number of classes (a `.pare` file's labels).
+pub fn check_class_count(model: usize, ds: &Dataset) -> Result<(), TrainError> {
+    if model == ds.classes {
+        Ok(())
+    } else {
+        Err(TrainError::Classes { model, dataset: ds.classes, data: ds.source.clone() })
+    }
+}
+
 impl TrainConfig {
+    /// Refuses settings [`train`] cannot run with (a zero batch size divides by zero).
+    pub fn check(&self) -> Result<(), TrainError> {
+        if self.batch_size == 0 {
+            return Err(TrainError::ZeroBatchSize);
+        }
+        Ok(())
+    }
+
     /// The learning rate at fraction `t` ∈ [0, 1] of this run (steps or wall-clock), within
     /// its [`span`](Self::span) of the schedule.
     pub fn lr_at(&self, t: f64) -> f64 {
@@ -251,7 +295,9 @@ pub struct EpochStats {
 /// Trains `net` (on an autodiff `device`). `start` (epochs and optimiser steps already taken;
 /// the steps drive the LR schedule and the `max_steps` budget) supports resuming; `on_epoch` is called
 /// after every epoch (checkpointing); `stop` is checked after every batch (Ctrl-C): when set,
-/// the current epoch's state is handed to `on_epoch` and training ends.
+/// the current epoch's state is handed to `on_epoch` and training ends. Callers check `cfg`
+/// ([`TrainConfig::check`]) and the data ([`check_classes`]) first; a zero batch size that
+/// gets here anyway trains one image per step.
 pub fn train(
     mut net: Net,
     ds: &Dataset,
@@ -265,7 +311,8 @@ pub fn train(
         .with_momentum(Some(MomentumConfig { momentum: cfg.momentum, dampening: 0.0, nesterov: true }))
         .with_weight_decay(Some(WeightDecayConfig::new(cfg.weight_decay as f32)))
         .init();
-    let steps_per_epoch = ds.len().div_ceil(cfg.batch_size);
+    let batch_size = cfg.batch_size.max(1);
+    let steps_per_epoch = ds.len().div_ceil(batch_size);
     let total = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch).min(cfg.epochs * steps_per_epoch);
     let mut step = start.step;
     let clock = std::time::Instant::now();
@@ -295,7 +342,7 @@ pub fn train(
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         let mut interrupted = false;
         let mut out_of_time = false;
-        for idx in order.chunks(cfg.batch_size).take(n_steps) {
+        for idx in order.chunks(batch_size).take(n_steps) {
             let aug = cfg.augment.then_some(Augment { rng: &mut rng });
             let (x, y) = batch(ds, idx, &net.arch.mean, &net.arch.std, aug, device);
             let mix = (cfg.mixup > 0.0).then(|| Mix::draw(idx.len(), cfg.mixup, &mut rng));
@@ -430,8 +477,10 @@ impl Evaluation {
     }
 }
 
-/// Logits of every image (inference mode, BatchNorms folded: [`Net::folded`]; no augmentation).
+/// Logits of every image (inference mode, BatchNorms folded: [`Net::folded`]; no augmentation),
+/// `batch_size` at a time (at least 1).
 pub fn logits(net: &Net, ds: &Dataset, batch_size: usize, device: &Device) -> Vec<Vec<f32>> {
+    let batch_size = batch_size.max(1);
     let net = net.valid().folded();
     let mut out = Vec::with_capacity(ds.len());
     let order: Vec<usize> = (0..ds.len()).collect();
@@ -463,4 +512,36 @@ pub fn argmax(v: &[f32]) -> usize {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_batch_size_is_refused() {
+        assert_eq!(TrainConfig { batch_size: 0, ..TrainConfig::default() }.check(), Err(TrainError::ZeroBatchSize));
+        assert_eq!(TrainConfig::default().check(), Ok(()));
+    }
+
+    /// The zoo's `tiny` for 10 classes against data of 10, 12 and 3 classes.
+    #[test]
+    fn data_of_other_classes_is_refused_naming_both_counts() {
+        let arch = crate::model::zoo::by_name("tiny", 10).unwrap();
+        assert_eq!(classes_of(&arch), 10);
+        let ds = |classes: usize| Dataset {
+            images: vec![],
+            labels: vec![],
+            shape: [3, 32, 32],
+            classes,
+            source: format!("data:{classes}"),
+            class_names: vec![],
+        };
+        assert_eq!(check_classes(&arch, &ds(10)), Ok(()));
+        for n in [12, 3] {
+            let e = check_classes(&arch, &ds(n)).unwrap_err();
+            assert_eq!(e, TrainError::Classes { model: 10, dataset: n, data: format!("data:{n}") });
+            assert!(e.to_string().contains(&format!("10 classes but data:{n} has {n}")), "{e}");
+        }
+    }
 }

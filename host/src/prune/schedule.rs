@@ -46,6 +46,14 @@ pub enum ScheduleError {
     NoBoardBudget,
     #[error(transparent)]
     Reconstruct(#[from] crate::prune::reconstruct::ReconstructError),
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+    #[error("a step must remove at least one channel")]
+    ZeroStep,
+    #[error(
+        "the size targets are alternatives: give one of a kept ratio, a FLOPs reduction and a parameter reduction"
+    )]
+    SeveralSizeTargets,
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ScheduleError + '_ {
@@ -70,12 +78,13 @@ pub enum StepSize {
 impl std::str::FromStr for StepSize {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if let Ok(n) = s.parse::<usize>() {
-            return Ok(StepSize::Count(n));
+        let bad = || format!("'{s}' is neither a channel count nor a fraction in (0, 1) (a count is at least 1)");
+        if let Ok(n) = s.trim().parse::<usize>() {
+            return if n > 0 { Ok(StepSize::Count(n)) } else { Err(bad()) };
         }
-        match s.parse::<f64>() {
+        match s.trim().parse::<f64>() {
             Ok(f) if f > 0.0 && f < 1.0 => Ok(StepSize::Fraction(f)),
-            _ => Err(format!("'{s}' is neither a channel count nor a fraction in (0, 1)")),
+            _ => Err(bad()),
         }
     }
 }
@@ -256,6 +265,22 @@ pub struct PruneConfig {
 }
 
 impl PruneConfig {
+    /// Refuses settings a run cannot go on with: a zero batch size (divides by zero), a step of
+    /// no channels (never ends), or more than one size target (a run stops at the first met).
+    pub fn check(&self) -> Result<(), ScheduleError> {
+        if self.batch_size == 0 {
+            return Err(crate::train::TrainError::ZeroBatchSize.into());
+        }
+        if self.step == StepSize::Count(0) {
+            return Err(ScheduleError::ZeroStep);
+        }
+        let t = &self.target;
+        if [t.kept_ratio, t.flops_reduction, t.params_reduction].iter().filter(|v| v.is_some()).count() > 1 {
+            return Err(ScheduleError::SeveralSizeTargets);
+        }
+        Ok(())
+    }
+
     /// `--step`'s default for a run towards `target` (with or without a board budget): half of
     /// the channels where the target is MACs, parameters or a kept ratio — the removal lands on
     /// it, so one removal goes straight to the target (ResNet-56 to −62 % MACs at 1,800 steps:
@@ -664,6 +689,14 @@ fn phase(cfg: &PruneConfig, per_epoch: usize, history: &[Iteration], recovery: b
     }
 }
 
+/// Refuses fine-tuning or evaluation data whose classes are not the model's.
+fn check_data(net: &Net, data: &RunData<'_>) -> Result<(), ScheduleError> {
+    for ds in [Some(data.train), Some(data.eval), data.polish].into_iter().flatten() {
+        crate::train::check_classes(&net.arch, ds)?;
+    }
+    Ok(())
+}
+
 /// Runs the schedule on `net`, or resumes the run in `out` when `net` is `None` or `resume`
 /// is set and a state file exists; returns the final model and the state.
 pub fn run(
@@ -675,6 +708,7 @@ pub fn run(
     device: &Device,
     stop: &AtomicBool,
 ) -> Result<(Net, RunState), ScheduleError> {
+    cfg.check()?;
     std::fs::create_dir_all(out).map_err(io_at(out))?;
     let state_path = out.join("state.json");
     let ad = device.clone().autodiff();
@@ -691,6 +725,7 @@ pub fn run(
             .and_then(|h| h.checkpoint.clone())
             .ok_or_else(|| ScheduleError::NoCheckpoint(state_path.clone()))?;
         let (net, _) = weights::load_checkpoint(&last, device)?;
+        check_data(&net, data)?;
         crate::say!("resuming at iteration {} from {}", state.history.len() - 1, last.display());
         if !state.finetune_data.is_empty() && state.finetune_data != data.train.source {
             crate::say!(
@@ -702,6 +737,7 @@ pub fn run(
         (net, state)
     } else {
         let net = net.ok_or(ScheduleError::NoModel)?;
+        check_data(&net, data)?;
         let groups = Groups::of(&net.arch).map_err(ScheduleError::Arch)?;
         let started = std::time::Instant::now();
         let ev = evaluate(&net, data.eval, cfg.batch_size, device);
@@ -1046,4 +1082,37 @@ fn finetune(
         );
     }
     Some((net.valid(), steps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_of_no_channels_is_refused() {
+        assert!("0".parse::<StepSize>().is_err());
+        assert_eq!("3".parse::<StepSize>(), Ok(StepSize::Count(3)));
+        assert_eq!("0.25".parse::<StepSize>(), Ok(StepSize::Fraction(0.25)));
+    }
+
+    /// Settings a run cannot go on with are refused before it starts: a zero batch size, a
+    /// step of no channels, and two size targets (the run stopped at the first one met).
+    #[test]
+    fn a_config_the_run_cannot_honour_is_refused() {
+        let flops = Target { flops_reduction: Some(0.5), ..Target::default() };
+        let ok = PruneConfig { target: flops, ..PruneConfig::default() };
+        assert!(ok.check().is_ok());
+        let zero = PruneConfig { batch_size: 0, ..ok.clone() };
+        assert!(matches!(zero.check(), Err(ScheduleError::Train(crate::train::TrainError::ZeroBatchSize))));
+        let still = PruneConfig { step: StepSize::Count(0), ..ok.clone() };
+        assert!(matches!(still.check(), Err(ScheduleError::ZeroStep)));
+        for (ratio, params) in [(None, Some(0.3)), (Some(0.5), None)] {
+            let two = Target { kept_ratio: ratio, params_reduction: params, ..flops };
+            let cfg = PruneConfig { target: two, ..ok.clone() };
+            assert!(matches!(cfg.check(), Err(ScheduleError::SeveralSizeTargets)));
+        }
+        // An accuracy drop beside a size target is no second size target.
+        let drop = PruneConfig { target: Target { max_accuracy_drop: Some(1.0), ..flops }, ..ok };
+        assert!(drop.check().is_ok());
+    }
 }
