@@ -100,14 +100,45 @@ fn font() -> Option<&'static [u8]> {
     Some(Box::leak(bytes.into_boxed_slice()))
 }
 
-/// Writes `accuracy_vs_macs.{svg,png}` and `channels.{svg,png}` into `dir`; returns the files.
-/// Text needs a TrueType font (measured for both formats); without one, plots are skipped with
-/// a note and the Markdown/JSON reports stand alone.
 /// A plot that could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
 #[error("plot: {0}")]
 pub struct PlotError(String);
 
+/// Draws one plot as SVG and as PNG in memory and writes both atomically ([`crate::atomic`]):
+/// a plot that cannot be written whole (a full disk) leaves no truncated file behind.
+fn both(
+    dir: &Path,
+    stem: &str,
+    size: (u32, u32),
+    draw_svg: &dyn Fn(DrawingArea<SVGBackend<'_>, Shift>) -> Res,
+    draw_png: &dyn Fn(DrawingArea<BitMapBackend<'_>, Shift>) -> Res,
+) -> Result<[PathBuf; 2], PlotError> {
+    let err = |e: Box<dyn std::error::Error>| PlotError(e.to_string());
+    let io = |p: &Path, e: std::io::Error| PlotError(format!("{}: {e}", p.display()));
+    let mut svg = String::new();
+    draw_svg(SVGBackend::with_string(&mut svg, size).into_drawing_area()).map_err(err)?;
+    let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    draw_png(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area()).map_err(err)?;
+    let mut png = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        &rgb,
+        size.0,
+        size.1,
+        image::ExtendedColorType::Rgb8,
+    )
+    .map_err(|e| PlotError(e.to_string()))?;
+    let (s, p) = (dir.join(format!("{stem}.svg")), dir.join(format!("{stem}.png")));
+    crate::atomic::write(&s, svg.as_bytes()).map_err(|e| io(&s, e))?;
+    crate::atomic::write(&p, &png).map_err(|e| io(&p, e))?;
+    Ok([s, p])
+}
+
+/// Writes `accuracy_vs_macs.{svg,png}` and `channels.{svg,png}` into `dir` (and
+/// `accuracy_vs_latency.{svg,png}` when the board measured the run); returns the files.
+/// Text needs a TrueType font (measured for both formats); without one, plots are skipped with
+/// a note and the Markdown/JSON reports stand alone.
 pub fn write(dir: &Path, state: &RunState) -> Result<Vec<PathBuf>, PlotError> {
     let Some(bytes) = font() else {
         crate::say!("note: no TrueType font found (set PARE_FONT=file.ttf): plots skipped");
@@ -117,19 +148,115 @@ pub fn write(dir: &Path, state: &RunState) -> Result<Vec<PathBuf>, PlotError> {
     REGISTERED.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
     });
-    let err = |e: Box<dyn std::error::Error>| PlotError(e.to_string());
-    let (a, c) = (dir.join("accuracy_vs_macs.svg"), dir.join("channels.svg"));
-    accuracy_vs_macs(SVGBackend::new(&a, (720, 480)).into_drawing_area(), state).map_err(err)?;
-    channels(SVGBackend::new(&c, (900, 480)).into_drawing_area(), state).map_err(err)?;
-    let (ap, cp) = (dir.join("accuracy_vs_macs.png"), dir.join("channels.png"));
-    accuracy_vs_macs(BitMapBackend::new(&ap, (720, 480)).into_drawing_area(), state).map_err(err)?;
-    channels(BitMapBackend::new(&cp, (900, 480)).into_drawing_area(), state).map_err(err)?;
-    let mut files = vec![a, c, ap, cp];
+    let mut files = vec![];
+    files.extend(both(dir, "accuracy_vs_macs", (720, 480), &|a| accuracy_vs_macs(a, state), &|a| {
+        accuracy_vs_macs(a, state)
+    })?);
+    files.extend(both(dir, "channels", (900, 480), &|a| channels(a, state), &|a| channels(a, state))?);
     if state.history.iter().any(|h| h.measured_latency().is_some()) {
-        let (l, lp) = (dir.join("accuracy_vs_latency.svg"), dir.join("accuracy_vs_latency.png"));
-        accuracy_vs(SVGBackend::new(&l, (720, 480)).into_drawing_area(), state, Axis::Latency).map_err(err)?;
-        accuracy_vs(BitMapBackend::new(&lp, (720, 480)).into_drawing_area(), state, Axis::Latency).map_err(err)?;
-        files.extend([l, lp]);
+        files.extend(both(dir, "accuracy_vs_latency", (720, 480), &|a| accuracy_vs(a, state, Axis::Latency), &|a| {
+            accuracy_vs(a, state, Axis::Latency)
+        })?);
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prune::schedule::{Iteration, PruneConfig};
+
+    fn state() -> RunState {
+        let it = |iteration: usize, macs: u64, top1: f64, c: usize| Iteration {
+            iteration,
+            kept_ratio: c as f64 / 16.0,
+            macs,
+            params: macs / 10,
+            top1,
+            per_class: vec![top1; 10],
+            channels: vec![("conv1".into(), c), ("conv2".into(), 2 * c)],
+            removed: 16 - c,
+            seconds: 1.0,
+            checkpoint: None,
+            steps: 10,
+            recovery: false,
+            predicted_latency: None,
+            board_trace: None,
+            top1_after_removal: None,
+        };
+        RunState {
+            config: PruneConfig::default(),
+            original_prunable: 48,
+            history: vec![it(0, 2_000_000, 0.9, 16), it(1, 1_000_000, 0.85, 8)],
+            done: true,
+            finetune_data: "synthetic:train".into(),
+        }
+    }
+
+    /// Every file in `dir` is a whole plot: a PNG that decodes or an SVG that ends its document.
+    fn whole(dir: &Path) -> Vec<String> {
+        let mut bad = vec![];
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let bytes = std::fs::read(&p).unwrap();
+            let ok = match p.extension().and_then(|e| e.to_str()) {
+                Some("png") => image::load_from_memory(&bytes).is_ok(),
+                Some("svg") => String::from_utf8_lossy(&bytes).trim_end().ends_with("</svg>"),
+                _ => false,
+            };
+            if !ok {
+                bad.push(format!("{} ({} bytes)", p.display(), bytes.len()));
+            }
+        }
+        bad
+    }
+
+    #[test]
+    fn plots_are_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write(dir.path(), &state()).unwrap();
+        if files.is_empty() {
+            eprintln!("\n!!!!!!!! SKIPPED: no TrueType font (PARE_FONT): no plots drawn !!!!!!!!\n");
+            return;
+        }
+        assert_eq!(files.len(), 4);
+        assert_eq!(whole(dir.path()), Vec::<String>::new());
+    }
+
+    /// A plot that cannot be written whole (here a file size limit, as a full disk) leaves no
+    /// truncated file: this test runs itself again as a child process under RLIMIT_FSIZE.
+    #[cfg(unix)]
+    #[test]
+    fn a_plot_that_cannot_be_written_whole_leaves_nothing() {
+        use std::os::unix::process::CommandExt;
+        const CHILD: &str = "PARE_PLOTS_TEST_DIR";
+        if let Some(dir) = std::env::var_os(CHILD) {
+            let failed = write(Path::new(&dir), &state()).is_err();
+            std::process::exit(if failed { 3 } else { 0 });
+        }
+        if font().is_none() {
+            eprintln!("\n!!!!!!!! SKIPPED: no TrueType font (PARE_FONT): no plots drawn !!!!!!!!\n");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args(["--exact", "plots::tests::a_plot_that_cannot_be_written_whole_leaves_nothing", "--nocapture"])
+            .env(CHILD, dir.path());
+        // SAFETY: between fork and exec only setrlimit(2) and signal(2), both async-signal-safe.
+        unsafe {
+            child.pre_exec(|| {
+                let limit = libc::rlimit { rlim_cur: 2048, rlim_max: 2048 };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Past the limit write(2) fails with EFBIG instead of the process being killed.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let status = child.status().unwrap();
+        assert_eq!(status.code(), Some(3), "the child should have failed to write the plots");
+        assert_eq!(whole(dir.path()), Vec::<String>::new());
+    }
 }
