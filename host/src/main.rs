@@ -21,7 +21,9 @@ fn main() {
     }
     let cli = pare::cli::Cli::parse();
     // The library's progress lines go to stderr, beside its progress bars.
-    pare::progress::set_sink(|line| eprintln!("{line}"));
+    // Lines and errors can carry names from model files (layers, labels): control characters
+    // in them are escaped before they reach the terminal.
+    pare::progress::set_sink(|line| eprintln!("{}", pare::cli::common::terminal_safe(line)));
     // Before any thread exists (setting the environment later races with C code reading it).
     pare::gpu::quiet_window_system();
     // The whole command on a worker of the CPU backend's thread pool (8 MiB stacks, as the main
@@ -31,7 +33,7 @@ fn main() {
     let pool = rayon::ThreadPoolBuilder::new().stack_size(8 << 20).build_global();
     let result = if pool.is_ok() { rayon::scope(|_| pare::cli::run(cli)) } else { pare::cli::run(cli) };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", pare::cli::common::terminal_safe(&format!("{e:#}")));
         std::process::exit(pare::cli::common::exit_status(&e));
     }
 }

@@ -97,7 +97,7 @@ fn bad_inputs_give_one_clear_error_each() {
     let out = dir.path().join("run");
     let out = out.to_str().unwrap();
     let (ok, _, err) = pare(&["prune", "--model", "tiny", "--target-flops", "0.5", "--mixup", "1.5", "--out", out]);
-    assert!(!ok && err.contains("--mixup must be a fraction in [0, 1]"), "{err}");
+    assert!(!ok && err.contains("--mixup") && err.contains("must be a fraction in [0, 1]"), "{err}");
     let (ok, _, err) =
         pare(&["prune", "--model", "tiny", "--target-flops", "0.5", "--no-distill", "--mixup", "0.5", "--out", out]);
     assert!(!ok && err.contains("it needs distillation"), "{err}");
@@ -421,7 +421,217 @@ fn mean_and_std_set_the_normalisation_the_file_carries() {
     assert!(!ok && err.contains("--mean has 2 values; the model has 3 input channels"), "{err}");
     let (ok, _, err) =
         pare(&["export", "--model", "tiny", "--quant", "f32", "--std", "0,1,1", "--out", out.to_str().unwrap()]);
-    assert!(!ok && err.contains("--std must be positive"), "{err}");
+    assert!(!ok && err.contains("--std") && err.contains("must be positive"), "{err}");
     let (ok, _, err) = pare(&["export", "--model", "tiny", "--mean", "a,b,c"]);
     assert!(!ok && err.contains("not a comma-separated list"), "{err}");
+}
+
+/// Every numeric option that makes no sense at zero, below zero, as NaN or infinite is refused
+/// before any work, as a usage error (exit 2) naming the option, never a panic or a useless
+/// result with exit 0 (`--batch-size 0` divided by zero; `--lr NaN`, `--temperature inf`,
+/// `--step 0`, a negative `--max-accuracy-drop`, `export --calib-samples 0` ran to exit 0).
+#[test]
+fn bad_numbers_are_usage_errors_naming_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (ck, run, p, m) = (out("ck.safetensors"), out("run"), out("p"), out("m.pare"));
+    let train = ["train", "--model", "tiny", "--epochs", "1", "--max-steps", "1", "--out", &ck];
+    let eval = ["eval", "--model", "tiny", "--limit", "10"];
+    let score = ["score", "--model", "tiny", "--criterion", "l1", "--calib-samples", "8"];
+    let prune = ["prune", "--model", "tiny", "--finetune-steps", "1", "--max-iterations", "1", "--out", &run];
+    let pipeline = ["pipeline", "--model", "tiny", "--epochs", "1", "--budget", "1", "--samples", "1", "--out", &p];
+    let export = ["export", "--model", "tiny", "--calib-data", "synthetic", "--out", &m];
+    let run_ = ["run", "x.pare"];
+    let flash = ["flash", "x.pare", "--dry-run"];
+    let bench = ["bench", "train", "--model", "tiny", "--steps", "1", "--batch", "2"];
+    #[rustfmt::skip]
+    let cases: Vec<(&[&str], &[&str], &str)> = vec![
+        (&train, &["--batch-size", "0"], "--batch-size"),
+        (&train, &["--batch-size", "-3"], "--batch-size"),
+        (&train, &["--lr", "NaN"], "--lr"),
+        (&train, &["--lr", "inf"], "--lr"),
+        (&train, &["--lr", "0"], "--lr"),
+        (&train, &["--lr", "-0.1"], "--lr"),
+        (&train, &["--momentum", "1"], "--momentum"),
+        (&train, &["--momentum", "-0.5"], "--momentum"),
+        (&train, &["--weight-decay", "-1"], "--weight-decay"),
+        (&train, &["--weight-decay", "nan"], "--weight-decay"),
+        (&train, &["--label-smoothing", "1"], "--label-smoothing"),
+        (&train, &["--epochs", "0"], "--epochs"),
+        (&train, &["--log-every", "0"], "--log-every"),
+        (&train, &["--input-size", "0"], "--input-size"),
+        (&eval, &["--batch-size", "0"], "--batch-size"),
+        (&eval, &["--limit", "-1"], "--limit"),
+        (&eval, &["--std", "0"], "--std"),
+        (&eval, &["--std", "-1,1,1"], "--std"),
+        (&eval, &["--mean", "nan"], "--mean"),
+        (&score, &["--batch-size", "0"], "--batch-size"),
+        (&score, &["--calib-samples", "0"], "--calib-samples"),
+        (&score, &["--iba-steps", "0"], "--iba-steps"),
+        (&score, &["--iba-lr", "nan"], "--iba-lr"),
+        (&score, &["--iba-beta", "inf"], "--iba-beta"),
+        (&score, &["--iba-min-std", "0"], "--iba-min-std"),
+        (&score, &["--iba-active-threshold", "2"], "--iba-active-threshold"),
+        (&score, &["--iba-active-threshold", "-0.5"], "--iba-active-threshold"),
+        (&score, &["--sss-steps", "0"], "--sss-steps"),
+        (&score, &["--sss-lr", "-1"], "--sss-lr"),
+        (&score, &["--sss-lambda", "-1"], "--sss-lambda"),
+        (&score, &["--variational-steps", "0"], "--variational-steps"),
+        (&score, &["--variational-lr", "0"], "--variational-lr"),
+        (&score, &["--variational-prior-std", "0"], "--variational-prior-std"),
+        (&prune, &["--target-flops", "0.3", "--batch-size", "0"], "--batch-size"),
+        (&prune, &["--target-flops", "0.3", "--temperature", "inf"], "--temperature"),
+        (&prune, &["--target-flops", "0.3", "--temperature", "0"], "--temperature"),
+        (&prune, &["--target-flops", "0.3", "--step", "0"], "--step"),
+        (&prune, &["--max-accuracy-drop", "-1"], "--max-accuracy-drop"),
+        (&prune, &["--max-accuracy-drop", "NaN"], "--max-accuracy-drop"),
+        (&prune, &["--target-flops", "1.5"], "--target-flops"),
+        (&prune, &["--target-flops", "0"], "--target-flops"),
+        (&prune, &["--target-params", "nan"], "--target-params"),
+        (&prune, &["--target-ratio", "1"], "--target-ratio"),
+        (&prune, &["--target-flops", "0.3", "--target-params", "0.3"], "--target-params"),
+        (&prune, &["--target-ratio", "0.5", "--target-flops", "0.3"], "--target-flops"),
+        (&prune, &["--target-flops", "0.3", "--min-channels", "0"], "--min-channels"),
+        (&prune, &["--target-flops", "0.3", "--min-width", "1"], "--min-width"),
+        (&prune, &["--target-flops", "0.3", "--round-to", "0"], "--round-to"),
+        (&prune, &["--target-flops", "0.3", "--cost-exponent", "-1"], "--cost-exponent"),
+        (&prune, &["--target-flops", "0.3", "--budget", "0"], "--budget"),
+        (&prune, &["--target-flops", "0.3", "--budget", "infs"], "--budget"),
+        (&prune, &["--target-flops", "0.3", "--iteration-share", "0"], "--iteration-share"),
+        (&prune, &["--target-flops", "0.3", "--distill-weight", "2"], "--distill-weight"),
+        (&prune, &["--target-flops", "0.3", "--mixup", "NaN"], "--mixup"),
+        (&prune, &["--target-flops", "0.3", "--reconstruct-ridge", "-1"], "--reconstruct-ridge"),
+        (&prune, &["--target-flops", "0.3", "--polish-share", "2"], "--polish-share"),
+        (&prune, &["--target-flops", "0.3", "--calib-samples", "0"], "--calib-samples"),
+        (&prune, &["--target-flops", "0.3", "--finetune-epochs", "-1"], "--finetune-epochs"),
+        (&prune, &["--target-flops", "0.3", "--finetune-lr", "0"], "--finetune-lr"),
+        (&prune, &["--target-flops", "0.3", "--max-iterations", "0"], "--max-iterations"),
+        (&prune, &["--target-flops", "0.3", "--eval-limit", "0"], "--eval-limit"),
+        (&prune, &["--max-latency", "0.4"], "--max-latency"),
+        (&prune, &["--max-arena", "0"], "--max-arena"),
+        (&prune, &["--max-flash", "-1k"], "--max-flash"),
+        (&prune, &["--max-latency", "-50%"], "--max-latency"),
+        (&prune, &["--target-flops", "0.3", "--step", "-2"], "--step"),
+        (&prune, &["--target-flops", "0.3", "--budget", "-5m"], "--budget"),
+        (&prune, &["--target-flops", "0.3", "--bn-batches", "-1"], "--bn-batches"),
+        (&pipeline, &["--target-flops", "0"], "--target-flops"),
+        (&pipeline, &["--epochs", "0"], "--epochs"),
+        (&pipeline, &["--calib-samples", "0"], "--calib-samples"),
+        (&pipeline, &["--samples", "0"], "--samples"),
+        (&pipeline, &["--step", "0"], "--step"),
+        (&pipeline, &["--eval-limit", "0"], "--eval-limit"),
+        (&pipeline, &["--iba-lr", "inf"], "--iba-lr"),
+        (&export, &["--calib-samples", "0"], "--calib-samples"),
+        (&export, &["--calib-percentile", "20"], "--calib-percentile"),
+        (&export, &["--calib-percentile", "NaN"], "--calib-percentile"),
+        (&run_, &["--limit", "0"], "--limit"),
+        (&flash, &["--samples", "0"], "--samples"),
+        (&bench, &["--batch", "0"], "--batch"),
+        (&bench, &["--steps", "0"], "--steps"),
+    ];
+    for (command, bad, option) in cases {
+        let args = [command, bad].concat();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pare")).args(&args).output().expect("run pare");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(option) && !err.contains("panicked"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} printed a result");
+    }
+    // Nothing ran: no output was written.
+    for f in [&ck, &run, &p, &m] {
+        assert!(!std::path::Path::new(f).exists(), "{f} was written");
+    }
+}
+
+/// Writes an image folder `root/<class>/<n>.png` of `per_class` 8×8 images per class, each
+/// class one flat colour.
+fn image_folder(root: &std::path::Path, classes: &[&str], per_class: usize) {
+    for (k, class) in classes.iter().enumerate() {
+        let d = root.join(class);
+        std::fs::create_dir_all(&d).unwrap();
+        for n in 0..per_class {
+            let v = (40 * k + n) as u8;
+            image::RgbImage::from_pixel(8, 8, image::Rgb([v, 255 - v, v / 2]))
+                .save(d.join(format!("{n}.png")))
+                .unwrap();
+        }
+    }
+}
+
+/// `pare` with the cache of decoded images in `cache`.
+fn pare_cached(cache: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pare"))
+        .args(args)
+        .env("PARE_CACHE", cache)
+        .output()
+        .expect("run pare");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// A 10-class checkpoint on 12-class data panicked in a gather while training (and on fewer
+/// classes trained a classifier for the wrong ones); every command that runs a model on data
+/// refuses it up front, naming both numbers.
+#[test]
+fn a_model_for_other_classes_is_refused_naming_both_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("twelve");
+    image_folder(&data, &["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"], 5);
+    let ck = dir.path().join("ck.safetensors");
+    let (ok, _, err) = pare(&["train", "--model", "tiny", "--max-steps", "0", "--out", ck.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ck, data) = (ck.to_str().unwrap(), data.to_str().unwrap());
+    let (out_ck, run) = (dir.path().join("out.safetensors"), dir.path().join("run"));
+    for args in [
+        vec!["train", "--weights", ck, "--data", data, "--max-steps", "2", "--out", out_ck.to_str().unwrap()],
+        vec!["eval", "--weights", ck, "--data", data, "--split", "all"],
+        vec!["score", "--weights", ck, "--data", data, "--calib-split", "all"],
+        vec![
+            "prune",
+            "--weights",
+            ck,
+            "--data",
+            data,
+            "--train-split",
+            "all",
+            "--eval-split",
+            "all",
+            "--calib-split",
+            "all",
+            "--target-flops",
+            "0.3",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+    ] {
+        let (ok, out, err) = pare_cached(dir.path(), &args);
+        assert!(!ok && !err.contains("panicked"), "{args:?}: {out}{err}");
+        assert!(err.contains("10 classes") && err.contains("has 12"), "{args:?}: {err}");
+    }
+    assert!(!out_ck.exists());
+    // Fewer classes than the model's: refused as well.
+    let three = dir.path().join("three");
+    image_folder(&three, &["a", "b", "c"], 5);
+    let (ok, _, err) =
+        pare_cached(dir.path(), &["eval", "--weights", ck, "--data", three.to_str().unwrap(), "--split", "all"]);
+    assert!(!ok && err.contains("10 classes") && err.contains("has 3"), "{err}");
+}
+
+/// Labels come from folder names and model metadata: control characters in them are escaped
+/// before they reach the terminal (an ESC sequence could recolour, retitle or hide output).
+#[test]
+fn control_characters_in_labels_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("esc");
+    image_folder(&data, &["cat", "dog\u{1b}[2J\u{1b}]0;owned\u{7}"], 5);
+    let ck = dir.path().join("ck.safetensors");
+    let (ck, data_s) = (ck.to_str().unwrap(), data.to_str().unwrap());
+    let (ok, _, err) = pare_cached(
+        dir.path(),
+        &["train", "--model", "tiny", "--data", data_s, "--input-size", "32", "--max-steps", "1", "--out", ck],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = pare_cached(dir.path(), &["eval", "--weights", ck, "--data", data_s, "--split", "all"]);
+    assert!(ok, "{err}");
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "raw control characters printed: {out:?}");
+    assert!(out.contains("| dog\\u{1b}[2J\\u{1b}]0;owned\\u{7} |") && out.contains("| cat |"), "{out}");
 }

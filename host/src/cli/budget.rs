@@ -17,14 +17,22 @@ pub struct BudgetArgs {
     /// is measured first (the model and random-width variants of it, traced per layer; cached
     /// per board, model and firmware sources) and channels are ranked by score per unit of
     /// latency they free.
-    #[arg(long)]
+    #[arg(long, value_parser = latency, allow_hyphen_values = true)]
     pub max_latency: Option<LatencyLimit>,
     /// Largest activation arena (RAM) in bytes (or 96k, 1M), exact from the export plan.
-    #[arg(long, value_parser = bytes)]
+    #[arg(long, value_parser = bytes, allow_hyphen_values = true)]
     pub max_arena: Option<u64>,
     /// Largest flash for the int8 model plus the runtime's code, in bytes (or 256k, 1M).
-    #[arg(long, value_parser = bytes)]
+    #[arg(long, value_parser = bytes, allow_hyphen_values = true)]
     pub max_flash: Option<u64>,
+}
+
+/// A latency limit ([`LatencyLimit`]'s forms), refusing a count that rounds to nothing.
+pub fn latency(s: &str) -> Result<LatencyLimit, String> {
+    match s.parse::<LatencyLimit>()? {
+        LatencyLimit::Count(0) => Err(format!("'{s}' is not a latency: a count must be at least 1")),
+        l @ (LatencyLimit::Count(_) | LatencyLimit::Millis(_) | LatencyLimit::Share(_)) => Ok(l),
+    }
 }
 
 /// Bytes with an optional `k`/`M` suffix (1024-based).
@@ -36,8 +44,8 @@ pub fn bytes(s: &str) -> Result<u64, String> {
         _ => (t, 1.0),
     };
     match num.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok((v * unit).round() as u64),
-        _ => Err(format!("'{s}' is not a byte count: write 262144, 256k or 1M")),
+        Ok(v) if v.is_finite() && (v * unit).round() >= 1.0 => Ok((v * unit).round() as u64),
+        _ => Err(format!("'{s}' is not a byte count of at least 1: write 262144, 256k or 1M")),
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::model::{weights, zoo, Net};
 use anyhow::{bail, Context};
 use burn::tensor::Device;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Which compute device runs burn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,14 +56,110 @@ pub fn check_out(path: &std::path::Path, is_dir: bool) -> anyhow::Result<()> {
     probe.with_context(|| format!("--out {}: cannot write there", path.display()))
 }
 
-/// A count that must be at least 1 (`--limit`, `--samples`): 0 would do no work and report an
-/// empty result as if it were one.
+/// A count that must be at least 1 (`--limit`, `--samples`, `--batch-size`): 0 would do no
+/// work and report an empty result as if it were one, or divide by zero.
 pub fn positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
+    match s.trim().parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(format!("must be a whole number of at least 1 ({e})")),
     }
+}
+
+/// A number parsed for a range check: NaN and infinities are refused with the same words as
+/// any other value outside the range.
+fn number(s: &str, range: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) | Err(_) => Err(format!("must be {range}")),
+    }
+}
+
+/// A finite number above zero (learning rates, temperatures, standard deviations).
+pub fn finite_positive(s: &str) -> Result<f64, String> {
+    const RANGE: &str = "a finite number above 0";
+    number(s, RANGE).and_then(|v| if v > 0.0 { Ok(v) } else { Err(format!("must be {RANGE}")) })
+}
+
+/// A finite number of at least zero (weight decay, a ridge, an allowed accuracy drop).
+pub fn non_negative(s: &str) -> Result<f64, String> {
+    const RANGE: &str = "a finite number of at least 0";
+    number(s, RANGE).and_then(|v| if v >= 0.0 { Ok(v) } else { Err(format!("must be {RANGE}")) })
+}
+
+/// A fraction strictly between 0 and 1 (`--target-flops`: 0 prunes nothing, 1 everything).
+pub fn fraction_open(s: &str) -> Result<f64, String> {
+    in_range(s, 0.0, false, 1.0, false)
+}
+
+/// A fraction in [0, 1], both ends included (`--mixup`, `--distill-weight`).
+pub fn fraction(s: &str) -> Result<f64, String> {
+    in_range(s, 0.0, true, 1.0, true)
+}
+
+/// A fraction in [0, 1) (`--min-width`, `--momentum`, `--label-smoothing`: 1 is degenerate).
+pub fn fraction_below_one(s: &str) -> Result<f64, String> {
+    in_range(s, 0.0, true, 1.0, false)
+}
+
+/// A fraction in (0, 1] (`--iteration-share`: 0 would never fine-tune).
+pub fn fraction_above_zero(s: &str) -> Result<f64, String> {
+    in_range(s, 0.0, false, 1.0, true)
+}
+
+/// A number in a range, each end included or not; the error names the range.
+pub fn in_range(s: &str, lo: f64, lo_in: bool, hi: f64, hi_in: bool) -> Result<f64, String> {
+    let range = format!("{}{lo}, {hi}{}", if lo_in { '[' } else { '(' }, if hi_in { ']' } else { ')' });
+    let what = if (lo, hi) == (0.0, 1.0) { format!("a fraction in {range}") } else { format!("a number in {range}") };
+    let v = number(s, &what)?;
+    let above = if lo_in { v >= lo } else { v > lo };
+    let below = if hi_in { v <= hi } else { v < hi };
+    if above && below {
+        Ok(v)
+    } else {
+        Err(format!("must be {what}"))
+    }
+}
+
+/// `--max-accuracy-drop`: top-1 points in [0, 100].
+pub fn accuracy_points(s: &str) -> Result<f64, String> {
+    in_range(s, 0.0, true, 100.0, true)
+}
+
+/// `--calib-percentile`: the central share of values kept, in [50, 100] percent.
+pub fn percentile(s: &str) -> Result<f64, String> {
+    in_range(s, 50.0, true, 100.0, true)
+}
+
+/// `--iba-active-threshold`: a share of samples in [0, 1) (1 would mask every element), or -1
+/// (no mask).
+pub fn threshold_or_off(s: &str) -> Result<f64, String> {
+    const RANGE: &str = "a fraction in [0, 1), or -1 to disable the mask";
+    match number(s, RANGE) {
+        Ok(v) if v == -1.0 || (0.0..1.0).contains(&v) => Ok(v),
+        Ok(_) | Err(_) => Err(format!("must be {RANGE}")),
+    }
+}
+
+/// Text from a model or dataset (labels, layer and model names from ONNX or checkpoint
+/// metadata, class folder names) made safe to print: every control character but the newline
+/// is written as an escape (`\u{1b}`), so an ESC sequence hidden in a label cannot move the
+/// cursor, retitle the terminal or hide output.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| if c.is_control() && c != '\n' { c.escape_unicode().to_string() } else { c.to_string() })
+            .collect(),
+    )
+}
+
+/// Refuses a model whose classifier has another number of classes than the data: training or
+/// scoring would index past its outputs, and an evaluation would count nothing right.
+pub fn check_classes(net: &crate::model::Net, ds: &crate::data::Dataset) -> anyhow::Result<()> {
+    Ok(crate::train::check_classes(&net.arch, ds)?)
 }
 
 /// How to get a model: a zoo name, weights, or a checkpoint.
@@ -83,10 +179,11 @@ pub struct ModelArgs {
     /// (torchvision's convention): `--mean 0.485,0.456,0.406`. Sets or overrides the model's;
     /// stored in checkpoints and `.pare` files, so the board applies the same. Raw 0..255
     /// inputs: `--mean 0,0,0 --std 0.00392156862745098` (1/255).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub mean: Option<Channels>,
-    /// Input standard deviation per channel (see --mean); one value applies to every channel.
-    #[arg(long)]
+    /// Input standard deviation per channel (see --mean), each above 0; one value applies to
+    /// every channel.
+    #[arg(long, value_parser = positive_channels, allow_hyphen_values = true)]
     pub std: Option<Channels>,
 }
 
@@ -105,6 +202,16 @@ impl std::str::FromStr for Channels {
     }
 }
 
+/// [`Channels`] that must all be above zero (`--std`: a division).
+pub fn positive_channels(s: &str) -> Result<Channels, String> {
+    let c: Channels = s.parse()?;
+    if c.0.iter().all(|&x| x > 0.0) {
+        Ok(c)
+    } else {
+        Err("must be positive: one number above 0 per channel".into())
+    }
+}
+
 /// Where data comes from.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
@@ -116,11 +223,16 @@ pub struct DataArgs {
     pub data: String,
     /// Input resolution for image datasets: shorter side resized, centre cropped to N×N
     /// [default: the model's input, else 64]. Decoded images are cached under $PARE_CACHE.
-    #[arg(long)]
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
     pub input_size: Option<usize>,
 }
 
 impl DataArgs {
+    /// `--data` as an input that no output may overwrite (a dataset archive or folder).
+    pub fn input(&self) -> (&'static str, &Path) {
+        ("--data", Path::new(&self.data))
+    }
+
     /// A split at --input-size (or the dataset's default).
     pub fn load(&self, split: &str) -> Result<crate::data::Dataset, crate::data::DataError> {
         crate::data::load_sized(&self.data, split, self.input_size)
@@ -143,6 +255,11 @@ impl DataArgs {
 }
 
 impl ModelArgs {
+    /// `--weights`, when given, as an input that no output may overwrite.
+    pub fn inputs(&self) -> Vec<(&'static str, &Path)> {
+        self.weights.iter().map(|w| ("--weights", w.as_path())).collect()
+    }
+
     /// The model for data of `classes` classes at `size`×`size`: the checkpoint when given,
     /// else the zoo model built for that data (ImageNet stems above 32×32).
     pub fn load_for(&self, device: &Device, classes: usize, size: usize) -> anyhow::Result<Net> {
@@ -199,9 +316,8 @@ impl ModelArgs {
             self.weights.as_ref().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")))
         {
             // The graph is the architecture: --model is not needed (and not checked).
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let net =
-                crate::model::onnx::import(&bytes, device).with_context(|| format!("importing {}", path.display()))?;
+            let net = crate::model::onnx::import_file(path, device)
+                .with_context(|| format!("importing {}", path.display()))?;
             return Ok((net, weights::CheckpointMeta::default()));
         }
         match (&self.model, &self.weights) {
@@ -254,38 +370,38 @@ pub fn exit_status(e: &anyhow::Error) -> i32 {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ScorerArgs {
     /// Attribution: optimisation steps of the bottleneck.
-    #[arg(long, default_value_t = crate::prune::criteria::IbaConfig::default().steps)]
+    #[arg(long, default_value_t = crate::prune::criteria::IbaConfig::default().steps, value_parser = positive, allow_negative_numbers = true)]
     pub iba_steps: usize,
     /// Attribution: the bottleneck's Adam learning rate.
-    #[arg(long, default_value_t = crate::prune::criteria::IbaConfig::default().lr)]
+    #[arg(long, default_value_t = crate::prune::criteria::IbaConfig::default().lr, value_parser = finite_positive, allow_negative_numbers = true)]
     pub iba_lr: f64,
     /// Attribution: β, the information term's weight.
-    #[arg(long, default_value_t = crate::prune::criteria::IbaConfig::default().beta)]
+    #[arg(long, default_value_t = crate::prune::criteria::IbaConfig::default().beta, value_parser = finite_positive, allow_negative_numbers = true)]
     pub iba_beta: f64,
     /// Attribution: floor of the per-element std [default: 0.01, the IBA authors' value].
-    #[arg(long)]
+    #[arg(long, value_parser = finite_positive, allow_negative_numbers = true)]
     pub iba_min_std: Option<f64>,
     /// Attribution: elements non-zero in at most this share of calibration samples get no
     /// capacity [default: 0.01; 0 keeps every element that was ever non-zero, -1 disables].
-    #[arg(long)]
+    #[arg(long, value_parser = threshold_or_off, allow_negative_numbers = true)]
     pub iba_active_threshold: Option<f64>,
     /// SSS: proximal-gradient steps on the calibration set.
-    #[arg(long, default_value_t = crate::prune::criteria::SssConfig::default().steps)]
+    #[arg(long, default_value_t = crate::prune::criteria::SssConfig::default().steps, value_parser = positive, allow_negative_numbers = true)]
     pub sss_steps: usize,
     /// SSS: learning rate.
-    #[arg(long, default_value_t = crate::prune::criteria::SssConfig::default().lr)]
+    #[arg(long, default_value_t = crate::prune::criteria::SssConfig::default().lr, value_parser = finite_positive, allow_negative_numbers = true)]
     pub sss_lr: f64,
     /// SSS: λ, the L1 weight on the BatchNorm scales.
-    #[arg(long, default_value_t = crate::prune::criteria::SssConfig::default().lambda)]
+    #[arg(long, default_value_t = crate::prune::criteria::SssConfig::default().lambda, value_parser = non_negative, allow_negative_numbers = true)]
     pub sss_lambda: f64,
     /// Variational: gate-training steps on the calibration set.
-    #[arg(long, default_value_t = crate::prune::criteria::VariationalConfig::default().steps)]
+    #[arg(long, default_value_t = crate::prune::criteria::VariationalConfig::default().steps, value_parser = positive, allow_negative_numbers = true)]
     pub variational_steps: usize,
     /// Variational: learning rate of the gates.
-    #[arg(long, default_value_t = crate::prune::criteria::VariationalConfig::default().lr)]
+    #[arg(long, default_value_t = crate::prune::criteria::VariationalConfig::default().lr, value_parser = finite_positive, allow_negative_numbers = true)]
     pub variational_lr: f64,
     /// Variational: the prior's standard deviation (smaller pulls harder toward zero).
-    #[arg(long, default_value_t = crate::prune::criteria::VariationalConfig::default().prior_std)]
+    #[arg(long, default_value_t = crate::prune::criteria::VariationalConfig::default().prior_std, value_parser = finite_positive, allow_negative_numbers = true)]
     pub variational_prior_std: f64,
 }
 

@@ -14,9 +14,9 @@ pub struct EvalArgs {
     #[arg(long, default_value = "test")]
     pub split: String,
     /// Evaluate only the first N images.
-    #[arg(long, value_parser = super::common::positive)]
+    #[arg(long, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub limit: Option<usize>,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub batch_size: usize,
     /// Also write top-1, per-class accuracy and the confusion matrix as JSON.
     #[arg(long)]
@@ -24,15 +24,23 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
+    if let Some(json) = &a.json {
+        let mut inputs = a.model.inputs();
+        inputs.push(a.data.input());
+        crate::atomic::check_distinct(&[("--json", json)], &inputs)?;
+    }
     let device = a.model.device.device()?;
     let net = a.model.load(&device)?;
     let mut ds = a.data.load_at(&a.split, net.arch.input.h)?;
+    super::common::check_classes(&net, &ds)?;
     if let Some(n) = a.limit {
         ds = ds.take(n);
     }
     let ev = crate::train::evaluate(&net, &ds, a.batch_size, &device);
-    println!("{} on {} ({} images): top-1 {:.2} %", net.arch.name, ds.source, ev.samples, 100.0 * ev.top1);
-    println!("{}", report::per_class_table(&net.arch.labels, &[("accuracy", &ev)]));
+    let name = super::common::terminal_safe(&net.arch.name);
+    println!("{name} on {} ({} images): top-1 {:.2} %", ds.source, ev.samples, 100.0 * ev.top1);
+    let table = report::per_class_table(&net.arch.labels, &[("accuracy", &ev)]);
+    println!("{}", super::common::terminal_safe(&table));
     if let Some(path) = a.json {
         report::write_json(&path, &ev)?;
     }

@@ -16,11 +16,12 @@ pub struct ExportArgs {
     /// silently (a CIFAR model calibrated on the synthetic stripes), so there is no default.
     #[arg(long)]
     pub calib_data: Option<String>,
-    #[arg(long, default_value_t = 512)]
+    /// Calibration images used (the first of the split).
+    #[arg(long, default_value_t = 512, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub calib_samples: usize,
-    /// Activation ranges from the central P percent of calibration values (e.g. 99.99)
-    /// instead of min/max.
-    #[arg(long)]
+    /// Activation ranges from the central P percent of calibration values (e.g. 99.99, in
+    /// [50, 100]) instead of min/max.
+    #[arg(long, value_parser = super::common::percentile, allow_negative_numbers = true)]
     pub calib_percentile: Option<f64>,
     /// Output file.
     #[arg(long, short, default_value = "model.pare")]
@@ -41,6 +42,9 @@ pub enum Format {
 
 pub fn run(a: ExportArgs) -> anyhow::Result<()> {
     super::common::check_out(&a.out, false)?;
+    let mut inputs = a.model.inputs();
+    inputs.extend(a.calib_data.as_deref().map(|d| ("--calib-data", std::path::Path::new(d))));
+    crate::atomic::check_distinct(&[("--out", &a.out)], &inputs)?;
     let device = a.model.device.device()?;
     let (net, meta) = a.model.load_with_metadata(&device)?;
     let onnx = a.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));

@@ -13,7 +13,7 @@ pub struct FlashArgs {
     #[arg(long, default_value = "qemu-mps2-an500")]
     pub board: String,
     /// Number of test samples to embed and run.
-    #[arg(long, default_value_t = 100, value_parser = super::common::positive)]
+    #[arg(long, default_value_t = 100, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub samples: usize,
     #[command(flatten)]
     pub data: DataArgs,
@@ -50,6 +50,9 @@ pub fn boards() {
 }
 
 pub fn run(a: FlashArgs) -> anyhow::Result<()> {
+    if let Some(json) = &a.json {
+        crate::atomic::check_distinct(&[("--json", json)], &[("MODEL", &a.model), a.data.input()])?;
+    }
     let report = flash_model(&a)?;
     if a.dry_run {
         // The commands were printed; nothing ran, so there is nothing to judge.

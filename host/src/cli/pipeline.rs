@@ -19,27 +19,27 @@ pub struct PipelineArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Epochs when training from scratch.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub epochs: usize,
     #[arg(long, value_enum, default_value = "attribution")]
     pub criterion: Criterion,
     #[command(flatten)]
     pub scorer: super::common::ScorerArgs,
-    /// FLOPs reduction to reach (0.5 = half) [default: 0.5 without a board budget].
-    #[arg(long)]
+    /// FLOPs reduction to reach, in (0, 1) (0.5 = half) [default: 0.5 without a board budget].
+    #[arg(long, value_parser = super::common::fraction_open, allow_negative_numbers = true)]
     pub target_flops: Option<f64>,
     #[command(flatten)]
     pub budgets: super::budget::BudgetArgs,
     /// Channels removed per iteration (fraction of the original, or a count); the last
     /// iteration removes only what the target needs [default: 0.5 towards the FLOPs target, 0.25
     /// under a board budget].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub step: Option<StepSize>,
     /// Fine-tuning budget of the pruning run: steps (2000), time (8m, 480s: scoring and
     /// evaluation count) or epochs of the fine-tuning split (9ep); split between the iterations
     /// and a recovery fine-tune after the last removal, always distilling from the original
     /// model [default: 9 epochs of the fine-tuning split, at most 3,200 steps].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub budget: Option<Budget>,
     /// Split for training / fine-tuning (e.g. `train_lossless`: ../shared's bit-exact images).
     #[arg(long, default_value = "train")]
@@ -49,17 +49,17 @@ pub struct PipelineArgs {
     /// `train` for `train_lossless`: 50,000 images instead of 7,728), else --train-split].
     #[arg(long)]
     pub distill_split: Option<String>,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub calib_samples: usize,
     /// Split for accuracy (test_lossless for ../shared's CIFAR-10).
     #[arg(long, default_value = "test")]
     pub eval_split: String,
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub eval_limit: Option<usize>,
     #[arg(long, default_value = "qemu-mps2-an500")]
     pub board: String,
     /// Samples run on the board.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub samples: usize,
     #[arg(long, default_value = "runs/pipeline")]
     pub out: PathBuf,
@@ -75,8 +75,21 @@ const DEFAULT_BUDGET_EPOCHS: usize = 9;
 /// inside 10 minutes on 2 cores (3,600 steps took 10 min 6 s, −0.90 points; BENCHMARKS.md).
 const DEFAULT_BUDGET_STEPS: usize = 3200;
 
+/// Whether a pipeline writes a file of this name into its output folder (the pruning run's
+/// files go to `prune/` inside it).
+fn writes(name: &str) -> bool {
+    matches!(name, "model.pare" | "board.json" | "report.md") || super::prune::is_plot(name)
+}
+
 pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     super::common::check_out(&a.out, true)?;
+    let mut inputs = a.model.inputs();
+    inputs.push(a.data.input());
+    crate::atomic::check_distinct_in("--out", &a.out, &writes, &inputs)?;
+    crate::atomic::check_distinct_in("--out", &a.out.join("prune"), &super::prune::writes, &inputs)?;
+    if let Some(json) = &a.json {
+        crate::atomic::check_distinct(&[("--json", json)], &inputs)?;
+    }
     let started = std::time::Instant::now();
     let device = a.model.device.device()?;
     let ad = device.clone().autodiff();
@@ -90,6 +103,10 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     let mut eval_ds = load(&a.eval_split)?;
     if let Some(n) = a.eval_limit {
         eval_ds = eval_ds.take(n);
+    }
+    if let Some(n) = &loaded {
+        super::common::check_classes(n, &train_ds)?;
+        super::common::check_classes(n, &eval_ds)?;
     }
     let net = if let Some(net) = loaded {
         net
@@ -123,7 +140,6 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
         );
     }
     let target_flops = match (a.target_flops, a.budgets.any()) {
-        (Some(f), _) if !(f > 0.0 && f < 1.0) => anyhow::bail!("--target-flops must be a fraction in (0, 1)"),
         (Some(f), _) => Some(f),
         (None, true) => None,
         (None, false) => Some(0.5),
@@ -261,7 +277,7 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     if let Err(e) = crate::plots::write(&a.out, &state) {
         eprintln!("warning: plots not written: {e:#}");
     }
-    println!("{full}");
+    println!("{}", super::common::terminal_safe(&full));
     if !board.passed() {
         anyhow::bail!("board check failed: {}", board.verdict());
     }

@@ -30,13 +30,13 @@ pub struct PruneArgs {
     /// 0.1); the last iteration removes only what the MACs/params target needs [default: 0.5
     /// towards a MACs, params or ratio target — one removal straight to it measured better than
     /// two (BENCHMARKS.md); 0.25 under --max-accuracy-drop or a board budget].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub step: Option<StepSize>,
     /// Keep at least this many channels in every layer.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub min_channels: usize,
     /// Keep at least this fraction of every layer's original width [default: 0.125].
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::fraction_below_one, allow_negative_numbers = true)]
     pub min_width: Option<f64>,
     /// How a coupled group (a residual stream) combines its layers' normalised scores
     /// [default: mean; `sum` makes streams nearly unprunable].
@@ -52,67 +52,68 @@ pub struct PruneArgs {
     /// cost, HALP's greedy; 0.5: a softer trade) [default: 0.5 for budget, 1 for macs; on
     /// resnet20 at half its measured latency 0.5 kept 86.51 % top-1, 1 kept 83.39 %, ranking by
     /// score alone 85.55 % (BENCHMARKS.md)].
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub cost_exponent: Option<f64>,
     /// The whole run's fine-tuning budget: steps (2000), time (600s, 10m, 1h: scoring and
     /// evaluation count) or epochs of --train-split (5ep). Each removal's fine-tune takes
     /// --iteration-share of what is left; the removal that meets the target is the last, and its
     /// fine-tune (the recovery) takes all the rest.
     /// Replaces --finetune-steps/--finetune-epochs/--final-steps.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub budget: Option<Budget>,
     /// Under --budget: share of the remaining budget each iteration's fine-tune takes [default: 0.15].
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::fraction_above_zero, allow_negative_numbers = true)]
     pub iteration_share: Option<f64>,
     /// Without --budget: recovery fine-tune steps after the last removal.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub final_steps: usize,
     /// Fine-tune with labels only (no distillation from the original model).
     #[arg(long)]
     pub no_distill: bool,
     /// Distillation temperature [default: 4].
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::finite_positive, allow_negative_numbers = true)]
     pub temperature: Option<f64>,
     /// Share of the teacher's soft targets in the distillation loss, the rest on labels [default: 0.9].
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::fraction, allow_negative_numbers = true)]
     pub distill_weight: Option<f64>,
     /// Share of each fine-tuning batch blended with another image by mixup (λ uniform in
     /// [0.5, 1]); the teacher labels the same blend, so a small training set goes further
     /// (0: off) [default: 0].
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::fraction, allow_negative_numbers = true)]
     pub mixup: Option<f64>,
     /// Batches that re-estimate BatchNorm statistics after each removal (0: off) [default: 10].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub bn_batches: Option<usize>,
     /// Repair every layer by least squares right after each removal (ThiNet / He et al.
     /// 2017): each conv's weights refitted to the unpruned layer's output on this many
     /// calibration images (0: off).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub reconstruct: Option<usize>,
     /// Ridge of the least-squares repair, as a fraction of the mean diagonal of the normal
     /// equations [default: 0.001].
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub reconstruct_ridge: Option<f64>,
     /// Round kept channel counts up to a multiple (4 suits the board kernels' SIMD groups)
     /// [default: 4 under a board budget, else 1].
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub round_to: Option<usize>,
     #[command(flatten)]
     pub budgets: super::budget::BudgetArgs,
     /// Board of --max-latency/--max-arena/--max-flash (`pare boards` lists them).
     #[arg(long, default_value = "qemu-mps2-an500")]
     pub board: String,
-    /// Stop at this kept-filter ratio φ.
-    #[arg(long)]
+    /// Stop at this kept-filter ratio φ, in (0, 1). One size target at a time: --target-ratio,
+    /// --target-flops or --target-params.
+    #[arg(long, value_parser = super::common::fraction_open, allow_negative_numbers = true, conflicts_with_all = ["target_flops", "target_params"])]
     pub target_ratio: Option<f64>,
-    /// Stop once MACs fell by this fraction (0.5 = half the FLOPs).
-    #[arg(long)]
+    /// Stop once MACs fell by this fraction, in (0, 1) (0.5 = half the FLOPs).
+    #[arg(long, value_parser = super::common::fraction_open, allow_negative_numbers = true, conflicts_with = "target_params")]
     pub target_flops: Option<f64>,
-    /// Stop once parameters fell by this fraction.
-    #[arg(long)]
+    /// Stop once parameters fell by this fraction, in (0, 1).
+    #[arg(long, value_parser = super::common::fraction_open, allow_negative_numbers = true)]
     pub target_params: Option<f64>,
-    /// Stop before an iteration that loses more than this many top-1 points.
-    #[arg(long)]
+    /// Stop before an iteration that loses more than this many top-1 points (in [0, 100]).
+    #[arg(long, value_parser = super::common::accuracy_points, allow_negative_numbers = true)]
     pub max_accuracy_drop: Option<f64>,
     /// Split for training / fine-tuning (e.g. `train_lossless`: ../shared's bit-exact images).
     #[arg(long, default_value = "train")]
@@ -129,35 +130,35 @@ pub struct PruneArgs {
     #[arg(long)]
     pub polish_split: Option<String>,
     /// With --polish-split: share of the recovery's budget spent on it [default: 0.2].
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::fraction, allow_negative_numbers = true)]
     pub polish_share: Option<f64>,
     /// With --polish-split: batches of it that re-estimate BatchNorm at the end (0: none; on the
     /// README job 20 batches of CIFAR's exact images lost 3.2 points) [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub polish_bn_batches: Option<usize>,
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub calib_samples: usize,
     #[arg(long, default_value = "train")]
     pub calib_split: String,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub batch_size: usize,
     /// Fine-tuning steps after each removal.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
     pub finetune_steps: usize,
     /// Fine-tuning after each removal in epochs of --train-split instead (overrides
     /// --finetune-steps; 0.5 = half an epoch).
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub finetune_epochs: Option<f64>,
     /// Peak learning rate of every fine-tune (cosine to 0 within each) [default: 0.005; measured
     /// on resnet20 with distillation: 0.03 → 84.59 %, 0.005 → 88.37 %, see BENCHMARKS.md].
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::finite_positive, allow_negative_numbers = true)]
     pub finetune_lr: Option<f64>,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub max_iterations: usize,
     /// Split that measures accuracy after every iteration.
     #[arg(long, default_value = "test")]
     pub eval_split: String,
-    #[arg(long)]
+    #[arg(long, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub eval_limit: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -179,8 +180,39 @@ pub enum Scope {
     Internal,
 }
 
+/// Whether a pruning run writes a file of this name into its output folder: checkpoints,
+/// state, reports and plots.
+pub fn writes(name: &str) -> bool {
+    let iteration = name.strip_prefix("iter-").and_then(|n| n.strip_suffix(".safetensors"));
+    is_plot(name)
+        || iteration.is_some_and(|k| k.parse::<usize>().is_ok())
+        || matches!(
+            name,
+            "final.safetensors"
+                | "state.json"
+                | "report.md"
+                | "report.json"
+                | "report-partial.md"
+                | "board-budget.json"
+        )
+}
+
+/// Whether `name` is one of the plots ([`crate::plots::write`]).
+pub fn is_plot(name: &str) -> bool {
+    ["accuracy_vs_macs", "channels", "accuracy_vs_latency"]
+        .iter()
+        .any(|p| name.strip_prefix(p).is_some_and(|e| e == ".svg" || e == ".png"))
+}
+
 pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     super::common::check_out(&a.out, true)?;
+    // --resume reads the run in --out on purpose (and ignores --weights).
+    let mut inputs = if a.resume { vec![] } else { a.model.inputs() };
+    inputs.push(a.data.input());
+    crate::atomic::check_distinct_in("--out", &a.out, &writes, &inputs)?;
+    if let Some(json) = &a.json {
+        crate::atomic::check_distinct(&[("--json", json)], &inputs)?;
+    }
     let device = a.model.device.device()?;
     // On --resume the model comes from the run's last checkpoint.
     let net = if a.resume { None } else { Some(a.model.load(&device)?) };
@@ -192,6 +224,10 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let train = load(&a.train_split)?;
     let calib = load(&a.calib_split)?.take(a.calib_samples);
     let mut eval = load(&a.eval_split)?;
+    if let Some(n) = &net {
+        super::common::check_classes(n, &train)?;
+        super::common::check_classes(n, &eval)?;
+    }
     if let Some(n) = a.eval_limit {
         eval = eval.take(n);
     }
@@ -211,12 +247,6 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     if a.rank == Some(Rank::Budget) && !a.budgets.any() {
         bail!("--rank budget needs a board budget (--max-latency, --max-arena or --max-flash)");
     }
-    if a.cost_exponent.is_some_and(|e| !(e.is_finite() && e >= 0.0)) {
-        bail!("--cost-exponent must be a non-negative number");
-    }
-    if a.round_to == Some(0) {
-        bail!("--round-to must be at least 1");
-    }
     // The board budget is resolved against the original model (iteration 0 when resuming).
     let original = match (&net, a.resume) {
         (Some(n), _) => Some(n.arch.clone()),
@@ -229,27 +259,8 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         Some(arch) => a.budgets.target(&a.board, arch, &calib, a.criterion.name())?,
         None => None,
     };
-    for (name, v) in
-        [("--target-flops", a.target_flops), ("--target-params", a.target_params), ("--target-ratio", a.target_ratio)]
-    {
-        if v.is_some_and(|v| !(v > 0.0 && v < 1.0)) {
-            bail!("{name} must be a fraction in (0, 1)");
-        }
-    }
-    if a.min_width.is_some_and(|w| !(0.0..1.0).contains(&w)) {
-        bail!("--min-width must be a fraction in [0, 1)");
-    }
-    if a.iteration_share.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
-        bail!("--iteration-share must be a fraction in (0, 1]");
-    }
-    if a.polish_share.is_some_and(|f| !(0.0..=1.0).contains(&f)) {
-        bail!("--polish-share must be a fraction in [0, 1]");
-    }
     if a.polish_split.is_none() && (a.polish_share.is_some() || a.polish_bn_batches.is_some()) {
         bail!("--polish-share and --polish-bn-batches need --polish-split");
-    }
-    if a.mixup.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
-        bail!("--mixup must be a fraction in [0, 1]");
     }
     let distill = match (a.no_distill, a.temperature, a.distill_weight) {
         (true, _, _) => {
@@ -261,9 +272,6 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         (false, t, w) => {
             let d = Distill::default();
             let (t, w) = (t.unwrap_or(d.temperature), w.unwrap_or(d.weight));
-            if !(t > 0.0 && (0.0..=1.0).contains(&w)) {
-                bail!("--temperature must be positive and --distill-weight in [0, 1]");
-            }
             Some(Distill { temperature: t, weight: w, mixup: a.mixup.unwrap_or(d.mixup) })
         }
     };
@@ -304,8 +312,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         batch_size: a.batch_size,
         seed: a.seed,
         finetune_steps: match a.finetune_epochs {
-            Some(e) if e.is_finite() && e >= 0.0 => (e * train.len().div_ceil(a.batch_size) as f64).round() as usize,
-            Some(e) => bail!("--finetune-epochs must be a non-negative number, not {e}"),
+            Some(e) => (e * train.len().div_ceil(a.batch_size.max(1)) as f64).round() as usize,
             None => a.finetune_steps,
         },
         finetune_lr: a.finetune_lr.unwrap_or(d.finetune_lr),
@@ -366,7 +373,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         Ok(files) => files.iter().for_each(|f| eprintln!("wrote {}", f.display())),
         Err(e) => eprintln!("warning: plots not written: {e:#}"),
     }
-    println!("{report}");
+    println!("{}", super::common::terminal_safe(&report));
     println!("final model: {}", a.out.join("final.safetensors").display());
     if let Some(v) = &verification {
         crate::report::write_json(&a.out.join("board-budget.json"), v)?;

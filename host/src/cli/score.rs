@@ -19,9 +19,9 @@ pub struct ScoreArgs {
     /// Calibration split (dataset order, no augmentation).
     #[arg(long, default_value = "train")]
     pub calib_split: String,
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub calib_samples: usize,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub batch_size: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -39,9 +39,15 @@ pub struct ScoreArgs {
 }
 
 pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
+    if let Some(json) = &a.json {
+        let mut inputs = a.model.inputs();
+        inputs.push(a.data.input());
+        crate::atomic::check_distinct(&[("--json", json)], &inputs)?;
+    }
     let device = a.model.device.device()?;
     let net = a.model.load(&device)?;
     let calib = a.data.load_at(&a.calib_split, net.arch.input.h)?.take(a.calib_samples);
+    super::common::check_classes(&net, &calib)?;
     let how = a.normalize.unwrap_or(a.criterion.default_normalize());
     let settings = a.scorer.settings(a.per_layer);
     let iba = settings.iba;
@@ -77,7 +83,7 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
             spearman(&flat(&scores), &flat(&other))
         );
         for (i, v) in &scores {
-            println!("  {:<16} {:.3}", names[*i], spearman(v, &other[i]));
+            println!("  {:<16} {:.3}", super::common::terminal_safe(&names[*i]), spearman(v, &other[i]));
         }
     }
     let layers: serde_json::Map<String, serde_json::Value> =

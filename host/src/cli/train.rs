@@ -1,6 +1,6 @@
 //! `pare train`.
 
-use super::common::{DataArgs, ModelArgs};
+use super::common::{finite_positive, fraction_below_one, non_negative, positive, DataArgs, ModelArgs};
 use crate::model::weights;
 use crate::train::{Schedule, TrainConfig};
 use anyhow::Context;
@@ -23,28 +23,31 @@ pub struct TrainArgs {
     /// Continue from the checkpoint at --out (its epoch counter and weights).
     #[arg(long)]
     pub resume: bool,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = positive, allow_negative_numbers = true)]
     pub epochs: usize,
-    /// Stop after this many optimiser steps in total.
+    /// Stop after this many optimiser steps in total (0: write the model as it stands).
     #[arg(long)]
     pub max_steps: Option<usize>,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = positive, allow_negative_numbers = true)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 0.05)]
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 0.05, value_parser = finite_positive, allow_negative_numbers = true)]
     pub lr: f64,
-    #[arg(long, default_value_t = 0.9)]
+    /// Nesterov momentum, in [0, 1).
+    #[arg(long, default_value_t = 0.9, value_parser = fraction_below_one, allow_negative_numbers = true)]
     pub momentum: f64,
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = 5e-4, value_parser = non_negative, allow_negative_numbers = true)]
     pub weight_decay: f64,
     #[arg(long, value_enum, default_value = "cosine")]
     pub schedule: Schedule,
-    #[arg(long, default_value_t = 0.0)]
+    /// Share of the target spread over all classes, in [0, 1).
+    #[arg(long, default_value_t = 0.0, value_parser = fraction_below_one, allow_negative_numbers = true)]
     pub label_smoothing: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Also print the mean loss and accuracy of every N steps (the progress bar shows them live
     /// but is hidden when stderr is not a terminal).
-    #[arg(long)]
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
     pub log_every: Option<usize>,
     /// Evaluate on this split after training (e.g. test, test_lossless).
     #[arg(long)]
@@ -67,23 +70,10 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     super::common::check_out(&a.out, false)?;
-    let device = a.model.device.device()?.autodiff();
-    device.seed(a.seed);
-    let (mut net, start, start_step) = if a.resume {
-        let (net, meta) =
-            weights::load_checkpoint(&a.out, &device).context("--resume needs the checkpoint at --out")?;
-        let (epoch, step) = (meta.epoch.unwrap_or(0), meta.step.unwrap_or(0));
-        eprintln!("resuming {} from epoch {epoch} (step {step})", a.out.display());
-        (net, epoch, step)
-    } else {
-        // A zoo model is built for the data: its classes and (image datasets) input size.
-        let ds = a.data.load(&a.train_split)?;
-        (a.model.load_for(&device, ds.classes, ds.shape[1])?, 0, 0)
-    };
-    let ds = a.data.load_at(&a.train_split, net.arch.input.h)?;
-    if a.model.weights.is_none() && !a.resume {
-        net.name_classes(&ds.class_names);
-    }
+    // --resume reads the checkpoint at --out on purpose (and ignores --weights).
+    let mut inputs = if a.resume { vec![] } else { a.model.inputs() };
+    inputs.push(a.data.input());
+    crate::atomic::check_distinct(&[("--out", &a.out)], &inputs)?;
     let cfg = TrainConfig {
         epochs: a.epochs,
         max_steps: a.max_steps,
@@ -98,6 +88,25 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         log_every: a.log_every,
         ..TrainConfig::default()
     };
+    cfg.check()?;
+    let device = a.model.device.device()?.autodiff();
+    device.seed(a.seed);
+    let (mut net, start, start_step) = if a.resume {
+        let (net, meta) =
+            weights::load_checkpoint(&a.out, &device).context("--resume needs the checkpoint at --out")?;
+        let (epoch, step) = (meta.epoch.unwrap_or(0), meta.step.unwrap_or(0));
+        eprintln!("resuming {} from epoch {epoch} (step {step})", a.out.display());
+        (net, epoch, step)
+    } else {
+        // A zoo model is built for the data: its classes and (image datasets) input size.
+        let ds = a.data.load(&a.train_split)?;
+        (a.model.load_for(&device, ds.classes, ds.shape[1])?, 0, 0)
+    };
+    let ds = a.data.load_at(&a.train_split, net.arch.input.h)?;
+    super::common::check_classes(&net, &ds)?;
+    if a.model.weights.is_none() && !a.resume {
+        net.name_classes(&ds.class_names);
+    }
     let stop = interrupt_flag();
     let mut save_error = None;
     let mut saved = false;
@@ -145,8 +154,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(split) = a.eval_split {
         let ds = a.data.load_at(&split, net.arch.input.h)?;
+        super::common::check_classes(&net, &ds)?;
         let ev = crate::train::evaluate(&net, &ds, 256, &device.inner());
-        println!("{} on {}: top-1 {:.2} %", net.arch.name, ds.source, 100.0 * ev.top1);
+        println!("{} on {}: top-1 {:.2} %", super::common::terminal_safe(&net.arch.name), ds.source, 100.0 * ev.top1);
     }
     Ok(())
 }
