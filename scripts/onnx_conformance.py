@@ -255,13 +255,69 @@ def vgg_head(g, x, c):
     return g.gemm(y, 10, name="fc2")
 
 
-def case(name, body, refuse=None, c=3, hw=8, opset=13, head=True, check=True):
+def case(name, body, refuse=None, c=3, hw=8, opset=13, head=True, check=True, craft=None, external=False):
     """One row of the table: "exact" unless `refuse` lists what the refusal must say.
     `c`, `hw`: the input's channels and size; `head`: whether the standard head follows the body;
-    `check`: whether the model must pass the ONNX checker."""
+    `check`: whether the model must pass the ONNX checker; `craft`: a function that breaks the
+    built ModelProto in place (a crafted file: no checker, no reference); `external`: weights
+    saved as external data in `<name>.onnx.data` beside the model (PyTorch's default exporter)."""
     expect = "exact" if refuse is None else "refuse"
     return dict(name=name, body=body, expect=expect, refuse=list(refuse or []), c=c, hw=hw, opset=opset,
-                head=head, check=check)
+                head=head, check=check and craft is None, craft=craft, external=external)
+
+
+def initializer(model, name):
+    return next(t for t in model.graph.initializer if t.name == name)
+
+
+def node(model, name):
+    return next(n for n in model.graph.node if n.name == name)
+
+
+def set_ints(model, node_name, attr, values):
+    a = next(a for a in node(model, node_name).attribute if a.name == attr)
+    del a.ints[:]
+    a.ints.extend(values)
+
+
+def replace_tensor(model, name, dims, raw=b"", external=None):
+    """Initializer `name` with other dims and data (inline `raw`, or an external-data entry)."""
+    t = initializer(model, name)
+    del t.dims[:]
+    t.dims.extend(dims)
+    t.ClearField("raw_data")
+    t.ClearField("float_data")
+    del t.external_data[:]
+    if external is None:
+        t.raw_data = raw
+    else:
+        t.data_location = TensorProto.EXTERNAL
+        for k, v in external.items():
+            t.external_data.add(key=k, value=str(v))
+
+
+def craft_pads(model):
+    set_ints(model, "conv0", "pads", [1 << 62] * 4)
+
+
+def craft_input(model):
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value = dims[3].dim_value = 1 << 40
+
+
+def craft_transpose(model):
+    model.graph.node.insert(0, helper.make_node("Transpose", ["input"], ["input_t"], name="transpose0",
+                                                perm=[0, 0, 1, 2]))
+    for n in model.graph.node[1:]:
+        n.input[:] = ["input_t" if i == "input" else i for i in n.input]
+
+
+def craft_constant_of_shape(model):
+    shape = helper.make_tensor("huge", TensorProto.INT64, [1], [1 << 40])
+    model.graph.initializer.append(shape)
+    model.graph.node.insert(0, helper.make_node("ConstantOfShape", ["huge"], ["zeros"], name="fill0"))
+    gemm = node(model, "gemm0")
+    gemm.input[2] = "zeros"
 
 
 CASES = [
@@ -340,6 +396,35 @@ CASES = [
     # Residual block and explicit padding.
     case("residual_add_relu", residual),
     case("pad_then_conv", pad_then_conv),
+    # PyTorch's default exporter writes the weights to `<model>.onnx.data`.
+    case("external_data", conv_case(3, 1, [1] * 4), external=True),
+    # Crafted files: errors naming what is wrong, never a panic or an allocation sized by the file.
+    case("crafted_scalar_conv_weight", conv_case(3, 1, [1] * 4), refuse=["conv0", "weight"],
+         craft=lambda m: replace_tensor(m, "conv0.w", [], np.float32(1).tobytes())),
+    case("crafted_dims_wrap", conv_case(3, 1, [1] * 4), refuse=["conv0.w", "elements"],
+         craft=lambda m: replace_tensor(m, "conv0.w", [1 << 62, 1 << 62, 4, 4], b"\0" * 64)),
+    case("crafted_dims_vs_data", conv_case(3, 1, [1] * 4), refuse=["conv0.w", "bytes"],
+         craft=lambda m: replace_tensor(m, "conv0.w", [1 << 20, 1 << 20], b"\0" * 64)),
+    case("crafted_conv_in_channels", conv_case(3, 1, [1] * 4), refuse=["conv0", "input channels"],
+         craft=lambda m: replace_tensor(m, "conv0.w", [6, 5, 3, 3], np.zeros(6 * 5 * 9, "<f4").tobytes())),
+    case("crafted_gemm_inputs", conv_case(3, 1, [1] * 4), refuse=["gemm0", "inputs"],
+         craft=lambda m: replace_tensor(m, "gemm0.w", [CLASSES, 7], np.zeros(CLASSES * 7, "<f4").tobytes())),
+    case("crafted_gemm_bias", conv_case(3, 1, [1] * 4), refuse=["gemm0", "bias"],
+         craft=lambda m: replace_tensor(m, "gemm0.b", [3], np.zeros(3, "<f4").tobytes())),
+    case("crafted_bn_lengths", conv_case(3, 1, [1] * 4), refuse=["bn0", "values"],
+         craft=lambda m: replace_tensor(m, "bn0.mean", [4], np.zeros(4, "<f4").tobytes())),
+    case("crafted_pads_2e62", conv_case(3, 1, [1] * 4), refuse=["conv0", "pads"], craft=craft_pads),
+    case("crafted_input_2e40", conv_case(3, 1, [1] * 4), refuse=["input", "height"], craft=craft_input),
+    case("crafted_transpose_repeated_axis", conv_case(3, 1, [1] * 4), refuse=["transpose0"],
+         craft=craft_transpose),
+    case("crafted_constant_of_shape_2e40", conv_case(3, 1, [1] * 4), refuse=["fill0"],
+         craft=craft_constant_of_shape),
+    case("crafted_external_outside_folder", conv_case(3, 1, [1] * 4), refuse=["../outside.bin", "relative path"],
+         craft=lambda m: replace_tensor(m, "conv0.w", [6, 3, 3, 3], external={"location": "../outside.bin"})),
+    case("crafted_external_beyond_file", conv_case(3, 1, [1] * 4), external=True, refuse=["beyond"],
+         craft=lambda m: replace_tensor(m, "conv0.w", [6, 3, 3, 3],
+                                        external={"location": "crafted_external_beyond_file.onnx.data",
+                                                  "offset": 1 << 40, "length": 6 * 3 * 9 * 4})),
     # Unknown or not (yet) supported.
     case("conv_unknown_attribute", unknown_attribute, check=False, refuse=["foo", "conv0"]),
     # An MLP head (Gemm → Relu → Gemm), and a classifier on a flattened spatial map.
@@ -406,9 +491,16 @@ def main():
         full, reference = build(spec, rng)
         if spec["check"]:
             onnx.checker.check_model(full)
+        if spec["external"]:
+            onnx.save_model(full, str(outdir / f"{name}.onnx"), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location=f"{name}.onnx.data", size_threshold=0)
+            full = onnx.load(str(outdir / f"{name}.onnx"), load_external_data=False)
+        if spec["craft"] is not None:
+            spec["craft"](full)
+            reference = None
         (outdir / f"{name}.onnx").write_bytes(full.SerializeToString())
         images = rng.normal(0.0, 1.0, (IMAGES, spec["c"], spec["hw"], spec["hw"])).astype(np.float32)
-        logits = run(reference, images)
+        logits = None if reference is None else run(reference, images)
         if logits is None and spec["expect"] == "exact":
             sys.exit(f"{name}: onnxruntime cannot run an 'exact' case")
         if logits is not None:

@@ -119,8 +119,8 @@ fn relative_error(net: &pare::model::Net, dir: &Path, case: &Case, device: &Devi
 /// The case's outcome: when it behaves as the table says, how closely (the relative error or the
 /// refusal's message), or else why not.
 fn check(dir: &Path, case: &Case, device: &Device) -> Result<String, String> {
-    let bytes = std::fs::read(dir.join(format!("{}.onnx", case.name))).expect("the .onnx file");
-    let imported = pare::model::onnx::import(&bytes, device);
+    // From the file, as `--weights model.onnx` reads it (external data beside it).
+    let imported = pare::model::onnx::import_file(&dir.join(format!("{}.onnx", case.name)), device);
     match (case.exact, imported) {
         (true, Err(e)) => Err(format!("refused: {e}")),
         (true, Ok(net)) => match relative_error(&net, dir, case, device)? {

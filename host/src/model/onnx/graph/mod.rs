@@ -424,6 +424,12 @@ impl Importer<'_> {
             }
             "Relu" => Err(at.refuse("a Relu not after a conv's BatchNormalization, an Add or a dense layer")),
             "BatchNormalization" => Err(at.refuse("a BatchNormalization not after a Conv whose only reader it is")),
+            "Transpose" | "GatherND" if n.inputs.first().is_some_and(|x| self.src.contains_key(x)) => Err(at.refuse(
+                "a Transpose or gather of an activation is not supported (PyTorch's default exporter writes an \
+                 adaptive average pool that enlarges the map this way, as torchvision's VGG at 32×32: export at an \
+                 input size that gives the pool a 7×7 map, e.g. 224×224, or set `model.avgpool = nn.Identity()` \
+                 and size the classifier for the smaller map)",
+            )),
             _ => Err(at.refuse("this op is not supported")),
         }
     }
