@@ -27,7 +27,13 @@ pub enum InputError {
 /// bytes; returns the file and its size.
 pub fn open_regular(path: &Path, what: &'static str, limit: u64) -> Result<(std::fs::File, u64), InputError> {
     let io = |cause| InputError::Io { path: path.into(), cause };
-    let file = std::fs::File::open(path).map_err(io)?;
+    // Opened without blocking: a FIFO with no writer would otherwise hang the open itself
+    // (no effect on regular files, which are all that is read past the check below).
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
         return Err(InputError::NotRegular { path: path.into(), what });
@@ -115,6 +121,13 @@ mod tests {
             read_regular(Path::new("/dev/zero"), "test file", MAX_FILE_BYTES),
             Err(InputError::NotRegular { .. })
         ));
+        // A FIFO with no writer: refused at once, not waited on.
+        #[cfg(unix)]
+        {
+            let fifo = dir.path().join("fifo");
+            assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+            assert!(matches!(read_regular(&fifo, "test file", 9), Err(InputError::NotRegular { .. })));
+        }
     }
 
     #[test]
