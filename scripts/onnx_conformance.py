@@ -255,6 +255,19 @@ def vgg_head(g, x, c):
     return g.gemm(y, 10, name="fc2")
 
 
+def adaptive_pool_up(g, x, c):
+    """torch.export's adaptive_avg_pool2d from 1×1 up to 3×3 (as torchvision's VGG at 32×32 from
+    1×1 to 7×7): Transpose → GatherND → Transpose → ReduceMean → Reshape, then the classifier."""
+    y = g.conv_bn_relu(x, c, 6, 3, pads=[1, 1, 1, 1])
+    y = g.node("GlobalAveragePool", [y], "gap0")
+    y = g.node("Transpose", [y], "transpose0", perm=[2, 3, 0, 1])
+    y = g.node("GatherND", [y, g.init("indices", np.zeros([3, 1, 3, 1, 2]), np.int64)], "gather0")
+    y = g.node("Transpose", [y], "transpose1", perm=[4, 5, 0, 1, 2, 3])
+    y = g.node("ReduceMean", [y, g.init("axes", [-3, -1], np.int64)], "mean0", keepdims=0)
+    y = g.node("Reshape", [y, g.init("shape", [1, 6 * 9], np.int64)], "reshape0")
+    return g.gemm(y, 6 * 9)
+
+
 def case(name, body, refuse=None, c=3, hw=8, opset=13, head=True, check=True, craft=None, external=False):
     """One row of the table: "exact" unless `refuse` lists what the refusal must say.
     `c`, `hw`: the input's channels and size; `head`: whether the standard head follows the body;
@@ -431,6 +444,7 @@ CASES = [
     case("mlp_head", mlp_head, head=False),
     case("flatten_spatial_gemm", flatten_spatial, head=False),
     case("vgg_head", vgg_head, head=False),
+    case("adaptive_pool_1x1_up", adaptive_pool_up, head=False, opset=18),
 ]
 
 

@@ -68,12 +68,6 @@ fn check(size: usize, n: usize, scale: usize) -> Vec<String> {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let mut net = match pare::model::onnx::import_file(&path, &device) {
             Ok(net) => net,
-            // The one refusal expected: torchvision's VGG at 32×32 pools its 1×1 map up to 7×7,
-            // which the default exporter writes as a Transpose and a gather of the activation.
-            Err(e) if name.starts_with("vgg") && name.contains("_32_dynamo") && e.to_string().contains("adaptive") => {
-                report.push(format!("refused as expected {name}: {e}"));
-                continue;
-            }
             Err(e) => {
                 report.push(format!("FAIL {name}: {e}"));
                 continue;

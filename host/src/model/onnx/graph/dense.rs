@@ -123,7 +123,21 @@ impl Importer<'_> {
         w: Vec<f32>,
         b: Vec<f32>,
     ) -> Result<(), OnnxError> {
-        let input = self.get(at, 0)?;
+        // A flattened view repeats each channel of a 1×1 map `copies` times side by side: the
+        // same function as the summed columns over the map itself.
+        let (mut w, mut cin) = (w, cin);
+        let input = match at.n.inputs.first().and_then(|x| self.repeated.get(x)) {
+            Some(&(src, copies)) => {
+                let c = self.shape(src)?.c;
+                if c * copies != cin {
+                    return Err(at.refuse(format!("the weight reads {cin} inputs, the input has {}", c * copies)));
+                }
+                w = w.chunks(cin).flat_map(|row| row.chunks(copies).map(|k| k.iter().sum::<f32>())).collect();
+                cin = c;
+                src
+            }
+            None => self.get(at, 0)?,
+        };
         let x = self.shape(input)?;
         if x.c * x.h * x.w != cin {
             return Err(at.refuse(format!("the weight reads {cin} inputs, the input is {}×{}×{}", x.c, x.h, x.w)));

@@ -16,6 +16,7 @@ mod conv;
 mod dense;
 mod place;
 mod pool;
+mod view;
 
 use super::fold::eval;
 use super::proto::{fields, ints, msgs, parse_const, parse_node, strs, Attr, Const, DataDir, OnnxNode};
@@ -53,6 +54,7 @@ pub const ATTRIBUTES: &[(&str, &[&str])] = &[
     ("Gather", &["axis"]),
     ("Concat", &["axis"]),
     ("Transpose", &["perm"]),
+    ("GatherND", &["batch_dims"]),
     ("Cast", &["to", "saturate"]),
     ("Sub", &[]),
     ("Mul", &[]),
@@ -82,6 +84,10 @@ struct Importer<'a> {
     /// Activations zero-padded in height/width by a Pad node, for the conv after it to absorb:
     /// value → (source, [top, left, bottom, right]).
     spatial: BTreeMap<String, (Src, [usize; 4])>,
+    /// Permuted and repeated views of 1×1 activations ([`view`]).
+    views: BTreeMap<String, view::View>,
+    /// Flattened views: value → (the 1×1 source, copies of each channel, side by side).
+    repeated: BTreeMap<String, (Src, usize)>,
     arch: Arch,
     tensors: weights::Tensors,
 }
@@ -217,6 +223,8 @@ pub(super) fn map(bytes: &[u8], dir: Option<&Path>) -> Result<(Arch, weights::Te
         used: vec![false; nodes.len()],
         pending: BTreeMap::new(),
         spatial: BTreeMap::new(),
+        views: BTreeMap::new(),
+        repeated: BTreeMap::new(),
         arch,
         tensors: weights::Tensors::new(),
     };
@@ -388,6 +396,9 @@ impl Importer<'_> {
                 return Ok(());
             }
         }
+        if self.reads_view(n) {
+            return self.view_op(at, out);
+        }
         match n.op.as_str() {
             "Slice" => self.slice(at, out),
             "Pad" => self.pad(at, out),
@@ -425,10 +436,9 @@ impl Importer<'_> {
             "Relu" => Err(at.refuse("a Relu not after a conv's BatchNormalization, an Add or a dense layer")),
             "BatchNormalization" => Err(at.refuse("a BatchNormalization not after a Conv whose only reader it is")),
             "Transpose" | "GatherND" if n.inputs.first().is_some_and(|x| self.src.contains_key(x)) => Err(at.refuse(
-                "a Transpose or gather of an activation is not supported (PyTorch's default exporter writes an \
-                 adaptive average pool that enlarges the map this way, as torchvision's VGG at 32×32: export at an \
-                 input size that gives the pool a 7×7 map, e.g. 224×224, or set `model.avgpool = nn.Identity()` \
-                 and size the classifier for the smaller map)",
+                "a Transpose or gather of an activation larger than 1×1 is not supported (PyTorch's default \
+                 exporter writes an adaptive average pool this way: export at an input size where the pool \
+                 keeps the map's size, or set `model.avgpool = nn.Identity()`)",
             )),
             _ => Err(at.refuse("this op is not supported")),
         }
