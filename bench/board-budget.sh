@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16: resnet20 pruned to half its measured int8 instruction count on the QEMU board, the
+# Resnet20 pruned to half its measured int8 instruction count on the QEMU board, the
 # same schedule and fine-tune budget for every ranking, side by side in one invocation:
 #   budget        --max-latency 50% (ranked by score per √instruction freed: the default
 #                 cost exponent 0.5)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 18: the paper's Flowers-102 comparison at 64×64 on 2 cores. A ResNet-18 (ImageNet
+# The paper's Flowers-102 comparison at 64×64 on 2 cores. A ResNet-18 (ImageNet
 # stem) trained here from scratch on train+val (no ImageNet weights exist here), then pruned by
 # each criterion to the same FLOPs target with the same fine-tuning budget (train+val,
 # distillation from the unpruned model), evaluated on the 6,149 test images; the attribution

@@ -1,5 +1,5 @@
 """Which latency-model features fit the board: per-layer least squares on a profile's measured
-models, fitted on the first N and checked on the rest (issue 16). Needs numpy.
+models, fitted on the first N and checked on the rest. Needs numpy.
 Make a 41-model profile of resnet20 on QEMU, then run this on it:
   PARE_LATENCY_VARIANTS=40 pare prune --model resnet20 --weights ../shared/models/resnet-cifar10/resnet20.safetensors \
     --data ../shared/data/cifar10 --max-latency 50% --budget 1 --eval-limit 50 --out /tmp/lat

@@ -5,7 +5,11 @@ Models are built exactly like pare's zoo: VGG-16-BN for CIFAR (13 conv+BN+ReLU, 
 one linear layer) and the CIFAR ResNets with option-A shortcuts. MODEL may also be a pare
 checkpoint (`.safetensors` with the `pare.arch` metadata, e.g. a pruned network): its
 architecture is then built node by node, so both frameworks train the same pruned shapes.
-Usage: python pytorch_bench.py MODEL BATCH STEPS [DEVICE]  (DEVICE: cpu, the default, or cuda)
+Usage: python pytorch_bench.py MODEL BATCH STEPS [DEVICE] [CONFIG]  (DEVICE: cpu, the default, or
+cuda). CONFIG is how a user would tune PyTorch: `fp32` (the default: float32, NCHW),
+`channels_last` (float32, NHWC memory format: PyTorch's advice for CNNs on CPU), `bf16`
+(channels-last plus bfloat16 autocast: products in bf16 where the CPU has AVX-512 BF16 or AMX,
+weights, optimiser and batch norm in float32), `compile` (`bf16` under torch.compile).
 """
 import json
 import struct
@@ -158,9 +162,19 @@ def macs(model, shape=(1, 3, 32, 32)):
     return total[0]
 
 
+CONFIGS = ("fp32", "channels_last", "bf16", "compile")
+
+
 def main():
     name, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     dev = torch.device(sys.argv[4] if len(sys.argv) > 4 else "cpu")
+    config = sys.argv[5] if len(sys.argv) > 5 else "fp32"
+    if config not in CONFIGS:
+        sys.exit(f"CONFIG must be one of {', '.join(CONFIGS)}, not {config!r}")
+    channels_last = config != "fp32"
+    bf16 = config in ("bf16", "compile")
+    autocast = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     if dev.type == "cpu":
         torch.set_num_threads(2)
     # Like pare's bench, each step ends when its result is on hand (pare reads a parameter back).
@@ -172,14 +186,19 @@ def main():
         model = vgg16()
     else:
         model = ResNetCifar(int(name.removeprefix("resnet")))
-    model = model.to(dev)
+    model = model.to(dev, memory_format=fmt)
+    count = macs(model.eval())
+    model = model.to(dev, memory_format=fmt)
+    run = torch.compile(model) if config == "compile" else model
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     y = (torch.arange(batch) % 10).to(dev)
 
     def step():
-        x = torch.randn(batch, 3, 32, 32, device=dev)
+        x = torch.randn(batch, 3, 32, 32, device=dev).to(memory_format=fmt)
         opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
+        with autocast():
+            loss = F.cross_entropy(run(x), y)
+        loss.backward()
         opt.step()
         sync()
 
@@ -191,19 +210,21 @@ def main():
         step()
     train = steps * batch / (time.perf_counter() - t)
     model.eval()
-    x = torch.randn(batch, 3, 32, 32, device=dev)
-    with torch.no_grad():
-        model(x)
+    x = torch.randn(batch, 3, 32, 32, device=dev).to(memory_format=fmt)
+    with torch.no_grad(), autocast():
+        run(x)
+        run(x)
         sync()
         t = time.perf_counter()
         for _ in range(steps):
-            model(x)
+            run(x)
             sync()
         infer = steps * batch / (time.perf_counter() - t)
     where = "" if dev.type == "cpu" else f" on {torch.cuda.get_device_name(dev)}"
-    print(f"pytorch {torch.__version__}{where} {name} batch {batch}: train {train:.1f} img/s, inference {infer:.1f} img/s")
-    print(json.dumps({"framework": f"pytorch {torch.__version__}", "model": name, "batch": batch, "train_img_s": train, "infer_img_s": infer,
-                      "macs": macs(model.eval()), "threads": torch.get_num_threads(), "device": dev.type}))
+    print(f"pytorch {torch.__version__} {config}{where} {name} batch {batch}: train {train:.1f} img/s, inference {infer:.1f} img/s")
+    print(json.dumps({"framework": f"pytorch {torch.__version__}", "config": config, "model": name, "batch": batch,
+                      "train_img_s": train, "infer_img_s": infer, "macs": count, "threads": torch.get_num_threads(),
+                      "device": dev.type}))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@
 # models, batch, threads and random data. Rows: VGG-16 and ResNet-56 at batch 64, and a pruned
 # ResNet-56 (>= 2.5x fewer MACs, the same pruned architecture in both frameworks: PyTorch builds
 # it from the checkpoint's `pare.arch`) at batch 128.
+# PyTorch runs as a tuned user would run it, each configuration a column: float32 NCHW,
+# channels-last, and channels-last with bfloat16 autocast where the CPU has AVX-512 BF16 or AMX
+# (COMPILE=1 adds the same under torch.compile); pare's ratio is against the fastest.
 # Usage: bench/train-vs-pytorch.sh [STEPS] — prints a Markdown table for BENCHMARKS.md.
 #   REPEATS=3 rounds (medians).
 #   PRUNED=path.safetensors picks the pruned network (default: made here with l1, synthetic data).
@@ -27,6 +30,14 @@ if [ ! -f "$PRUNED" ]; then
     --no-distill --out "$(dirname "$PRUNED")" >/dev/null
 fi
 TORCH_VERSION=$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')
+CONFIGS="fp32 channels_last"
+if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null; then
+  CONFIGS="$CONFIGS bf16"
+  [ "${COMPILE:-0}" = 1 ] && CONFIGS="$CONFIGS compile"
+  echo "CPU: $(grep -owE 'avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')— PyTorch also runs with bf16 autocast" >&2
+else
+  echo "CPU: no AVX-512 BF16 or AMX — PyTorch's bf16 autocast would be emulated, so it is not run" >&2
+fi
 OUT=$(mktemp -d)
 # Rounds interleave the three frameworks so that a slow spell of this shared machine hits all of
 # them; the table shows each column's median over the rounds.
@@ -41,39 +52,47 @@ for round in $(seq "$REPEATS"); do
       "$TORCH_PARE" bench train --model "$model" --batch "$batch" --steps "$STEPS" --device libtorch | tail -1 \
         >>"$OUT/$key.libtorch" || failed "pare libtorch"
     fi
-    "$VENV/bin/python" bench/pytorch_bench.py "$model" "$batch" "$STEPS" 2>"$OUT/$key.pytorch.err" | tail -1 \
-      >>"$OUT/$key.pytorch" || { cat "$OUT/$key.pytorch.err" >&2; failed PyTorch; }
+    for cfg in $CONFIGS; do
+      "$VENV/bin/python" bench/pytorch_bench.py "$model" "$batch" "$STEPS" cpu "$cfg" 2>"$OUT/$key.pytorch.err" \
+        | tail -1 >>"$OUT/$key.pytorch-$cfg" || { cat "$OUT/$key.pytorch.err" >&2; failed "PyTorch $cfg"; }
+    done
   done
 done
-python3 - "$OUT" "$TORCH_VERSION" "$REPEATS" vgg16-64 resnet56-64 "$(basename "$PRUNED" .safetensors)-128" <<'PY'
+python3 - "$OUT" "$TORCH_VERSION" "$REPEATS" "$CONFIGS" vgg16-64 resnet56-64 "$(basename "$PRUNED" .safetensors)-128" <<'PY'
 import json, os, statistics, sys
-out, version, repeats, keys = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+out, version, repeats, configs, keys = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(), sys.argv[5:]
 def runs(key, fw):
     path = os.path.join(out, f"{key}.{fw}")
     return [json.loads(l) for l in open(path)] if os.path.exists(path) else []
-print(f"| model | batch | MACs (M) | pare flex train | pare libtorch train | PyTorch {version} train | flex/PyTorch "
-      f"| libtorch/PyTorch | pare flex inference | pare libtorch inference | PyTorch inference | flex/PyTorch | libtorch/PyTorch |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for i, key in enumerate(keys):
-    f, t, p = runs(key, "flex"), runs(key, "libtorch"), runs(key, "pytorch")
-    assert f[0]["macs"] == p[0]["macs"], f"pare counts {f[0]['macs']} MACs, PyTorch {p[0]['macs']}: not the same network"
-    med = lambda rs, k: statistics.median(r[k] for r in rs) if rs else None
-    cell = lambda v: "—" if v is None else f"{v:.1f}"
-    ratio = lambda a, b: "—" if a is None else f"{a / b:.2f}×"
-    name = "pruned resnet56" if i == 2 else f[0]["model"]
-    row = [name, str(f[0]["batch"]), f"{f[0]['macs'] / 1e6:.2f}"]
-    for k in ("train_img_s", "infer_img_s"):
-        a, b, c = med(f, k), med(t, k), med(p, k)
-        row += [cell(a), cell(b), cell(c), ratio(a, c), ratio(b, c)]
-    print("| " + " | ".join(row) + " |")
+med = lambda rs, k: statistics.median(r[k] for r in rs) if rs else None
+cell = lambda v: "—" if v is None else f"{v:.1f}"
+for what, k in (("training", "train_img_s"), ("inference", "infer_img_s")):
+    print(f"\n{what.capitalize()}, images/s (PyTorch {version}; pare's ratio against PyTorch's fastest configuration):\n")
+    print("| model | batch | MACs (M) | pare flex | pare libtorch | " + " | ".join(f"PyTorch {c}" for c in configs)
+          + " | flex / fastest PyTorch |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(configs) + "---:|")
+    for i, key in enumerate(keys):
+        f, t = runs(key, "flex"), runs(key, "libtorch")
+        ps = {c: runs(key, f"pytorch-{c}") for c in configs}
+        for c, rs in ps.items():
+            assert f[0]["macs"] == rs[0]["macs"], f"pare counts {f[0]['macs']} MACs, PyTorch {c} {rs[0]['macs']}"
+        best_c = max(configs, key=lambda c: med(ps[c], k))
+        best = med(ps[best_c], k)
+        name = "pruned resnet56" if i == 2 else f[0]["model"]
+        row = [name, str(f[0]["batch"]), f"{f[0]['macs'] / 1e6:.2f}", cell(med(f, k)), cell(med(t, k))]
+        row += [cell(med(ps[c], k)) for c in configs]
+        row.append(f"{med(f, k) / best:.2f}× ({best_c})")
+        print("| " + " | ".join(row) + " |")
 print(f"\nMedians of {repeats} interleaved rounds; threads: 2 (pare: burn's default on this machine, PyTorch: set_num_threads(2)).")
 # Each round runs the frameworks back to back, so its ratio pairs measurements taken moments
 # apart: the spread of these shows how far a slow spell of the machine moves the medians above.
-print("\nPer round, flex/PyTorch training (inference) ratio, and PyTorch's training range:")
+print("\nPer round, flex / fastest PyTorch configuration, training (inference):")
 for i, key in enumerate(keys):
-    f, p = runs(key, "flex"), runs(key, "pytorch")
-    pairs = ", ".join(f"{a['train_img_s'] / b['train_img_s']:.2f}× ({a['infer_img_s'] / b['infer_img_s']:.2f}×)" for a, b in zip(f, p))
-    lo, hi = min(r["train_img_s"] for r in p), max(r["train_img_s"] for r in p)
-    print(f"- {'pruned resnet56' if i == 2 else f[0]['model']}: {pairs}; PyTorch {lo:.1f}–{hi:.1f} img/s")
+    f = runs(key, "flex")
+    ps = [runs(key, f"pytorch-{c}") for c in configs]
+    pairs = ", ".join(
+        f"{a['train_img_s'] / max(p[r]['train_img_s'] for p in ps):.2f}× ({a['infer_img_s'] / max(p[r]['infer_img_s'] for p in ps):.2f}×)"
+        for r, a in enumerate(f))
+    print(f"- {'pruned resnet56' if i == 2 else f[0]['model']}: {pairs}")
 PY
 rm -rf "$OUT"

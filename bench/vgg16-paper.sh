@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's VGG-16 / CIFAR-10 comparison (issue 19): each criterion pruned to the FLOPs
+# The paper's VGG-16 / CIFAR-10 comparison: each criterion pruned to the FLOPs
 # reduction the paper reports for it (L1 34.39 %, SSS 41.72 %, Zhao et al. 39.49 %, Taylor
 # 59.24 %, Taylor-guided 79.30 %) and attribution to the largest of them, from the same
 # VGG-16-BN, with the same fine-tuning budget (pare prune's defaults: distillation, BatchNorm

@@ -1,6 +1,7 @@
-# Sourced by the GPU session's scripts (run-device.sh, run-wgpu-autotune.sh) on the `device`
-# tool's machine: unpacks the carried Vulkan/EGL loaders (.gl, see the tool's README) and points
-# them at NVIDIA's driver; `unpack_pare XZ DEST` unpacks a carried, xz-compressed pare binary.
+# Sourced by the GPU scripts (run-device.sh, run-wgpu-autotune.sh, run-flowers-prune.sh) on a
+# Linux machine with an NVIDIA GPU and driver: unpacks the Vulkan/EGL loader packages in .gl (for
+# a system image without them) and points them at NVIDIA's Vulkan and EGL files;
+# `unpack_pare XZ DEST` unpacks an xz-compressed pare binary (.devbin/*.xz).
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json

@@ -1,6 +1,6 @@
 """Packs the 50,000 CIFAR-10 training images into one JPEG mosaic (250 × 200 tiles of 32×32,
 aligned to JPEG's 8×8 blocks so no image bleeds into another; quality 95, no chroma subsampling)
-so the training set fits the device tool's 64 MiB carry: 34.7 MB, 44.8 dB PSNR against the
+so the training set is small to copy to a GPU machine: 34.7 MB, 44.8 dB PSNR against the
 stored pixels (those are themselves mostly JPEG-recovered, ../shared/data/cifar10/README.md).
 Usage: python pack_cifar.py CIFAR_DIR OUT_DIR   (needs numpy and Pillow)
 """

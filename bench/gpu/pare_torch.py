@@ -150,8 +150,8 @@ def write_safetensors(path, tensors, metadata):
 
 
 def write_shards(prefix, tensors, metadata, half=(), limit=15_000_000):
-    """Writes `tensors` as `{prefix}-0.safetensors`, `-1`, … of at most `limit` bytes each (the
-    device tool returns files of at most 16 MiB), the names in `half` as F16, each shard with
+    """Writes `tensors` as `{prefix}-0.safetensors`, `-1`, … of at most `limit` bytes each (small
+    files to copy back from a GPU machine), the names in `half` as F16, each shard with
     `metadata`; `merge_shards.py` joins them."""
     shard, size, k = {}, 0, 0
     for name, v in tensors.items():

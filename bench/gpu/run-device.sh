@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The GPU session's one prepared run (the `device` tool's machine: an NVIDIA H100/H200 with CUDA
-# PyTorch and a Vulkan driver, no Rust toolchain), from the repo root:
+# One run on a machine with a CUDA GPU: needs PyTorch with CUDA and NVIDIA's Vulkan driver (for
+# burn-wgpu), no Rust toolchain (pare comes prebuilt in .devbin). From the repo root:
 #   1. VGG-16-BN on CIFAR-10 with PyTorch CUDA within TRAIN_BUDGET_S (bench/gpu/train_vgg16.py),
 #      weights to $OUT as shards under pare's names;
 #   2. training-step and inference img/s, pare on burn-wgpu (Vulkan) beside PyTorch CUDA on the
 #      same card, same models, batches and step count (bench/pytorch_bench.py ... cuda), each pair
 #      run back to back, JSON lines to $OUT/bench.jsonl.
-# Carried (ignored by git): .gl (the Vulkan/EGL loaders, see the device tool's README), .devbin
-# (pare.xz: a stripped x86-64 release pare; pruned-resnet56.safetensors), .cifar (train_q95.jpg,
-# train_labels.u8, test_lossless.bin: bench/gpu/pack_cifar.py).
+# Inputs beside the checkout (ignored by git): .gl (Debian packages of the Vulkan/EGL loaders,
+# see device-env.sh), .devbin (pare.xz: a stripped x86-64 release pare;
+# pruned-resnet56.safetensors), .cifar (train_q95.jpg, train_labels.u8, test_lossless.bin:
+# bench/gpu/pack_cifar.py).
 set -u
 OUT=${OUT:-/tmp/pare-gpu-out}
 mkdir -p "$OUT"

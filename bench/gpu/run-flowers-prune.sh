@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Issue 18 on a GPU session (the `device` tool's machine): is attribution's deficit on the
+# Needs a CUDA GPU with PyTorch and NVIDIA's Vulkan driver (for burn-wgpu; no Rust toolchain:
+# pare comes prebuilt in .devbin). Is attribution's deficit on the
 # GPU-trained Flowers-102 models (BENCHMARKS.md) a matter of the 160-step fine-tuning budget the
 # 2-core tables could afford? Trains a ResNet-18 at 64×64 from scratch as run-flowers.sh does
 # (PyTorch CUDA, bench/gpu/train_flowers.py, BUDGET_S seconds), then pare prunes it on the GPU
 # (burn-wgpu on Vulkan, `--device gpu`) by each criterion to −65 % FLOPs with STEPS fine-tuning
 # steps on train+val (distillation from the unpruned model, pare's defaults otherwise), the
 # criteria side by side on the one GPU, and evaluates on the 6,149 test images.
-# Carried (ignored by git): .gl (Vulkan loader debs), .flowers (jpg/, imagelabels.mat, setid.mat,
+# Inputs beside the checkout (ignored by git): .gl (Vulkan loader debs, see device-env.sh), .flowers (jpg/, imagelabels.mat, setid.mat,
 # arch/resnet18-arch.json; see run-flowers.sh), .devbin/pare.xz (an x86-64 release build of
 # this checkout, xz-compressed). Results: $OUT/results.tar.xz (logs, report.json/.md, state.json
-# per criterion) and $OUT/summary.txt. Here afterwards: bench/flowers_table.py on the unpacked
+# per criterion) and $OUT/summary.txt. Afterwards bench/flowers_table.py on the unpacked
 # folder prints the table (touch <criterion>/final.safetensors where state.json says done: the
-# checkpoints stay on the device machine).
+# checkpoints are not in the results).
 set -u
 OUT=${OUT:-/tmp/pare-gpu-out}
 BUDGET_S=${BUDGET_S:-110}

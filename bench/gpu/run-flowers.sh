@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Issue 18 on a GPU session (the `device` tool's machine: CUDA PyTorch, no Rust toolchain): trains
+# Needs a CUDA GPU with PyTorch (no Rust toolchain). Trains
 # the paper's three Flowers-102 models at 64×64 from scratch, side by side on the one GPU, with
 # bench/gpu/train_flowers.py, each within BUDGET_S: ResNet-50 and ResNet-18 (ImageNet stems) at
-# lr 0.1, VGG-16-BN at 0.05. VGG-16 and ResNet-18 shards land in $OUT (one call returns 64 MiB);
-# ResNet-50's wait in /tmp/keep for a second call (`cp /tmp/keep/* $OUT/`).
-# Carried (ignored by git): .flowers = jpg/ imagelabels.mat setid.mat from
+# lr 0.1, VGG-16-BN at 0.05. VGG-16 and ResNet-18 shards land in $OUT (under 64 MiB);
+# ResNet-50's wait in /tmp/keep, to be collected afterwards (`cp /tmp/keep/* $OUT/`).
+# Inputs beside the checkout (ignored by git): .flowers = jpg/ imagelabels.mat setid.mat from
 # ../shared/data/flowers102-64, and arch/{resnet50,resnet18,vgg16}-arch.json (the `pare.arch`
 # metadata of a `pare train --model M --data … --input-size 64 --max-steps 1` checkpoint).
-# Here afterwards: python3 bench/gpu/merge_shards.py M.safetensors M-*.safetensors
+# Afterwards, where pare runs: python3 bench/gpu/merge_shards.py M.safetensors M-*.safetensors
 set -u
 OUT=${OUT:-/tmp/pare-gpu-out}
 BUDGET_S=${BUDGET_S:-330}

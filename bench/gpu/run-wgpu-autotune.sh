@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Issue 13 on a GPU session (the `device` tool's machine): burn-wgpu training and inference img/s
+# Needs a CUDA GPU with PyTorch and NVIDIA's Vulkan driver (no Rust toolchain: the pare builds
+# come prebuilt in .devbin). burn-wgpu training and inference img/s
 # of several pare builds side by side with PyTorch CUDA on the same card, same models, batches and
 # step counts, then one training run of the last build under cubecl's profiling logger (time per
 # kernel) to $OUT/prof-<build>.log.xz, summed by bench/gpu/profile_sum.py (see BENCHMARKS.md).
-# BUILDS names the carried binaries .devbin/pare-<build>.xz; the default compares the
-# autotune fix: old (burn/wgpu alone) and new (burn/wgpu + burn/autotune). The fusion session ran
-# BUILDS="new fusion" (new + burn/fusion). With .devbin/resnet20.safetensors and
+# BUILDS names the binaries .devbin/pare-<build>.xz; the default compares the
+# autotune fix: old (burn/wgpu alone) and new (burn/wgpu + burn/autotune). The fusion comparison
+# ran BUILDS="new fusion" (new + burn/fusion). With .devbin/resnet20.safetensors and
 # .cifar/test_lossless.bin present, each build also evaluates that model on the GPU (the builds
-# must agree). Carried (ignored by git): .gl (Vulkan loader debs), .devbin, .cifar.
+# must agree). Inputs beside the checkout (ignored by git): .gl (Vulkan loader debs, see
+# device-env.sh), .devbin, .cifar.
 set -u
 OUT=${OUT:-/tmp/pare-gpu-out}
 BUILDS=${BUILDS:-old new}

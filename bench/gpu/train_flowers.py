@@ -1,9 +1,9 @@
 """Trains a pare model on Flowers-102 (official layout: jpg/, imagelabels.mat, setid.mat) with
 PyTorch CUDA within a wall-clock budget, from scratch (no ImageNet weights exist here), and writes
 it as a pare checkpoint (the architecture from ARCH_JSON in the `pare.arch` metadata, tensors
-under pare's names) in shards of at most 15 MB — the device tool returns files ≤ 16 MiB; conv and
-linear weights as F16 so three models fit its 64 MiB, BatchNorm in F32.
-`bench/gpu/merge_shards.py` joins them (back to F32) here.
+under pare's names) in shards of at most 15 MB, conv and linear weights as F16 so that three
+models take under 64 MiB, BatchNorm in F32.
+`bench/gpu/merge_shards.py` joins them (back to F32) where pare runs.
 
 The recipe mirrors `pare train` (host/src/data/batch.rs): train+val (2,040 images), random-resized
 crops of 25–100 % of the area at aspect 3/4–4/3 (log-uniform), bilinear, flip half the time;

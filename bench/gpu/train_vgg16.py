@@ -1,15 +1,16 @@
 """Trains pare's VGG-16-BN (host/src/model/zoo.rs: 13 conv+BN+ReLU, 5 max pools, one linear
 layer, pare's input normalisation) on CIFAR-10 with PyTorch CUDA, within a wall-clock budget, and
 writes the weights under pare's tensor names (`features.{3i}` conv, `features.{3i+1}` BN,
-`classifier`) as safetensors shards of at most 15 MB (the device tool returns files ≤ 16 MiB).
-`bench/gpu/merge_shards.py` joins them here; pare then loads them with `--model vgg16 --weights`.
+`classifier`) as safetensors shards of at most 15 MB.
+`bench/gpu/merge_shards.py` joins them where pare runs; pare then loads them with `--model vgg16
+--weights`.
 
-A starting point for the paper's VGG-16 table (issue 19), like the pretrained ResNets: pruning
-and fine-tuning stay pare's.
+A starting point for the paper's VGG-16 table, like the pretrained ResNets: pruning and
+fine-tuning stay pare's.
 
 Input: TRAIN_JPG, a 250×200 mosaic of the 50,000 training images (32×32 tiles aligned to JPEG's
-8×8 blocks, quality 95, 4:4:4; made by bench/gpu/pack_cifar.py so the set fits the device tool's
-64 MiB carry), TRAIN_LABELS (50,000 bytes) and TEST_BIN (CIFAR binary records, test_lossless.bin).
+8×8 blocks, quality 95, 4:4:4; made by bench/gpu/pack_cifar.py so the set is small to copy,
+34.7 MB), TRAIN_LABELS (50,000 bytes) and TEST_BIN (CIFAR binary records, test_lossless.bin).
 Usage: python train_vgg16.py TRAIN_JPG TRAIN_LABELS TEST_BIN OUT_DIR BUDGET_S
 """
 import json

@@ -110,7 +110,7 @@ mod tests {
     }
 
     /// Board facts are stated once here and once in each firmware crate (its linker script and
-    /// its clock set-up): they must agree (issue 15 item 14 found 480 vs 400 MHz).
+    /// its clock set-up): they must agree (they once disagreed: 480 against 400 MHz).
     #[test]
     fn board_facts_agree_with_each_firmware_crate() {
         for b in BOARDS {

@@ -467,7 +467,7 @@ mod tests {
         // Counts are scaled by per_count (40 instructions per SysTick count).
         assert_eq!(steps, vec![(None, "input", 120), (Some(0), "conv2d", 4000), (Some(1), "add", 280)]);
         assert_eq!((r.samples, r.agree, r.exact, r.per_inference), (2, 2, 2, 4400));
-        // Issue 15 item 14: a renamed key used to read as 0.
+        // A renamed key used to read as 0.
         let renamed: Vec<String> = lines.iter().map(|l| l.replace("agree=", "agreed=")).collect();
         assert_eq!(parse_lines(&renamed).unwrap_err().key, "agree");
         // One pass rule: predictions and raw bytes all equal, no board error. `flash` used to

@@ -43,7 +43,7 @@ mod tests {
 
     #[test]
     fn devices_and_folders_are_refused_files_are_read() {
-        // Issue 15 item 3: `pare run /dev/zero` used to read until the kernel killed it.
+        // `pare run /dev/zero` used to read until the kernel killed it.
         assert!(matches!(read(Path::new("/dev/zero")), Err(PareFileError::NotAFile { .. })));
         let dir = std::env::temp_dir();
         assert!(matches!(read(&dir), Err(PareFileError::NotAFile { .. })));

@@ -42,6 +42,6 @@ fn latency_model_predicts_the_board_counts_of_variants_it_was_not_fitted_on() {
         );
         worst = worst.max(err.abs());
     }
-    // Issue 16's bar for the final model: within 5 %.
+    // The bar for the final model: within 5 %.
     assert!(worst < 0.05, "a held-out variant's total was predicted {:.2} % off", 100.0 * worst);
 }

@@ -165,7 +165,7 @@ pub struct Polish {
 impl Default for Polish {
     fn default() -> Self {
         // Re-estimating BatchNorm on clean images after training measured 3.2 points worse
-        // (BENCHMARKS.md, "Ending the recovery on the exact images"): off unless asked for.
+        // (BENCHMARKS.md, "The main job", `--polish-split`): off unless asked for.
         Self { share: 0.2, bn_batches: 0 }
     }
 }

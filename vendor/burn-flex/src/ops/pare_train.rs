@@ -556,7 +556,7 @@ pub(super) struct Thresholds {
     winograd_min: usize,
     /// The most tiles (samples × 2×2 output tiles per plane) for which Winograd runs its 16
     /// GEMMs once over the whole batch, split by position between the workers, instead of once
-    /// per chunk of samples: 1,024 (measured, BENCHMARKS.md session 16: VGG-16 trains ~9 %
+    /// per chunk of samples: 1,024 (measured 2026-11-28, BENCHMARKS.md: VGG-16 trains ~9 %
     /// faster with 256 or 1,024 than without, 4 % with 4,096); `PARE_WINOGRAD_BATCH_TILES`
     /// overrides it (0 turns it off).
     pub(super) winograd_batch_tiles: usize,
@@ -834,7 +834,7 @@ fn chunk_of(g: &Geometry) -> usize {
 /// chunks of `nb` samples, in parallel under rayon with a scratch value per worker. `f` must
 /// write every element of its chunk before reading any: the output is not zeroed (zeroing it
 /// was a pass over memory as large as the output that the kernels then overwrite — on the
-/// calling thread before session 14, a serial memset while the workers waited, 8 % of a pruned
+/// calling thread until commit c65942d, a serial memset while the workers waited, 8 % of a pruned
 /// ResNet-56 step; per worker since, still 4–8 % of a training step's samples, BENCHMARKS.md).
 /// Kernels that add into their output use [`sample_chunks_zeroed`]. With [`poison_outputs`] on
 /// (the kernel tests), chunks start as NaN, so that an element a kernel leaves unwritten shows.

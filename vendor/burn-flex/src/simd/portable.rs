@@ -12,7 +12,7 @@ use rayon::prelude::*;
 /// For memory-bound operations, parallelism helps when data exceeds L3 cache.
 // pare patch: from 64 Ki elements (was 4 Mi). A training step's element-wise ops (a residual
 // add, a gradient sum) are 0.2–2 M elements, so they ran on the calling thread while the
-// workers waited (BENCHMARKS.md, issue 13).
+// workers waited (BENCHMARKS.md, "Training throughput vs PyTorch on CPU").
 #[cfg(feature = "rayon")]
 const PARALLEL_THRESHOLD: usize = 64 * 1024;
 
