@@ -131,7 +131,7 @@ impl Importer<'_> {
                 let ok = match at.n.op.as_str() {
                     "Flatten" => matches!(at.int("axis", 1)?, 1),
                     _ => match self.ints_of(at, 1, "the shape")?[..] {
-                        [n, f] => matches!(n, 0 | 1 | -1) && (f == -1 && n != -1 || f == (c * copies) as i64),
+                        [n, f] => (-1..=1).contains(&n) && (f == -1 && n != -1 || f == (c * copies) as i64),
                         _ => false,
                     },
                 };
