@@ -249,8 +249,14 @@ mod tests {
                 Ok(())
             });
         }
-        let status = child.status().unwrap();
-        assert_eq!(status.code(), Some(3), "the child should have failed to write the plots");
+        // Its output goes to pipes: the size limit would fail its writes to a log file too.
+        let out = child.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "the child should have failed to write the plots:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(whole(dir.path()), Vec::<String>::new());
     }
 }
