@@ -41,6 +41,9 @@ pub const CODE_RESERVE: u64 = 96 * 1024;
 /// RAM beside the arena: stack, output buffer, statics.
 pub const RAM_RESERVE: u64 = 24 * 1024;
 
+/// The board a check runs on when none is named: the emulated one, which needs no hardware.
+pub const DEFAULT_BOARD: &str = "qemu-mps2-an500";
+
 pub const BOARDS: [Board; 3] = [
     Board {
         name: "qemu-mps2-an500",

@@ -1,8 +1,8 @@
-//! `pare flash` and `pare boards`.
+//! `pare flash` and `pare boards`: arguments into a [`FlashRequest`], the report printed.
 
 use super::common::DataArgs;
 use crate::boards::{self, Runner};
-use crate::flash::{self, FlashError};
+use crate::flash::{self, FlashError, FlashReport, FlashRequest};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -10,14 +10,14 @@ pub struct FlashArgs {
     /// The .pare model file.
     pub model: PathBuf,
     /// Board name (`pare boards` lists them).
-    #[arg(long, default_value = "qemu-mps2-an500")]
+    #[arg(long, default_value_t = FlashRequest::default().board)]
     pub board: String,
     /// Number of test samples to embed and run.
-    #[arg(long, default_value_t = 100, value_parser = super::common::positive, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = FlashRequest::default().samples, value_parser = super::common::positive, allow_negative_numbers = true)]
     pub samples: usize,
     #[command(flatten)]
     pub data: DataArgs,
-    #[arg(long, default_value = "test")]
+    #[arg(long, default_value_t = FlashRequest::default().split)]
     pub split: String,
     /// Print the build and run commands instead of executing them.
     #[arg(long)]
@@ -29,6 +29,22 @@ pub struct FlashArgs {
     /// stored class by class, such as Flowers-102's test ids).
     #[arg(long)]
     pub spread: bool,
+}
+
+impl FlashArgs {
+    /// The library request these arguments describe.
+    pub fn request(&self) -> FlashRequest {
+        FlashRequest {
+            model: self.model.clone(),
+            board: self.board.clone(),
+            samples: self.samples,
+            data: self.data.data.clone(),
+            input_size: self.data.input_size,
+            split: self.split.clone(),
+            spread: self.spread,
+            dry_run: self.dry_run,
+        }
+    }
 }
 
 pub fn boards() {
@@ -53,46 +69,35 @@ pub fn run(a: FlashArgs) -> anyhow::Result<()> {
     if let Some(json) = &a.json {
         crate::atomic::check_distinct(&[("--json", json)], &[("MODEL", &a.model), a.data.input()])?;
     }
-    let report = flash_model(&a)?;
+    let report = flash::run(&a.request())?;
     if a.dry_run {
-        // The commands were printed; nothing ran, so there is nothing to judge.
+        // Nothing ran, so there is nothing to judge: the commands are the output.
+        for c in &report.result.commands {
+            println!("{c}");
+        }
         return Ok(());
     }
+    print_report(&report);
+    if let Some(p) = &a.json {
+        write_json(p, &report)?;
+    }
     if !report.passed() {
-        anyhow::bail!("board check failed: {}", report.verdict());
+        anyhow::bail!("board check failed: {}", report.result.verdict());
     }
     Ok(())
 }
 
-/// Does the work of `pare flash`; returns the board's report.
-pub fn flash_model(a: &FlashArgs) -> Result<flash::BoardResult, FlashError> {
-    let board = boards::find(&a.board).ok_or_else(|| FlashError::UnknownBoard(a.board.clone()))?;
-    let model = crate::pare_file::read(&a.model)?;
-    let rt =
-        pare_device::Runtime::from_bytes(&model).map_err(|cause| FlashError::Model { path: a.model.clone(), cause })?;
-    // The fit check needs only the sample count: before loading any data.
-    let samples = a.samples as u64 * flash::sample_bytes(&rt);
-    flash::check_fit(board, model.len() as u64, samples, u64::from(rt.arena_bytes()))?;
-    let size = rt.model().input_buffer().map_or(32, |b| b.h as usize);
-    let ds = a.data.load_at(&a.split, size)?;
-    let ds = if a.spread { ds.spread(a.samples) } else { ds.take(a.samples) };
-    let r = flash::run_on_board(board, &model, &ds, a.dry_run)?;
-    if a.dry_run {
-        for c in &r.commands {
-            println!("{c}");
-        }
-        return Ok(r);
-    }
-    print_report(board.name, &model, &rt, &r);
-    if let Some(p) = &a.json {
-        crate::report::write_json(p, &r).map_err(|cause| FlashError::Io { what: p.display().to_string(), cause })?;
-    }
-    Ok(r)
+/// Writes the board's report as JSON (`pare flash --json`, the pipeline's `board.json`).
+pub fn write_json(path: &std::path::Path, report: &FlashReport) -> Result<(), FlashError> {
+    crate::report::write_json(path, &report.result)
+        .map_err(|cause| FlashError::Io { what: path.display().to_string(), cause })
 }
 
-fn print_report(board: &str, model: &[u8], rt: &pare_device::Runtime<'_>, r: &flash::BoardResult) {
-    let macs = flash::macs_of(rt);
-    println!("## On-device check: {board}\n");
+/// Prints the board check's report: the measures, then the cost of every step.
+pub fn print_report(report: &FlashReport) {
+    let r = &report.result;
+    let macs = report.macs;
+    println!("## On-device check: {}\n", report.board);
     println!("| measure | value |\n|---|---:|");
     println!("| samples | {} |", r.samples);
     println!("| on-device top-1 | {:.2} % |", 100.0 * r.correct as f64 / r.samples.max(1) as f64);
@@ -102,8 +107,8 @@ fn print_report(board: &str, model: &[u8], rt: &pare_device::Runtime<'_>, r: &fl
     if macs > 0 && r.per_inference > 0 {
         println!("| MAC per {} | {:.3} |", r.unit.trim_end_matches('s'), macs as f64 / r.per_inference as f64);
     }
-    println!("| model (flash) bytes | {} |", model.len());
-    println!("| arena (RAM) bytes | {} |", rt.arena_bytes());
+    println!("| model (flash) bytes | {} |", report.model_bytes);
+    println!("| arena (RAM) bytes | {} |", report.arena_bytes);
     for e in &r.errors {
         println!("| error | {e} |");
     }

@@ -3,7 +3,6 @@
 //! print the seed-style report.
 
 use super::common::{DataArgs, ModelArgs};
-use super::flash::{flash_model, FlashArgs};
 use crate::export::{export, Quant};
 use crate::prune::criteria::Criterion;
 use crate::prune::schedule::{run as run_schedule, Budget, PruneConfig, RunData, StepSize, Target};
@@ -195,16 +194,19 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     eprintln!("[4/5] host emulation of the device runtime on {}", eval_ds.source);
     let em = crate::emulate::emulate(&bytes, &eval_ds)?;
     eprintln!("[5/5] on-device check on {}", a.board);
-    let board = flash_model(&FlashArgs {
+    let flashed = crate::flash::run(&crate::flash::FlashRequest {
         model: model_path.clone(),
         board: a.board.clone(),
         samples: a.samples,
-        data: a.data.clone(),
+        data: a.data.data.clone(),
+        input_size: a.data.input_size,
         split: a.eval_split.clone(),
-        dry_run: false,
-        json: Some(a.out.join("board.json")),
         spread: false,
+        dry_run: false,
     })?;
+    super::flash::print_report(&flashed);
+    super::flash::write_json(&a.out.join("board.json"), &flashed)?;
+    let board = flashed.result;
     let mut report = crate::report::prune_report(&pruned.arch.labels, &state, &eval_ds.source);
     // Under a board budget: the model that ran, predicted against measured.
     let verification = match &board_target {

@@ -4,7 +4,8 @@
 //! One concept per file: [`fit`] (does it fit the board), [`bundle`] (what the firmware embeds),
 //! [`build`] (the firmware build and its lock), [`runner`] (QEMU or probe-rs), [`defmt`]
 //! (decoding the stream), [`protocol`] (the lines the host reads), [`result`] (the report and
-//! its pass rule), [`macs`] (MACs per op), and [`board`], the check that runs them in order.
+//! its pass rule), [`macs`] (MACs per op), [`board`], the check that runs them in order, and
+//! [`request`]: [`run`], the whole check from a model file as a library call.
 
 pub mod board;
 pub mod build;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod fit;
 pub mod macs;
 pub mod protocol;
+pub mod request;
 pub mod result;
 pub mod runner;
 
@@ -25,5 +27,6 @@ pub use error::FlashError;
 pub use fit::{check_fit, sample_bytes};
 pub use macs::{layer_macs, macs_of};
 pub use protocol::{parse_lines, ProtocolError, PROTOCOL};
+pub use request::{run, FlashReport, FlashRequest};
 pub use result::{BoardResult, LayerCount};
 pub use runner::{qemu_program, render, run_command, which};
