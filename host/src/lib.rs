@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod boards;
 pub mod budget;
+pub mod channels;
 pub mod cli;
 pub mod data;
 pub mod emulate;

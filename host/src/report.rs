@@ -32,15 +32,6 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Resul
     crate::atomic::write(path, text.as_bytes())
 }
 
-/// What an iteration row was, beside its removal: the recovery fine-tune after the last removal.
-pub fn phase_label(it: &crate::prune::schedule::Iteration) -> &'static str {
-    match (it.recovery, it.removed) {
-        (false, _) => "",
-        (true, 0) => " (recovery)",
-        (true, _) => " (last removal + recovery)",
-    }
-}
-
 /// The seed-style tables of a pruning run: Top-1, MACs and params with pruning ratio per
 /// iteration, per-class accuracy original vs compressed, and kept channels per layer.
 pub fn prune_report(labels: &[String], state: &crate::prune::schedule::RunState, eval_source: &str) -> String {
@@ -57,7 +48,7 @@ pub fn prune_report(labels: &[String], state: &crate::prune::schedule::RunState,
         s += &format!(
             "| {}{} | {:.3} | {:.2} % | {:+.2} | {:.2} M | {:.1} % | {:.1} k | {:.1} % | {} | {:.0} s |\n",
             it.iteration,
-            phase_label(it),
+            it.phase_label(),
             it.kept_ratio,
             100.0 * it.top1,
             100.0 * (it.top1 - first.top1),
@@ -86,7 +77,7 @@ pub fn prune_report(labels: &[String], state: &crate::prune::schedule::RunState,
             s += &format!(
                 "| {}{} | {:.2} % | {:.2} M | {p} | {m} | {e} | {:.1} % |\n",
                 it.iteration,
-                phase_label(it),
+                it.phase_label(),
                 100.0 * it.top1,
                 it.macs as f64 / 1e6,
                 100.0 * m as f64 / base

@@ -2,8 +2,8 @@
 //! command-line forms of the limits.
 
 use pare::budget::{BoardTarget, LatencyLimit, LatencyModel};
+use pare::channels::Groups;
 use pare::model::{Arch, Node, Shape, Src};
-use pare::prune::groups::Groups;
 use pare::prune::schedule::{cost_per_channel, per_cost, select};
 
 /// input → conv a (4) → conv b (4) → conv c (4) → global average → linear (2).
@@ -84,7 +84,7 @@ fn ranking_by_latency_freed_matches_the_hand_worked_three_layer_example() {
     assert_eq!((keep[sa].clone(), keep[sb].clone(), keep[sc].clone()), (vec![2, 3], vec![0, 1, 2, 3], vec![1, 2, 3]));
     // Removing a0, a1 and c0 saves 2·10 + 4 = 24 of the 60 instructions; b0, c0, b1 would
     // have saved 2·1 + 4 = 6.
-    let pruned = pare::prune::surgery::pruned_arch(&arch, &groups, &keep);
+    let pruned = pare::channels::pruned_arch(&arch, &groups, &keep);
     assert_eq!(target.latency.predict(&pruned).unwrap(), 36.0);
 }
 

@@ -4,13 +4,13 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
+use pare::channels::Groups;
 use pare::data::{batch, load};
 use pare::model::{weights, zoo, Net, Node};
 use pare::prune::criteria::{
     gaussian_kl, group_scores, normalize, score, soft_threshold, spearman, variational_objective, Criterion,
     GroupReduce, IbaConfig, Normalize, ScoreConfig, SiteStats, SssConfig, VariationalConfig,
 };
-use pare::prune::groups::Groups;
 use pare::train::cross_entropy;
 
 fn tiny(device: &Device) -> Net {

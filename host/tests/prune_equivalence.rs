@@ -3,8 +3,8 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
+use pare::channels::Groups;
 use pare::model::zoo;
-use pare::prune::groups::Groups;
 use pare::prune::surgery::{forward_masked, prune};
 use pare::testing::random_net;
 use rand::{Rng, SeedableRng};

@@ -5,9 +5,9 @@
 //! Householder QR on the rows themselves (not the normal equations the library uses).
 
 use burn::tensor::{Device, Tensor};
+use pare::channels::Groups;
 use pare::data::Dataset;
 use pare::model::{weights, Arch, Net, Node, Shape, Src};
-use pare::prune::groups::Groups;
 use pare::prune::reconstruct::{reconstruct, solve_normal, Reconstruct};
 use pare::prune::surgery::prune;
 

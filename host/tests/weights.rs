@@ -29,7 +29,7 @@ fn checkpoint_round_trip_reproduces_outputs_and_architecture() {
 fn pruned_checkpoint_reloads_with_no_other_input() {
     let device = Device::flex();
     let net = Net::init(&zoo::resnet_cifar(20, 10), &device).unwrap();
-    let groups = pare::prune::groups::Groups::of(&net.arch).unwrap();
+    let groups = pare::channels::Groups::of(&net.arch).unwrap();
     let mut keep = groups.keep_all();
     for s in groups.prunable(false) {
         let half = keep[s].len() / 2;

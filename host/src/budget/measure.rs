@@ -8,11 +8,10 @@
 use super::elf;
 use super::latency::{LatencyError, LatencyModel, Measurement};
 use crate::boards::Board;
+use crate::channels::{pruned_arch, Groups};
 use crate::data::Dataset;
 use crate::flash::{self, BoardResult, FlashError};
 use crate::model::{Arch, Net};
-use crate::prune::groups::Groups;
-use crate::prune::surgery::pruned_arch;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

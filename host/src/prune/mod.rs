@@ -1,11 +1,13 @@
-//! Filter pruning: channel groups derived from the architecture, importance criteria,
-//! physical removal of channels, and the iterative schedule.
+//! Filter pruning: importance criteria, physical removal of channels (over the channel spaces
+//! of [`crate::channels`]), and the iterative schedule.
 
 pub mod criteria;
-pub mod groups;
 pub mod reconstruct;
 pub mod schedule;
 pub mod surgery;
+
+/// The channel spaces, by the path they had when they lived here.
+pub use crate::channels as groups;
 
 /// Where a pruned model came from (stored in checkpoints, carried into `.pare` files).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -9,7 +9,7 @@
 //! are formed in f32 by the backend's matmul and solved in f64 by Cholesky, λ a small multiple
 //! of `PᵀP`'s mean diagonal.
 
-use super::groups::Groups;
+use crate::channels::Groups;
 use crate::data::{batch, Dataset};
 use crate::model::{weights, Net, Node, Src};
 use burn::module::Module;

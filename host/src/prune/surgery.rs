@@ -2,34 +2,9 @@
 //! input channels, shortcut placements and the classifier's columns. The result is a smaller
 //! model with its own architecture, not a mask.
 
-use super::groups::Groups;
-use crate::model::{weights, Arch, Net, Node};
+use crate::channels::{pruned_arch, Groups};
+use crate::model::{weights, Net, Node};
 use burn::tensor::{Device, Tensor, TensorData};
-
-/// The architecture with only `keep[space]` channels of each space, without touching weights:
-/// what a removal would cost, before doing it.
-pub fn pruned_arch(arch: &Arch, groups: &Groups, keep: &[Vec<usize>]) -> Arch {
-    let mut new = Arch { nodes: vec![], ..arch.clone() };
-    for (i, node) in arch.nodes.iter().enumerate() {
-        let mut node = node.clone();
-        match &mut node {
-            Node::Conv { out, .. } => *out = keep[groups.node_space[i]].len(),
-            Node::ChannelPlace { input, out, channels, .. } => {
-                let (so, si) = (groups.node_space[i], groups.space_of(*input));
-                *channels =
-                    keep[si].iter().map(|&c| channels[c].and_then(|t| keep[so].iter().position(|&k| k == t))).collect();
-                *out = keep[so].len();
-            }
-            Node::MaxPool { .. }
-            | Node::AvgPool { .. }
-            | Node::GlobalAvgPool { .. }
-            | Node::Add { .. }
-            | Node::Dense { .. } => {}
-        }
-        new.nodes.push(node);
-    }
-    new
-}
 
 /// The model with only `keep[space]` channels of each space (sorted indices).
 pub fn prune(net: &Net, groups: &Groups, keep: &[Vec<usize>], device: &Device) -> Result<Net, String> {

@@ -2,7 +2,7 @@
 //! of a channel space's producers combined into the space's ([`GroupReduce`]).
 
 use super::Scores;
-use crate::prune::groups::Groups;
+use crate::channels::Groups;
 
 /// Per-layer normalisation before global ranking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]

@@ -5,11 +5,10 @@
 use super::config::{PruneConfig, Rank};
 use super::error::ScheduleError;
 use crate::budget::BoardTarget;
+use crate::channels::{pruned_arch, Groups};
 use crate::data::Dataset;
 use crate::model::{Arch, Net};
 use crate::prune::criteria::{group_scores, normalize, score, ScoreConfig};
-use crate::prune::groups::Groups;
-use crate::prune::surgery::pruned_arch;
 use burn::tensor::Device;
 
 /// The scores the ranking compares, per space of `groups` (`net`'s): the criterion's on `calib`

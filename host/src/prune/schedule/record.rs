@@ -42,6 +42,15 @@ pub struct Iteration {
 }
 
 impl Iteration {
+    /// What this row was, beside its removal: the recovery fine-tune after the last removal.
+    pub fn phase_label(&self) -> &'static str {
+        match (self.recovery, self.removed) {
+            (false, _) => "",
+            (true, 0) => " (recovery)",
+            (true, _) => " (last removal + recovery)",
+        }
+    }
+
     /// The measured latency on the board (board-targeted runs).
     pub fn measured_latency(&self) -> Option<u64> {
         self.board_trace.as_ref().map(crate::budget::Measurement::total)
@@ -106,7 +115,7 @@ pub(super) fn log_iteration(it: &Iteration, base_macs: u64) {
     crate::say!(
         "iteration {}{}: removed {}, φ {:.3}, top-1 {:.2} %, MACs {:.2} M (−{:.1} %), {} steps, {:.0} s",
         it.iteration,
-        crate::report::phase_label(it),
+        it.phase_label(),
         it.removed,
         it.kept_ratio,
         100.0 * it.top1,

@@ -5,8 +5,8 @@
 use super::config::PruneConfig;
 use super::error::ScheduleError;
 use super::run_data::RunData;
+use crate::channels::Groups;
 use crate::model::Net;
-use crate::prune::groups::Groups;
 use crate::prune::reconstruct::reconstruct;
 use crate::prune::surgery::prune;
 use crate::train::{evaluate, recalibrate_batchnorm};

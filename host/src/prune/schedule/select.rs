@@ -3,8 +3,8 @@
 //! counts rounded to `--round-to`.
 
 use super::config::PruneConfig;
+use crate::channels::Groups;
 use crate::model::{Arch, Node};
-use crate::prune::groups::Groups;
 
 /// Channels of the prunable spaces (the denominator of φ).
 pub fn prunable_channels(groups: &Groups, internal_only: bool) -> usize {

@@ -6,8 +6,8 @@ use super::config::{PruneConfig, StepSize, Target};
 use super::error::ScheduleError;
 use super::select::{prunable_channels, Choice};
 use crate::budget::BoardTarget;
+use crate::channels::pruned_arch;
 use crate::model::Arch;
-use crate::prune::surgery::pruned_arch;
 
 /// Whether a model of `macs`/`params` (and kept ratio, when known) meets the size part of the
 /// target against the original `base`.
