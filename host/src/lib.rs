@@ -15,6 +15,7 @@ pub mod input;
 pub mod libtorch;
 pub mod model;
 pub mod pare_file;
+pub mod pipeline;
 pub mod plots;
 pub mod progress;
 pub mod prune;
