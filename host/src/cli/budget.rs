@@ -54,8 +54,8 @@ impl BudgetArgs {
         self.max_latency.is_some() || self.max_arena.is_some() || self.max_flash.is_some()
     }
 
-    /// The board target for pruning `arch`, or `None` without budgets. Measures the board
-    /// unless its profile of this model is cached; `sample` is one image at the model's input.
+    /// The board target for pruning `arch`, or `None` without budgets
+    /// ([`crate::pipeline::board_target`]).
     pub fn target(
         &self,
         board: &str,
@@ -63,66 +63,12 @@ impl BudgetArgs {
         sample: &Dataset,
         criterion: &str,
     ) -> anyhow::Result<Option<(BoardTarget, Option<BoardProfile>)>> {
-        if !self.any() {
-            return Ok(None);
-        }
-        let b =
-            boards::find(board).ok_or_else(|| anyhow::anyhow!("unknown board '{board}'; `pare boards` lists them"))?;
-        let base = arch.cost().map_err(anyhow::Error::msg)?;
-        let mut t = BoardTarget {
-            board: b.name.into(),
-            unit: measure::unit_of(b),
-            max_latency: None,
+        let budgets = crate::pipeline::BoardBudgets {
+            max_latency: self.max_latency,
             max_arena: self.max_arena,
             max_flash: self.max_flash,
-            latency: crate::budget::LatencyModel { coefficients: vec![] },
-            runtime_bytes: 0,
-            criterion: criterion.into(),
-            base,
-            points: vec![],
-            profile_points: 0,
         };
-        let Some(limit) = self.max_latency else {
-            // Byte budgets need no latency profile, only the runtime's flash: measured on the
-            // narrowest variant (the unpruned model may not fit the board at all).
-            let narrow = measure::narrowest(arch, measure::MIN_SHARE)?;
-            let m = measure::measure_arch(b, &narrow, &sample.clone().take(1), criterion, base)?;
-            t.runtime_bytes = m.runtime_bytes + measure::RUNTIME_SLACK;
-            eprintln!(
-                "runtime flash besides the model: {} bytes measured on {}, {} with slack for the code's variation",
-                m.runtime_bytes, b.name, t.runtime_bytes
-            );
-            return Ok(Some((t, None)));
-        };
-        let profile = measure::profile(b, arch, sample)?;
-        let unpruned = profile.unpruned();
-        let max_latency = limit.resolve(unpruned, b.cycles_per_ms()).map_err(anyhow::Error::msg)?;
-        let fitted = profile.model.predict(arch)?;
-        eprintln!(
-            "latency model for {} on {}: unpruned {unpruned} {} measured, {:.0} predicted ({:+.2} %), from {} measured models",
-            arch.name,
-            b.name,
-            profile.unit,
-            fitted,
-            100.0 * (fitted - unpruned as f64) / unpruned.max(1) as f64,
-            profile.points.len()
-        );
-        let (lo, hi) = profile.runtime_seen.iter().fold((u64::MAX, 0), |(lo, hi), &r| (lo.min(r), hi.max(r)));
-        eprintln!("runtime flash besides the model: {lo}–{hi} bytes over the measured builds");
-        eprintln!(
-            "latency budget: {max_latency} {} ({:.1} % of the unpruned model)",
-            profile.unit,
-            100.0 * max_latency as f64 / unpruned.max(1) as f64
-        );
-        if max_latency >= unpruned {
-            eprintln!("note: the unpruned model already meets the latency budget");
-        }
-        t.max_latency = Some(max_latency);
-        t.latency = profile.model.clone();
-        t.runtime_bytes = profile.runtime_bytes + measure::RUNTIME_SLACK;
-        t.points = profile.points.clone();
-        t.profile_points = profile.points.len();
-        Ok(Some((t, Some(profile))))
+        Ok(crate::pipeline::board_target(&budgets, board, arch, sample, criterion)?)
     }
 }
 

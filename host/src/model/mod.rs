@@ -4,6 +4,7 @@
 mod arch;
 mod net;
 pub mod onnx;
+pub mod provenance;
 pub mod weights;
 pub mod zoo;
 

@@ -18,7 +18,7 @@ pub const ARCH_KEY: &str = "pare.arch";
 pub const EPOCH_KEY: &str = "pare.epoch";
 /// Metadata key of the optimiser steps taken so far.
 pub const STEP_KEY: &str = "pare.step";
-/// Metadata key of the pruning provenance (JSON of [`crate::prune::ProvenanceRecord`]).
+/// Metadata key of the pruning provenance (JSON of [`super::provenance::ProvenanceRecord`]).
 pub const PROVENANCE_KEY: &str = "pare.provenance";
 
 /// What a checkpoint carries besides its tensors and architecture, typed: the keys above are
@@ -27,7 +27,7 @@ pub const PROVENANCE_KEY: &str = "pare.provenance";
 pub struct CheckpointMeta {
     pub epoch: Option<usize>,
     pub step: Option<usize>,
-    pub provenance: Option<crate::prune::ProvenanceRecord>,
+    pub provenance: Option<super::provenance::ProvenanceRecord>,
 }
 
 impl CheckpointMeta {

@@ -9,26 +9,5 @@ pub mod surgery;
 /// The channel spaces, by the path they had when they lived here.
 pub use crate::channels as groups;
 
-/// Where a pruned model came from (stored in checkpoints, carried into `.pare` files).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ProvenanceRecord {
-    pub criterion: String,
-    pub kept_filter_ratio: f32,
-    pub flops_before: u64,
-    pub flops_after: u64,
-    pub params_before: u64,
-    pub params_after: u64,
-}
-
-impl ProvenanceRecord {
-    pub fn as_format(&self) -> pare_format::Provenance<'_> {
-        pare_format::Provenance {
-            criterion: &self.criterion,
-            kept_filter_ratio: self.kept_filter_ratio,
-            flops_before: self.flops_before,
-            flops_after: self.flops_after,
-            params_before: self.params_before,
-            params_after: self.params_after,
-        }
-    }
-}
+/// Where a pruned model came from: defined beside the checkpoints that store it.
+pub use crate::model::provenance::ProvenanceRecord;
