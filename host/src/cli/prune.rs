@@ -100,7 +100,7 @@ pub struct PruneArgs {
     #[command(flatten)]
     pub budgets: super::budget::BudgetArgs,
     /// Board of --max-latency/--max-arena/--max-flash (`pare boards` lists them).
-    #[arg(long, default_value = "qemu-mps2-an500")]
+    #[arg(long, default_value = crate::boards::DEFAULT_BOARD)]
     pub board: String,
     /// Stop at this kept-filter ratio φ, in (0, 1). One size target at a time: --target-ratio,
     /// --target-flops or --target-params.
