@@ -21,6 +21,39 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Arithmetic of the CPU backend's convolutions when training: `f32` (the default), `bf16`
+    /// (products in bfloat16, sums in float32, on CPUs with AVX-512 BF16: faster, experimental,
+    /// accuracy not yet measured against f32) or `auto` (bf16 where the CPU has it).
+    #[arg(long, global = true, value_enum, default_value = "f32")]
+    pub precision: Precision,
+}
+
+/// `--precision`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    Bf16,
+    Auto,
+}
+
+/// Applies `--precision` to the CPU backend, saying what it chose when not plain f32.
+fn apply_precision(p: Precision) -> anyhow::Result<()> {
+    let want = match p {
+        Precision::F32 => false,
+        Precision::Bf16 | Precision::Auto => true,
+    };
+    let on = burn_flex::ops::bf16_products(want);
+    match (p, on) {
+        (Precision::Bf16, false) => {
+            anyhow::bail!("--precision bf16 needs a CPU with AVX-512 BF16, which this one lacks: use f32 or auto")
+        }
+        (_, true) => {
+            eprintln!("precision: bf16 products with f32 sums in the CPU backend's convolutions (AVX-512 BF16)")
+        }
+        (Precision::Auto, false) => eprintln!("precision: f32 (this CPU has no AVX-512 BF16)"),
+        (Precision::F32, false) => {}
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -54,6 +87,7 @@ pub enum Command {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    apply_precision(cli.precision)?;
     match cli.command {
         Command::Pipeline(a) => pipeline::run(*a),
         Command::Train(a) => train::run(a),

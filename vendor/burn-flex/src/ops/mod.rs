@@ -123,6 +123,9 @@ mod pare_winograd;
 mod pare_direct;
 // pare patch: 2×2 stride-2 max pooling by its own kernel (PARE-PATCH.md).
 mod pare_pool;
+// pare patch: bf16 products with f32 accumulation for the convolutions' GEMMs (PARE-PATCH.md).
+mod pare_bf16;
+pub use pare_bf16::bf16_products;
 mod qtensor;
 pub mod reduce;
 pub mod repeat_dim;

@@ -798,6 +798,11 @@ pub(super) fn gemm(
     assert!(dst.len() >= m * n);
     assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
     assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // bf16 products where turned on and the product is large enough to repay the packing.
+    #[cfg(target_arch = "x86_64")]
+    if k >= 32 && m * n >= 2048 && super::pare_bf16::enabled() {
+        return super::pare_bf16::gemm(m, n, k, dst, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs, rhs_cs, dst_col_major);
+    }
     let (dst_cs, dst_rs) = if dst_col_major { (m, 1) } else { (1, n) };
     unsafe {
         gemm::gemm(
