@@ -67,9 +67,11 @@ pub(super) fn gemm(
     dst_col_major: bool,
 ) {
     assert!(available());
-    // The packed operand should be the wide one: for a narrow C compute Cᵀ = Bᵀ · Aᵀ.
-    if n < 64 && m > n {
-        return gemm(n, m, k, dst, accumulate, rhs, rhs_cs, rhs_rs, lhs, lhs_cs, lhs_rs, !dst_col_major);
+    // A column-major C is the row-major Cᵀ = Bᵀ · Aᵀ: stores then run along rows, and the
+    // transposed operands are the ones whose k runs are contiguous (Winograd's, the weight
+    // gradient's).
+    if dst_col_major {
+        return gemm(n, m, k, dst, accumulate, rhs, rhs_cs, rhs_rs, lhs, lhs_cs, lhs_rs, false);
     }
     let kp = k.div_ceil(2);
     // B: panels of 16 columns, per k-pair 16 u32 (low half row 2p, high half row 2p+1).
@@ -126,13 +128,15 @@ pub(super) fn gemm(
         for j0 in (0..panels).step_by(NB) {
             let np = NB.min(panels - j0);
             unsafe { micro(a, &bp[j0 * kp * 16..], kp, np, &mut tile) };
+            let cols = (np * 16).min(n - j0 * 16);
             for r in 0..MR.min(m - i * MR) {
                 let row = i * MR + r;
-                for c in 0..(np * 16).min(n - j0 * 16) {
-                    let col = j0 * 16 + c;
-                    let d = if dst_col_major { &mut dst[col * m + row] } else { &mut dst[row * n + col] };
-                    let v = tile[r * NR + c];
-                    *d = if accumulate { *d + v } else { v };
+                let d = &mut dst[row * n + j0 * 16..][..cols];
+                let t = &tile[r * NR..][..cols];
+                if accumulate {
+                    d.iter_mut().zip(t).for_each(|(d, t)| *d += t);
+                } else {
+                    d.copy_from_slice(t);
                 }
             }
         }
