@@ -16,13 +16,7 @@ use std::process::Command;
 
 /// The Python of the onnx venv, found the way `scripts/env` sets it.
 fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("PARE_ONNX_VENV").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("PARE_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is not set")).join(".cache/pare"));
-        cache.join("onnx-venv")
-    });
-    venv.join("bin/python")
+    pare::testing::venv_python("PARE_ONNX_VENV", "onnx-venv")
 }
 
 /// Runs the table's generator into `dir`; panics (never passes quietly) when Python or its

@@ -6,9 +6,6 @@
 //! `PARE_ONNX_FUZZ_RUNS` sets the number of mutated inputs (default 20,000; BENCHMARKS.md
 //! records a long run).
 
-use std::path::PathBuf;
-use std::process::Command;
-
 /// xorshift64*: a fixed, dependency-free stream so a failing run repeats exactly.
 struct Rng(u64);
 
@@ -72,21 +69,9 @@ fn mutate(x: &mut Vec<u8>, seeds: &[Vec<u8>], r: &mut Rng) {
 }
 
 fn seeds() -> Vec<Vec<u8>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = std::env::var_os("PARE_ONNX_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/pare/onnx-venv"));
-    let python = venv.join("bin/python");
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(&python).arg(root.join("scripts/onnx_conformance.py")).arg(dir.path()).output();
-    let out = out.unwrap_or_else(|e| panic!("{}: {e}; scripts/setup installs the ONNX venv", python.display()));
-    assert!(out.status.success(), "onnx_conformance.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .map(|p| std::fs::read(p).unwrap())
-        .collect();
+    let mut seeds: Vec<Vec<u8>> =
+        pare::testing::onnx_conformance_models(dir.path()).iter().map(|p| std::fs::read(p).unwrap()).collect();
     let device = burn::tensor::Device::flex();
     for name in ["tiny", "resnet8"] {
         let net = pare::testing::random_net(name, 1, &device);

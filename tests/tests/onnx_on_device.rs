@@ -6,28 +6,6 @@
 use burn::tensor::Device;
 use pare::export::{export, Quant};
 use rand::{Rng, SeedableRng};
-use std::path::PathBuf;
-use std::process::Command;
-
-/// The conformance models, written into a temporary folder by the table's script.
-fn conformance_models() -> (tempfile::TempDir, Vec<PathBuf>) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = std::env::var_os("PARE_ONNX_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/pare/onnx-venv"));
-    let python = venv.join("bin/python");
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(&python).arg(root.join("scripts/onnx_conformance.py")).arg(dir.path()).output();
-    let out = out.unwrap_or_else(|e| panic!("{}: {e}; scripts/setup installs the ONNX venv", python.display()));
-    assert!(out.status.success(), "onnx_conformance.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let mut models: Vec<PathBuf> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    models.sort();
-    (dir, models)
-}
 
 /// Largest |a − b| over the largest |b|.
 fn rel(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
@@ -45,7 +23,8 @@ fn rel(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
 #[test]
 fn imported_models_run_on_the_device_as_in_burn_and_round_trip_through_onnx() {
     let device = Device::flex();
-    let (_dir, models) = conformance_models();
+    let dir = tempfile::tempdir().unwrap();
+    let models = pare::testing::onnx_conformance_models(dir.path());
     let (mut checked, mut failures) = (0, vec![]);
     for path in &models {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();

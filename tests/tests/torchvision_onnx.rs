@@ -43,27 +43,20 @@ fn check(size: usize, n: usize, scale: usize) -> Vec<String> {
     let raw = dir.path().join("images.u8");
     let hwc: Vec<u8> = (0..ds.len()).flat_map(|i| ds.image_hwc(i)).collect();
     std::fs::write(&raw, hwc).unwrap();
-    let venv = std::env::var_os("PARE_TORCH_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/pare/torch-venv"));
+    let python = pare::testing::venv_python("PARE_TORCH_VENV", "torch-venv");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/torchvision_onnx.py");
-    let status = Command::new(venv.join("bin/python"))
+    let status = Command::new(&python)
         .arg(&script)
         .arg(dir.path())
         .arg(&raw)
         .arg(n.to_string())
         .arg(size.to_string())
         .status()
-        .unwrap_or_else(|e| panic!("{}: {e}; PARE_TORCH=1 scripts/setup installs PyTorch", venv.display()));
+        .unwrap_or_else(|e| panic!("{}: {e}; PARE_TORCH=1 scripts/setup installs PyTorch", python.display()));
     assert!(status.success(), "torchvision_onnx.py failed");
     let device = Device::flex();
     let mut report = vec![];
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    files.sort();
+    let files = pare::testing::files_with_extension(dir.path(), "onnx");
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let mut net = match pare::model::onnx::import_file(&path, &device) {
