@@ -1,6 +1,7 @@
 //! Training (SGD with Nesterov momentum, weight decay, cosine or step schedule, label
 //! smoothing, optional distillation from a teacher and mixup, a step or wall-clock horizon), BatchNorm
-//! re-estimation, and evaluation (top-1, per-class accuracy, confusion matrix).
+//! re-estimation (`eval.rs`, with evaluation: top-1, per-class accuracy, confusion matrix), and
+//! the losses (`loss.rs`).
 
 use crate::data::{batch, Augment, Dataset};
 use crate::model::Net;
@@ -15,56 +16,10 @@ use rand::SeedableRng;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Mean cross-entropy with optional label smoothing.
-pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>, smoothing: f64) -> Tensor<1> {
-    let logp = log_softmax(logits, 1);
-    let nll = logp.clone().gather(1, targets.unsqueeze_dim(1)).mean().neg();
-    if smoothing > 0.0 {
-        nll.mul_scalar(1.0 - smoothing) + logp.mean().neg().mul_scalar(smoothing)
-    } else {
-        nll
-    }
-}
-
-/// Knowledge distillation (Hinton et al. 2015): the batch mean of
-/// `weight · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − weight) · CE(s, labels)`, with `t`
-/// the teacher's and `s` the student's logits. The T² keeps the soft term's gradient scale
-/// independent of the temperature.
-pub fn distillation_loss(
-    student: Tensor<2>,
-    teacher: Tensor<2>,
-    targets: Tensor<1, Int>,
-    temperature: f64,
-    weight: f64,
-) -> Tensor<1> {
-    distilled(student, teacher, temperature, weight, |s| cross_entropy(s, targets, 0.0))
-}
-
-/// [`distillation_loss`] with another label term: `weight · soft_loss + (1 − weight) ·
-/// labels(student)` (the label term not computed at weight 1), e.g. mixup's blended labels.
-pub fn distilled(
-    student: Tensor<2>,
-    teacher: Tensor<2>,
-    temperature: f64,
-    weight: f64,
-    labels: impl FnOnce(Tensor<2>) -> Tensor<1>,
-) -> Tensor<1> {
-    let soft = soft_loss(student.clone(), teacher, temperature).mul_scalar(weight);
-    if weight < 1.0 {
-        soft + labels(student).mul_scalar(1.0 - weight)
-    } else {
-        soft
-    }
-}
-
-/// The soft term of [`distillation_loss`]: the batch mean of `T² · KL(softmax(t/T) ‖ softmax(s/T))`.
-pub fn soft_loss(student: Tensor<2>, teacher: Tensor<2>, temperature: f64) -> Tensor<1> {
-    let n = student.dims()[0].max(1) as f64;
-    let log_ps = log_softmax(student.div_scalar(temperature), 1);
-    let log_pt = log_softmax(teacher.div_scalar(temperature), 1);
-    let kl = (log_pt.clone().exp() * (log_pt - log_ps)).sum().div_scalar(n);
-    kl.mul_scalar(temperature * temperature)
-}
+mod eval;
+mod loss;
+pub use eval::{argmax, evaluate, logits, recalibrate_batchnorm, Evaluation};
+pub use loss::{cross_entropy, distillation_loss, distilled, soft_loss};
 
 /// Mixup (Zhang et al. 2018) of one batch: sample `i` becomes `λᵢ·xᵢ + (1 − λᵢ)·x_partner(i)`,
 /// the partners a random permutation of the batch. With a teacher that sees the same blended
@@ -418,100 +373,6 @@ pub fn train(
         }
     }
     net
-}
-
-/// Re-estimates every BatchNorm's running mean and variance on `batches` batches of `ds`
-/// (in order, no augmentation), as a cumulative average over those batches (PyTorch's
-/// `momentum=None`): after surgery the statistics the model carries no longer describe what
-/// its layers see. Each layer normalises with the batch's statistics during the passes, as in
-/// training. `device` must be an autodiff device (where BatchNorm runs in training mode).
-pub fn recalibrate_batchnorm(mut net: Net, ds: &Dataset, batches: usize, batch_size: usize, device: &Device) -> Net {
-    let order: Vec<usize> = (0..ds.len()).collect();
-    let momenta: Vec<f64> = net.convs.iter().map(|c| c.bn.momentum).collect();
-    for (k, idx) in order.chunks(batch_size.max(1)).take(batches).enumerate() {
-        for cb in &mut net.convs {
-            cb.bn.momentum = 1.0 / (k + 1) as f64;
-        }
-        let (x, _) = batch::<rand::rngs::StdRng>(ds, idx, &net.arch.mean, &net.arch.std, None, device);
-        drop(net.forward(x));
-    }
-    for (cb, m) in net.convs.iter_mut().zip(momenta) {
-        cb.bn.momentum = m;
-    }
-    net
-}
-
-/// Accuracy figures of one evaluation.
-#[derive(Debug, Clone, Serialize)]
-pub struct Evaluation {
-    pub samples: usize,
-    pub top1: f64,
-    pub per_class: Vec<f64>,
-    /// `confusion[true][predicted]`.
-    pub confusion: Vec<Vec<usize>>,
-    #[serde(skip)]
-    pub predictions: Vec<usize>,
-}
-
-impl Evaluation {
-    pub fn from_predictions(labels: &[u8], predictions: Vec<usize>, classes: usize) -> Self {
-        let mut confusion = vec![vec![0usize; classes]; classes];
-        for (&l, &p) in labels.iter().zip(&predictions) {
-            if (l as usize) < classes && p < classes {
-                confusion[l as usize][p] += 1;
-            }
-        }
-        let per_class = confusion
-            .iter()
-            .enumerate()
-            .map(|(i, row)| row[i] as f64 / row.iter().sum::<usize>().max(1) as f64)
-            .collect();
-        let correct: usize = (0..classes).map(|i| confusion[i][i]).sum();
-        Self {
-            samples: predictions.len(),
-            top1: correct as f64 / predictions.len().max(1) as f64,
-            per_class,
-            confusion,
-            predictions,
-        }
-    }
-}
-
-/// Logits of every image (inference mode, BatchNorms folded: [`Net::folded`]; no augmentation),
-/// `batch_size` at a time (at least 1).
-pub fn logits(net: &Net, ds: &Dataset, batch_size: usize, device: &Device) -> Vec<Vec<f32>> {
-    let batch_size = batch_size.max(1);
-    let net = net.valid().folded();
-    let mut out = Vec::with_capacity(ds.len());
-    let order: Vec<usize> = (0..ds.len()).collect();
-    let bar = crate::progress::steps(ds.len().div_ceil(batch_size) as u64, "evaluating");
-    for idx in order.chunks(batch_size) {
-        let (x, _) = batch::<rand::rngs::StdRng>(ds, idx, &net.arch.mean, &net.arch.std, None, device);
-        let y = net.forward(x);
-        let [n, k] = y.dims();
-        let v: Vec<f32> = y.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
-        out.extend((0..n).map(|i| v[i * k..(i + 1) * k].to_vec()));
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    out
-}
-
-/// Top-1, per-class accuracy and confusion matrix.
-pub fn evaluate(net: &Net, ds: &Dataset, batch_size: usize, device: &Device) -> Evaluation {
-    let preds = logits(net, ds, batch_size, device).iter().map(|l| argmax(l)).collect();
-    Evaluation::from_predictions(&ds.labels, preds, net.arch.labels.len())
-}
-
-/// Index of the largest value (first on ties).
-pub fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 #[cfg(test)]
