@@ -214,6 +214,8 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         crate::atomic::check_distinct(&[("--json", json)], &inputs)?;
     }
     let device = a.model.device.device()?;
+    // A zoo model without --weights starts from random weights: --seed fixes them too.
+    device.seed(a.seed);
     // On --resume the model comes from the run's last checkpoint.
     let net = if a.resume { None } else { Some(a.model.load(&device)?) };
     // Image datasets at the model's input size (a resumed run: --input-size or the default).
