@@ -378,7 +378,7 @@ fn taps_equal_their_definition() {
     }
 }
 
-/// Issue 15 item 1: a valid pooling window 2^31 wide with padding 2^31 − 1 used to loop over
+/// A valid pooling window 2^31 wide with padding 2^31 − 1 used to loop over
 /// every kernel position (minutes per image); the work is now its in-bounds taps. Output (y, x)
 /// covers input rows 0..=y and columns 0..=x (taps o + k − (2^31 − 1) for k < 2^31).
 #[test]

@@ -1,4 +1,4 @@
-//! Seed corpora for the fuzz targets (issue 15 item 13): small valid `.pare` models that together
+//! Seed corpora for the fuzz targets: small valid `.pare` models that together
 //! use every op of the format, each in f32 and int8, and every int8 convolution kernel path.
 //!
 //! `cargo run --release --example seeds -- DIR` (in `fuzz/`; DIR defaults to the git-ignored

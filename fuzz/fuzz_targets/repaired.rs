@@ -1,6 +1,6 @@
 //! Arbitrary bytes as a model's payload, framed with a correct header and CRC, so every
-//! mutation reaches the decoder and validator instead of stopping at the checksum (issue 15
-//! item 13: `decode` alone never got past the CRC). The first quarter feeds the input.
+//! mutation reaches the decoder and validator instead of stopping at the checksum (`decode`
+//! alone never gets past the CRC). The first quarter feeds the input.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

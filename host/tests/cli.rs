@@ -128,7 +128,7 @@ fn boards_lists_flash_and_ram() {
     );
 }
 
-/// Issue 15, item 11: counts of zero are refused before any work, `flash --dry-run` (which only
+/// Counts of zero are refused before any work, `flash --dry-run` (which only
 /// prints the commands) succeeds, and a reader that goes away ends `pare` without a panic.
 #[test]
 fn zero_counts_dry_runs_and_closed_pipes() {
@@ -158,7 +158,7 @@ fn zero_counts_dry_runs_and_closed_pipes() {
     assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
 }
 
-/// Issue 15, item 12: an error's cause is printed once, not once per layer that wraps it.
+/// An error's cause is printed once, not once per layer that wraps it.
 #[test]
 fn each_cause_is_said_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,7 +179,7 @@ fn each_cause_is_said_once() {
     }
 }
 
-/// Issue 15, item 10: an output that cannot be written is refused before any work, naming it.
+/// An output that cannot be written is refused before any work, naming it.
 /// (A path under a regular file: unwritable even for root, which ignores permissions.)
 #[test]
 fn unwritable_outputs_are_refused_up_front() {
@@ -219,7 +219,7 @@ fn unwritable_outputs_are_refused_up_front() {
     }
 }
 
-/// Issue 15, item 7: an int8 export names its calibration data; it no longer falls back to the
+/// An int8 export names its calibration data; it no longer falls back to the
 /// synthetic stripes for a CIFAR model.
 #[test]
 fn int8_export_requires_calibration_data() {
@@ -261,7 +261,7 @@ fn interrupt_after(args: &[&str], after: &str) -> (Option<i32>, String) {
     (child.wait().expect("wait").code(), err)
 }
 
-/// Issue 15, item 8: Ctrl-C saves, says so, and exits 130 (it exited 0); an interrupted prune
+/// Ctrl-C saves, says so, and exits 130 (it exited 0); an interrupted prune
 /// writes no final.safetensors and marks its report partial.
 #[cfg(unix)]
 #[test]
@@ -302,7 +302,7 @@ fn ctrl_c_exits_130_and_a_partial_prune_ships_nothing() {
     assert!(partial.starts_with("# PARTIAL"), "{partial}");
 }
 
-/// Issue 15, item 19: `pare run --json` writes its evaluation; the confusion matrix accounts
+/// `pare run --json` writes its evaluation; the confusion matrix accounts
 /// for every image and the per-class accuracies for the top-1.
 #[test]
 fn run_writes_its_result_as_json() {
@@ -321,7 +321,7 @@ fn run_writes_its_result_as_json() {
     assert!((top1 - diagonal as f64 / 40.0).abs() < 1e-12, "{top1} vs {diagonal}/40");
 }
 
-/// Issue 15, item 16: the criteria's settings reach `prune` (they were hard-wired to defaults
+/// The criteria's settings reach `prune` (they were hard-wired to defaults
 /// there) and are recorded in the run's state for --resume.
 #[test]
 fn prune_takes_the_criteria_settings_and_records_them() {

@@ -257,7 +257,7 @@ fn stem_has_a_bottleneck_of_its_own() {
     assert_eq!(sites[0], convs[0], "the stem (conv1) is scored at its own output");
 }
 
-/// The capacity against hand-derived values (issue 15, item 18), not against its own autodiff:
+/// The capacity against hand-derived values, not against its own autodiff:
 /// KL(N(λr̂, (1−λ)²) ‖ N(0, 1)) = −ln(1−λ) + ((1−λ)² + λ²r̂²)/2 − 1/2 nats.
 /// λ = 0.5, r̂ = 1: ln 2 + (0.25 + 0.25)/2 − 0.5 = 0.693147 − 0.25 = 0.443147.
 /// λ = 0, any r̂: the posterior is the prior, 0 nats. λ = 0.9, r̂ = 0: ln 10 + 0.005 − 0.5 = 1.807585.

@@ -57,7 +57,7 @@ fn bad_size_and_bad_label_name_the_file_and_offset() {
     assert!(err.contains("nope"), "{err}");
 }
 
-/// Issue 15, item 5: a folder or archive missing one file of a split is refused, naming the file,
+/// A folder or archive missing one file of a split is refused, naming the file,
 /// instead of training on the rest without a word (it trained on 40,000 of 50,000 images).
 #[test]
 fn an_incomplete_split_is_refused() {
