@@ -61,14 +61,32 @@ pub fn files_with_extension(dir: &std::path::Path, ext: &str) -> Vec<PathBuf> {
     files
 }
 
-/// The ONNX conformance models (`scripts/onnx_conformance.py`, run by the onnx venv's Python,
-/// `$PARE_ONNX_VENV`) written into `dir`; panics, saying `scripts/setup` installs the venv, where
-/// it cannot run.
-pub fn onnx_conformance_models(dir: &std::path::Path) -> Vec<PathBuf> {
+/// The onnx venv's Python (`$PARE_ONNX_VENV`), checked: panics, saying `scripts/setup` installs
+/// it, where it is missing or cannot import onnx, onnxruntime and numpy. ONNX checks are never
+/// left out quietly.
+pub fn onnx_python() -> PathBuf {
     let python = venv_python("PARE_ONNX_VENV", "onnx-venv");
+    let ok = std::process::Command::new(&python).args(["-c", "import onnx, onnxruntime, numpy"]).output();
+    assert!(
+        ok.as_ref().is_ok_and(|o| o.status.success()),
+        "\n\n!!!!!!!! {} cannot import onnx, onnxruntime and numpy ({}): run scripts/setup (it installs them \
+         into $PARE_ONNX_VENV), or point PARE_ONNX_VENV at a venv that has them !!!!!!!!\n",
+        python.display(),
+        ok.map_or_else(|e| e.to_string(), |o| String::from_utf8_lossy(&o.stderr).trim().to_string())
+    );
+    python
+}
+
+/// The ONNX conformance models (`scripts/onnx_conformance.py`, run by [`onnx_python`]) written
+/// into `dir` with their inputs, onnxruntime's outputs and `cases.json`; the models, sorted.
+pub fn onnx_conformance_models(dir: &std::path::Path) -> Vec<PathBuf> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/onnx_conformance.py");
-    let out = std::process::Command::new(&python).arg(script).arg(dir).output();
-    let out = out.unwrap_or_else(|e| panic!("{}: {e}; scripts/setup installs the ONNX venv", python.display()));
-    assert!(out.status.success(), "onnx_conformance.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(onnx_python()).arg(script).arg(dir).output().expect("run onnx_conformance.py");
+    assert!(
+        out.status.success(),
+        "scripts/onnx_conformance.py failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     files_with_extension(dir, "onnx")
 }

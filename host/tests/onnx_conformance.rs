@@ -11,42 +11,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// The Python of the onnx venv, found the way `scripts/env` sets it.
-fn venv_python() -> PathBuf {
-    pare::testing::venv_python("PARE_ONNX_VENV", "onnx-venv")
-}
-
-/// Runs the table's generator into `dir`; panics (never passes quietly) when Python or its
-/// modules are missing.
-fn generate(dir: &Path) {
-    let python = venv_python();
-    let missing = |why: String| -> ! {
-        panic!(
-            "{why}: the ONNX conformance test needs Python with onnx, onnxruntime and numpy at {} \
-             (`scripts/setup` installs them there; PARE_ONNX_VENV names another venv)",
-            python.display()
-        )
-    };
-    if !python.exists() {
-        missing(format!("{} does not exist", python.display()));
-    }
-    match Command::new(&python).args(["-c", "import onnx, onnxruntime, numpy"]).output() {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => missing(format!("the modules do not import: {}", String::from_utf8_lossy(&o.stderr).trim())),
-        Err(e) => missing(format!("{} does not run: {e}", python.display())),
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/onnx_conformance.py");
-    let out = Command::new(&python).arg(&script).arg(dir).output().expect("run scripts/onnx_conformance.py");
-    assert!(
-        out.status.success(),
-        "scripts/onnx_conformance.py failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use std::path::Path;
 
 /// One row of `cases.json`.
 struct Case {
@@ -147,7 +112,7 @@ fn check(dir: &Path, case: &Case, device: &Device) -> Result<String, String> {
 #[test]
 fn onnx_import_matches_onnxruntime_case_by_case() {
     let dir = tempfile::tempdir().expect("temp dir");
-    generate(dir.path());
+    pare::testing::onnx_conformance_models(dir.path());
     let device = Device::flex();
     let table = cases(dir.path());
     assert!(!table.is_empty(), "cases.json lists no cases");

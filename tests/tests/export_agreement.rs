@@ -106,50 +106,13 @@ fn pretrained_resnet20_f32_matches_burn_within_1e4() {
     }
 }
 
-/// The Python of the ONNX venv, `$PARE_ONNX_VENV/bin/python` (default
-/// `$PARE_CACHE/onnx-venv`, `$PARE_CACHE` defaulting to `~/.cache/pare`; `scripts/setup`
-/// installs onnx, onnxruntime and numpy there). Panics, saying how to install it, when it is
-/// missing or lacks onnxruntime: the ONNX export is never left unchecked.
-fn onnx_python() -> std::path::PathBuf {
-    let cache = || {
-        std::env::var_os("PARE_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME or PARE_CACHE is set")).join(".cache/pare")
-        })
-    };
-    let venv = std::env::var_os("PARE_ONNX_VENV").map_or_else(|| cache().join("onnx-venv"), std::path::PathBuf::from);
-    let python = venv.join("bin/python");
-    let ok = std::process::Command::new(&python).args(["-c", "import onnx, onnxruntime, numpy"]).output();
-    match ok {
-        Ok(o) if o.status.success() => python,
-        Ok(o) => panic!(
-            "\n\n!!!!!!!! {} cannot import onnx, onnxruntime and numpy: {}\n\
-             Run scripts/setup (it installs them into $PARE_ONNX_VENV), or point PARE_ONNX_VENV at a venv that has them. !!!!!!!!\n",
-            python.display(),
-            String::from_utf8_lossy(&o.stderr).trim()
-        ),
-        Err(e) => panic!(
-            "\n\n!!!!!!!! no ONNX venv at {} ({e}).\n\
-             Run scripts/setup (it installs onnx, onnxruntime and numpy into $PARE_ONNX_VENV), or point PARE_ONNX_VENV at one. !!!!!!!!\n",
-            venv.display()
-        ),
-    }
-}
-
 /// A Python with PyTorch and `modules` for the PyTorch-exported models: `$PARE_PYTHON`, else
-/// `$PARE_CACHE/torch-venv/bin/python` (the benchmarks' venv). The tests that need it are ignored
+/// `$PARE_TORCH_VENV/bin/python` (the benchmarks' venv, `$PARE_CACHE/torch-venv` by default). The tests that need it are ignored
 /// by default; run with `--ignored` where it exists, and they fail, saying what is missing,
 /// where it does not.
 fn torch_python(modules: &str) -> std::path::PathBuf {
-    let python = std::env::var_os("PARE_PYTHON").map_or_else(
-        || {
-            let cache = std::env::var_os("PARE_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|| {
-                std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME or PARE_CACHE is set"))
-                    .join(".cache/pare")
-            });
-            cache.join("torch-venv/bin/python")
-        },
-        std::path::PathBuf::from,
-    );
+    let python = std::env::var_os("PARE_PYTHON")
+        .map_or_else(|| pare::testing::venv_python("PARE_TORCH_VENV", "torch-venv"), std::path::PathBuf::from);
     let ok = std::process::Command::new(&python).args(["-c", &format!("import {modules}")]).output();
     assert!(
         ok.as_ref().is_ok_and(|o| o.status.success()),
@@ -221,7 +184,7 @@ fn every_kind() -> Vec<(&'static str, pare::model::Net)> {
 
 #[test]
 fn onnx_export_runs_in_onnxruntime_with_pares_logits() {
-    let python = onnx_python();
+    let python = pare::testing::onnx_python();
     for (label, net) in every_kind() {
         ort_check(&python, &net, label);
     }
@@ -246,7 +209,7 @@ fn onnx_round_trip_imports_the_same_model_and_prunes_on() {
         }
     }
     // Import → prune → export ONNX → onnxruntime agrees with pare.
-    let python = onnx_python();
+    let python = pare::testing::onnx_python();
     let (_, r8) = every_kind().swap_remove(1);
     let imported = pare::model::onnx::import(&pare::export::onnx::export_onnx(&r8).unwrap(), &device).unwrap();
     let groups = pare::prune::groups::Groups::of(&imported.arch).unwrap();
@@ -318,7 +281,7 @@ fn keras_style_resnet8_from_pytorch_matches_onnxruntime() {
     // bias and no BatchNorm, raw 0..255 inputs (--mean 0 --std 1/255). Exported with and without
     // constant folding; pare's logits against onnxruntime's on 50 CIFAR images.
     let shared = shared("data/cifar10");
-    let ort = onnx_python();
+    let ort = pare::testing::onnx_python();
     let torch = torch_python("torch, onnx");
     let device = Device::flex();
     let ds = load(shared.join("data/cifar10").to_str().unwrap(), "test_lossless").unwrap().take(50);
