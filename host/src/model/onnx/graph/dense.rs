@@ -33,14 +33,8 @@ impl Importer<'_> {
                 }
             }
             _ => {
-                let axes = match at.n.ints("axes").map_err(|e| at.refuse(e))? {
-                    Some(a) => a,
-                    None if at.n.inputs.get(1).is_some_and(|x| !x.is_empty()) => self.ints_of(at, 1, "axes")?,
-                    None => vec![2, 3],
-                };
-                let mut axes: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
-                axes.sort_unstable();
-                if axes != [2, 3] || (x.h, x.w) != (1, 1) {
+                let axes = self.axes(at)?.unwrap_or_else(|| vec![2, 3]);
+                if !height_and_width(&axes) || (x.h, x.w) != (1, 1) {
                     return Err(at.refuse_attr("axes", "only squeezing a 1×1 height and width is supported"));
                 }
             }

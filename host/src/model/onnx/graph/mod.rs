@@ -372,6 +372,16 @@ impl Importer<'_> {
         Ok(self.konst(at, k, what)?.v.iter().map(|&x| x as i64).collect())
     }
 
+    /// The node's `axes`: the attribute (older opsets) or its second input (newer ones); `None`
+    /// when neither is given.
+    fn axes(&self, at: &At) -> Result<Option<Vec<i64>>, OnnxError> {
+        match at.n.ints("axes").map_err(|e| at.refuse(e))? {
+            Some(a) => Ok(Some(a)),
+            None if at.n.inputs.get(1).is_some_and(|x| !x.is_empty()) => Ok(Some(self.ints_of(at, 1, "axes")?)),
+            None => Ok(None),
+        }
+    }
+
     /// Appends `node`, making it the source of `value`.
     fn push(&mut self, node: Node, value: String) {
         self.arch.nodes.push(node);
@@ -473,6 +483,13 @@ impl Importer<'_> {
             .map_err(|e| OnnxError::Graph(e.to_string()))?;
         Ok((self.arch, self.tensors))
     }
+}
+
+/// Whether `axes` of an NCHW value are exactly height and width (in any order, negative or not).
+fn height_and_width(axes: &[i64]) -> bool {
+    let mut axes: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
+    axes.sort_unstable();
+    axes == [2, 3]
 }
 
 /// Refuses any attribute the op's entry in [`ATTRIBUTES`] does not list.

@@ -77,14 +77,7 @@ impl Importer<'_> {
 
     /// ReduceMean over height and width: a global average pool (keepdims or not).
     pub(super) fn reduce_mean(&mut self, at: &At, out: String) -> Result<(), OnnxError> {
-        let axes = match at.n.ints("axes").map_err(|e| at.refuse(e))? {
-            Some(a) => a,
-            None if at.n.inputs.get(1).is_some_and(|x| !x.is_empty()) => self.ints_of(at, 1, "axes")?,
-            None => vec![],
-        };
-        let mut axes: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
-        axes.sort_unstable();
-        if axes != [2, 3] {
+        if !height_and_width(&self.axes(at)?.unwrap_or_default()) {
             return Err(at.refuse_attr("axes", "only the mean over height and width (axes 2, 3) is supported"));
         }
         if !(0..=1).contains(&at.int("keepdims", 1)?) {

@@ -92,10 +92,8 @@ impl Importer<'_> {
                 axes = lead.iter().map(|&d| Axis::Repeat(d)).chain(axes[k..].iter().copied()).collect();
             }
             "ReduceMean" => {
-                let list = match at.n.ints("axes").map_err(|e| at.refuse(e))? {
-                    Some(a) => a,
-                    None if at.n.inputs.get(1).is_some_and(|x| !x.is_empty()) => self.ints_of(at, 1, "axes")?,
-                    None => return Err(at.refuse_attr("axes", "a mean over every axis is not supported")),
+                let Some(list) = self.axes(at)? else {
+                    return Err(at.refuse_attr("axes", "a mean over every axis is not supported"));
                 };
                 let keep = at.int("keepdims", 1)? == 1;
                 let mut drop = vec![false; axes.len()];
