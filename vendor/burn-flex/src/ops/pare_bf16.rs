@@ -36,6 +36,27 @@ fn bf(x: f32) -> u32 {
     (b + 0x7fff + ((b >> 16) & 1)) >> 16
 }
 
+/// One 32-bit lane of two k-steps: `lo` in the low half, `hi` (zero past the end of k) above.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn pair(lo: f32, hi: Option<f32>) -> u32 {
+    bf(lo) | (hi.map_or(0, bf) << 16)
+}
+
+/// `rows` vectors of `k` values (element `t` of vector `r` at `src[r * rs + t * ks]`) as bf16
+/// pairs laid out like [`pack_k_contiguous`]'s: the general case, element by element.
+#[cfg(target_arch = "x86_64")]
+fn pack_strided(rows: usize, k: usize, src: &[f32], rs: usize, ks: usize, group: usize, out: &mut [u32]) {
+    let kp = k.div_ceil(2);
+    for r in 0..rows {
+        let base = (r / group) * kp * group + r % group;
+        for p in 0..kp {
+            let at = |t: usize| src[r * rs + t * ks];
+            out[base + p * group] = pair(at(2 * p), (2 * p + 1 < k).then(|| at(2 * p + 1)));
+        }
+    }
+}
+
 /// Whether this CPU runs the bf16 kernel.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -83,22 +104,7 @@ pub(super) fn gemm(
         // Columns of B contiguous along k: each column's k values become its pairs.
         unsafe { pack_k_contiguous(n, k, rhs, rhs_cs, 16, &mut bp) };
     } else {
-        for j in 0..panels {
-            let base = &mut bp[j * kp * 16..(j + 1) * kp * 16];
-            for p in 0..kp {
-                let out = &mut base[p * 16..p * 16 + 16];
-                for (c, o) in out.iter_mut().enumerate() {
-                    let col = j * 16 + c;
-                    if col >= n {
-                        *o = 0;
-                        continue;
-                    }
-                    let lo = bf(rhs[2 * p * rhs_rs + col * rhs_cs]);
-                    let hi = if 2 * p + 1 < k { bf(rhs[(2 * p + 1) * rhs_rs + col * rhs_cs]) } else { 0 };
-                    *o = lo | (hi << 16);
-                }
-            }
-        }
+        pack_strided(n, k, rhs, rhs_cs, rhs_rs, 16, &mut bp);
     }
     // A: row panels of MR, per k-pair MR u32.
     let rpan = m.div_ceil(MR);
@@ -106,21 +112,7 @@ pub(super) fn gemm(
     if lhs_cs == 1 {
         unsafe { pack_k_contiguous(m, k, lhs, lhs_rs, MR, &mut ap) };
     } else {
-        for i in 0..rpan {
-            for p in 0..kp {
-                for r in 0..MR {
-                    let row = i * MR + r;
-                    let v = if row >= m {
-                        0
-                    } else {
-                        let lo = bf(lhs[row * lhs_rs + 2 * p * lhs_cs]);
-                        let hi = if 2 * p + 1 < k { bf(lhs[row * lhs_rs + (2 * p + 1) * lhs_cs]) } else { 0 };
-                        lo | (hi << 16)
-                    };
-                    ap[(i * kp + p) * MR + r] = v;
-                }
-            }
-        }
+        pack_strided(m, k, lhs, lhs_rs, lhs_cs, MR, &mut ap);
     }
     let mut tile = [0f32; MR * NR];
     for i in 0..rpan {
@@ -200,13 +192,8 @@ unsafe fn pack_b_rows(k: usize, n: usize, b: &[f32], rs: usize, out: &mut [u32])
                 let j = full;
                 for c in 0..16 {
                     let col = j * 16 + c;
-                    out[(j * kp + p) * 16 + c] = if col >= n {
-                        0
-                    } else {
-                        let lo = bf(*lo_row.add(col));
-                        let hi = if hi_ok { bf(*hi_row.add(col)) } else { 0 };
-                        lo | (hi << 16)
-                    };
+                    out[(j * kp + p) * 16 + c] =
+                        if col >= n { 0 } else { pair(*lo_row.add(col), hi_ok.then(|| *hi_row.add(col))) };
                 }
             }
         }
@@ -233,9 +220,7 @@ unsafe fn pack_k_contiguous(rows: usize, k: usize, src: &[f32], stride: usize, g
                 _mm512_storeu_si512(tmp.as_mut_ptr().add(c * 16) as *mut _, v);
             }
             for p in full * 16..kp {
-                let lo = bf(*row.add(2 * p));
-                let hi = if 2 * p + 1 < k { bf(*row.add(2 * p + 1)) } else { 0 };
-                tmp[p] = lo | (hi << 16);
+                tmp[p] = pair(*row.add(2 * p), (2 * p + 1 < k).then(|| *row.add(2 * p + 1)));
             }
             let base = (r / group) * kp * group + r % group;
             for p in 0..kp {
