@@ -278,26 +278,9 @@ impl ModelArgs {
     }
 
     /// The model with --mean/--std applied.
-    fn normalised(&self, mut net: Net) -> anyhow::Result<Net> {
-        let c = net.arch.input.c;
-        let spread = |v: &Channels, what: &str| -> anyhow::Result<Vec<f32>> {
-            match v.0.len() {
-                1 => Ok(vec![v.0[0]; c]),
-                n if n == c => Ok(v.0.clone()),
-                n => bail!("--{what} has {n} values; the model has {c} input channels"),
-            }
-        };
-        if let Some(m) = &self.mean {
-            net.arch.mean = spread(m, "mean")?;
-        }
-        if let Some(s) = &self.std {
-            let s = spread(s, "std")?;
-            if s.iter().any(|&x| x <= 0.0) {
-                bail!("--std must be positive");
-            }
-            net.arch.std = s;
-        }
-        Ok(net)
+    fn normalised(&self, net: Net) -> anyhow::Result<Net> {
+        let (mean, std) = (self.mean.as_ref().map(|m| m.0.as_slice()), self.std.as_ref().map(|s| s.0.as_slice()));
+        Ok(crate::pipeline::normalised(net, mean, std)?)
     }
 
     /// Loads or initialises the model on `device`.

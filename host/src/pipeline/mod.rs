@@ -9,6 +9,7 @@
 pub mod budget;
 pub mod error;
 mod model;
+pub(crate) use model::normalised;
 mod prune;
 pub mod report;
 pub mod request;

@@ -66,8 +66,8 @@ fn train_zoo(
 }
 
 /// `net` with the input normalisation `mean` and `std` (one value for every channel, or one
-/// per channel), where given.
-fn normalised(mut net: Net, mean: Option<&[f32]>, std: Option<&[f32]>) -> Result<Net, PipelineError> {
+/// per channel), where given: `--mean`/`--std` for the pipeline and every command.
+pub(crate) fn normalised(mut net: Net, mean: Option<&[f32]>, std: Option<&[f32]>) -> Result<Net, PipelineError> {
     let c = net.arch.input.c;
     let spread = |v: &[f32], what: &str| match v.len() {
         1 => Ok(vec![v[0]; c]),
