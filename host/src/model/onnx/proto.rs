@@ -270,12 +270,10 @@ fn external(dir: &DataDir, location: &str, offset: u64, length: Option<u64>) -> 
     if !real.starts_with(&root) {
         return Err(err(format!("{} resolves outside the model's folder", path.display())));
     }
-    let mut file = std::fs::File::open(&real).map_err(io)?;
-    let size = file.metadata().map_err(io)?;
-    if !size.is_file() {
-        return Err(err(format!("{} is not a regular file", path.display())));
-    }
-    let size = size.len();
+    // The shared input check (regular file, opened without blocking); the byte range read is
+    // bounded below instead of the file's size.
+    let (mut file, size) =
+        crate::input::open_regular(&real, "ONNX external data", u64::MAX).map_err(|e| err(e.to_string()))?;
     let length = length.unwrap_or(size.saturating_sub(offset));
     if offset.checked_add(length).is_none_or(|end| end > size) {
         return Err(err(format!("bytes {offset}..{offset}+{length} lie beyond the file's {size} bytes")));
